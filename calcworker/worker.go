@@ -1,0 +1,377 @@
+// Package calcworker is Bilancia's calc worker: it serves its own subject,
+// computes with package calc, replies, and heartbeats so that dispatchers
+// know it is alive.
+package calcworker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bilancia/bilancia/calcworker/calc"
+	"github.com/bilancia/bilancia/wire"
+)
+
+// Config configures a Worker. Zero values mean the documented defaults.
+type Config struct {
+	Conn   *nats.Conn // required: the worker does not own it and never closes it
+	ID     string     // "" = "w-" and 4 random hex digits
+	Prefix string     // "" = "calc"
+	// Heartbeat is the interval between heartbeats; each is jittered by
+	// ±10% so workers do not heartbeat in lockstep. 0 = 1s.
+	Heartbeat time.Duration
+	// Concurrency bounds requests computed at once. 0 = 16, enough that
+	// sleep jobs do not hold up fast ones.
+	Concurrency int
+	// ServeDirect also serves <prefix>.direct in queue group "workers", so
+	// that a load can reach the workers without a dispatcher (bench).
+	ServeDirect bool
+	// Env bounds and slows computations (see calc.Env).
+	Env calc.Env
+	// OnError, if set, hears about asynchronous failures (a reply that
+	// could not be sent). Library code does not log.
+	OnError func(error)
+}
+
+// Worker is a running calc worker.
+type Worker struct {
+	cfg   Config
+	nc    *nats.Conn
+	subj  wire.Subjects
+	start time.Time
+	jobs  chan *nats.Msg
+
+	subs     []*nats.Subscription
+	quit     chan struct{}
+	loops    sync.WaitGroup // heartbeat loop
+	pool     sync.WaitGroup // compute goroutines
+	work     sync.WaitGroup // requests accepted and not yet answered
+	mu       sync.RWMutex   // guards stopped against enqueue
+	stopped  bool           // no more sends on jobs
+	ctx      context.Context
+	cancel   context.CancelFunc
+	seq      atomic.Uint64
+	state    atomic.Value // string
+	inflight atomic.Int64
+	served   atomic.Uint64
+	errs     atomic.Uint64
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New validates cfg and returns a worker ready to Start.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("calcworker: Config.Conn is required")
+	}
+	if cfg.ID == "" {
+		cfg.ID = NewID()
+	}
+	if !validToken(cfg.ID) {
+		return nil, fmt.Errorf("calcworker: id %q must be a single subject token", cfg.ID)
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	cfg.Env.WorkerID = cfg.ID
+	w := &Worker{cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, quit: make(chan struct{})}
+	w.jobs = make(chan *nats.Msg)
+	w.state.Store(wire.StateUp)
+	// Computations get a context that ends only at the very end of a
+	// shutdown: draining lets in-flight work finish.
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	return w, nil
+}
+
+// NewID returns a short random worker id, "w-" and 4 hex digits.
+func NewID() string { return fmt.Sprintf("w-%04x", rand.N(1<<16)) }
+
+func validToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == '.' || r == '*' || r == '>' || r > 126 {
+			return false
+		}
+	}
+	return true
+}
+
+// ID is the worker's id.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Subject is the worker's own subject.
+func (w *Worker) Subject() string { return w.subj.Worker(w.cfg.ID) }
+
+// Start subscribes, starts the compute pool and the heartbeat loop, and
+// sends the first heartbeat at once.
+func (w *Worker) Start() error {
+	w.start = time.Now()
+	for range w.cfg.Concurrency {
+		w.pool.Add(1)
+		go w.compute()
+	}
+	sub, err := w.nc.Subscribe(w.Subject(), w.enqueue)
+	if err != nil {
+		w.abort()
+		return fmt.Errorf("calcworker: subscribe: %w", err)
+	}
+	w.subs = append(w.subs, sub)
+	if w.cfg.ServeDirect {
+		sub, err := w.nc.QueueSubscribe(w.subj.Direct(), wire.WorkerQueue, w.enqueue)
+		if err != nil {
+			w.abort()
+			return fmt.Errorf("calcworker: subscribe: %w", err)
+		}
+		w.subs = append(w.subs, sub)
+	}
+	sub, err = w.nc.Subscribe(w.subj.Discover(), func(*nats.Msg) { w.heartbeat() })
+	if err != nil {
+		w.abort()
+		return fmt.Errorf("calcworker: subscribe: %w", err)
+	}
+	w.subs = append(w.subs, sub)
+	for _, s := range w.subs {
+		// The compute pool is the bound; the subscription buffer only
+		// absorbs bursts, and dispatchers cap what they send.
+		_ = s.SetPendingLimits(-1, 256<<20)
+	}
+	if err := w.nc.Flush(); err != nil {
+		w.abort()
+		return fmt.Errorf("calcworker: flush: %w", err)
+	}
+	w.heartbeat()
+	w.loops.Add(1)
+	go w.heartbeatLoop()
+	return nil
+}
+
+// abort undoes a failed Start; a later Shutdown has nothing left to do.
+func (w *Worker) abort() {
+	w.stopOnce.Do(func() { w.stopErr = errors.New("calcworker: not started") })
+	for _, s := range w.subs {
+		_ = s.Unsubscribe()
+	}
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+	w.work.Wait()
+	close(w.jobs)
+	w.pool.Wait()
+	w.cancel()
+}
+
+// enqueue hands a request to the compute pool. It blocks the subscription
+// while the pool is full, so the bound is Concurrency.
+func (w *Worker) enqueue(m *nats.Msg) {
+	w.mu.RLock()
+	if w.stopped {
+		// Only a message racing the end of a drain lands here; a
+		// dispatcher treats 503 from a worker as "try the next one".
+		w.mu.RUnlock()
+		if m.Reply != "" {
+			_ = w.nc.PublishMsg(withSubject(wire.ErrorMsg(headerGet(m, wire.HdrRequestID),
+				wire.NewError(wire.CodeUnavailable, "worker "+w.cfg.ID+" is shutting down")), m.Reply))
+		}
+		return
+	}
+	w.work.Add(1)
+	w.inflight.Add(1)
+	w.mu.RUnlock()
+	w.jobs <- m
+}
+
+func withSubject(m *nats.Msg, subject string) *nats.Msg {
+	m.Subject = subject
+	return m
+}
+
+func (w *Worker) compute() {
+	defer w.pool.Done()
+	for m := range w.jobs {
+		w.handle(m)
+		w.inflight.Add(-1)
+		w.work.Done()
+	}
+}
+
+func (w *Worker) handle(m *nats.Msg) {
+	id := ""
+	if m.Header != nil {
+		id = m.Header.Get(wire.HdrRequestID)
+	}
+	ctx := w.ctx
+	if ms, err := strconv.ParseInt(headerGet(m, wire.HdrTimeout), 10, 64); err == nil && ms > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+		defer cancel()
+	}
+	reply, err := calc.Compute(ctx, m.Data, w.cfg.Env)
+	if m.Reply == "" {
+		return // a publish without reply subject: nobody to answer
+	}
+	var out *nats.Msg
+	if err != nil {
+		w.errs.Add(1)
+		var we *wire.Error
+		if !errors.As(err, &we) {
+			we = wire.NewError(wire.CodeInternal, err.Error())
+		}
+		out = wire.ErrorMsg(id, we)
+		out.Data = mustJSON(wire.Reply{ID: id, Op: reply.Op, Args: reply.Args, Worker: w.cfg.ID, Error: we})
+	} else {
+		reply.ID, reply.Worker = id, w.cfg.ID
+		out = nats.NewMsg("")
+		if id != "" {
+			out.Header.Set(wire.HdrRequestID, id)
+		}
+		out.Data = mustJSON(reply)
+	}
+	out.Header.Set(wire.HdrWorker, w.cfg.ID)
+	out.Subject = m.Reply
+	w.served.Add(1)
+	if err := w.nc.PublishMsg(out); err != nil && w.cfg.OnError != nil {
+		w.cfg.OnError(fmt.Errorf("calcworker: reply: %w", err))
+	}
+}
+
+func headerGet(m *nats.Msg, k string) string {
+	if m.Header == nil {
+		return ""
+	}
+	return m.Header.Get(k)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// wire.Reply holds only strings, numbers and raw JSON that calc
+		// produced itself; failing here is a bug in calc.
+		b, _ = json.Marshal(wire.Reply{Error: wire.NewError(wire.CodeInternal, "encode reply: "+err.Error())})
+	}
+	return b
+}
+
+func (w *Worker) heartbeatLoop() {
+	defer w.loops.Done()
+	t := time.NewTimer(jittered(w.cfg.Heartbeat))
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			w.heartbeat()
+			t.Reset(jittered(w.cfg.Heartbeat))
+		case <-w.quit:
+			return
+		}
+	}
+}
+
+// jittered spreads d by ±10%.
+func jittered(d time.Duration) time.Duration {
+	j := d / 10
+	if j <= 0 {
+		return d
+	}
+	return d - j + rand.N(2*j+1)
+}
+
+// Heartbeat returns the heartbeat the worker would send now.
+func (w *Worker) Heartbeat() wire.Heartbeat {
+	host, _ := os.Hostname()
+	return wire.Heartbeat{
+		ID:          w.cfg.ID,
+		Subject:     w.Subject(),
+		State:       w.state.Load().(string),
+		Seq:         w.seq.Add(1),
+		IntervalMS:  w.cfg.Heartbeat.Milliseconds(),
+		Inflight:    w.inflight.Load(),
+		Served:      w.served.Load(),
+		Errors:      w.errs.Load(),
+		Concurrency: w.cfg.Concurrency,
+		StartedAt:   w.start,
+		Version:     wire.Version,
+		Host:        host,
+	}
+}
+
+func (w *Worker) heartbeat() {
+	b, _ := json.Marshal(w.Heartbeat())
+	if err := w.nc.Publish(w.subj.Heartbeat(w.cfg.ID), b); err != nil && w.cfg.OnError != nil &&
+		!errors.Is(err, nats.ErrConnectionClosed) {
+		w.cfg.OnError(fmt.Errorf("calcworker: heartbeat: %w", err))
+	}
+}
+
+// Shutdown drains the worker: it announces draining, stops taking new
+// requests, finishes the ones in flight (until ctx ends, when they are
+// cancelled), and stops heartbeating. Safe to call more than once and
+// concurrently; every call returns the first call's result.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.stopOnce.Do(func() { w.stopErr = w.shutdown(ctx) })
+	return w.stopErr
+}
+
+func (w *Worker) shutdown(ctx context.Context) error {
+	w.state.Store(wire.StateDraining)
+	close(w.quit)
+	w.loops.Wait()
+	w.heartbeat()
+	// Flush so the draining heartbeat leaves before the subscription goes:
+	// a dispatcher then takes us out of rotation without one "no
+	// responders" on the way.
+	_ = w.nc.FlushTimeout(time.Second)
+	// Drain delivers what the server already sent us, then closes.
+	for _, s := range w.subs {
+		closed := s.StatusChanged(nats.SubscriptionClosed)
+		if err := s.Drain(); err != nil {
+			continue
+		}
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			_ = s.Unsubscribe()
+		}
+	}
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+	done := make(chan struct{})
+	go func() { w.work.Wait(); close(w.jobs); w.pool.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		w.cancel() // in-flight computations end early with an error reply
+		<-done
+		err = fmt.Errorf("calcworker: drain: %w", ctx.Err())
+	}
+	w.cancel()
+	_ = w.nc.FlushTimeout(time.Second)
+	return err
+}
+
+// Stats are the worker's counters.
+type Stats struct {
+	Served, Errors uint64
+	Inflight       int64
+}
+
+// Stats returns the worker's counters.
+func (w *Worker) Stats() Stats {
+	return Stats{Served: w.served.Load(), Errors: w.errs.Load(), Inflight: w.inflight.Load()}
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/chzyer/readline"
+
+	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/client/repl"
+)
+
+// ClientFlags configure the client and its REPL.
+type ClientFlags struct {
+	Name     string        `help:"Client name sent in Calc-Client (default: client-<host>-<pid>)."`
+	Timeout  time.Duration `default:"10s" help:"Deadline of each request."`
+	Retries  int           `default:"3" help:"Extra sends of a request when its dispatcher vanished or none listens (0 = none)."`
+	Inflight int           `default:"64" help:"Requests in flight for random N."`
+	Quiet    bool          `short:"q" help:"random N prints only its summary."`
+}
+
+func (f *ClientFlags) config(n *NATSFlags) (client.Config, error) {
+	opts, err := n.options()
+	if err != nil {
+		return client.Config{}, err
+	}
+	return client.Config{
+		URL: n.NATS, Name: f.Name, Prefix: n.Prefix, Timeout: f.Timeout,
+		MaxAttempts: f.Retries + 1, Options: opts,
+	}, nil
+}
+
+// ClientCmd runs the REPL, or commands given with -c or on stdin.
+type ClientCmd struct {
+	NATSFlags
+	ClientFlags
+	Command []string `short:"c" help:"Run this command and exit (repeatable; ';' separates several)."`
+}
+
+func (c *ClientCmd) Run(g *globals) error {
+	cfg, err := c.config(&c.NATSFlags)
+	if err != nil {
+		return err
+	}
+	cl, err := client.Connect(cfg)
+	if err != nil {
+		if errors.Is(err, client.ErrNoServer) {
+			return &exitError{1, fmt.Sprintf("no NATS server answered at %s; start one with `bilancia broker` or `bilancia up`.", c.NATS)}
+		}
+		return &exitError{1, err.Error()}
+	}
+	defer cl.Close()
+	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags)
+}
+
+// runREPL runs -c commands, piped stdin, or the interactive REPL, and
+// turns failed requests into exit status 1.
+func runREPL(ctx context.Context, cl *client.Client, commands []string, f *ClientFlags) error {
+	var failed int
+	var err error
+	if len(commands) > 0 {
+		var cmds []string
+		for _, c := range commands {
+			for _, part := range strings.Split(c, ";") {
+				if part = strings.TrimSpace(part); part != "" {
+					cmds = append(cmds, part)
+				}
+			}
+		}
+		failed = repl.RunCommands(ctx, cl, cmds, os.Stdout)
+	} else {
+		failed, err = repl.Run(ctx, cl, repl.Config{
+			Interactive: readline.DefaultIsTerminal(),
+			Concurrency: f.Inflight,
+			Quiet:       f.Quiet,
+		})
+	}
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return &exitError{1, ""}
+	}
+	return nil
+}
+
+// StatusCmd prints each dispatcher's worker table.
+type StatusCmd struct {
+	NATSFlags
+	JSON bool          `help:"Print the raw JSON status of each dispatcher."`
+	Wait time.Duration `default:"200ms" help:"How long to wait for more dispatchers after the first answers."`
+}
+
+func (c *StatusCmd) Run(g *globals) error {
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
+	cl, err := client.Connect(client.Config{URL: c.NATS, Prefix: c.Prefix, Name: "bilancia-status", Options: opts})
+	if err != nil {
+		return &exitError{1, fmt.Sprintf("no NATS server answered at %s.", c.NATS)}
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(g.ctx, 3*time.Second)
+	defer cancel()
+	st, err := cl.Status(ctx, c.Wait)
+	if err != nil {
+		return &exitError{1, err.Error()}
+	}
+	if c.JSON {
+		return printJSON(st)
+	}
+	repl.PrintStatus(os.Stdout, st, time.Now())
+	return nil
+}

@@ -1,0 +1,75 @@
+// Command bilancia runs every role of Bilancia: broker, dispatcher, calc
+// worker, client, and all of them at once with `bilancia up`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/bilancia/bilancia/wire"
+)
+
+// CLI is the command line. Every flag can also be set from the environment
+// as BILANCIA_<FLAG>.
+type CLI struct {
+	Up         UpCmd         `cmd:"" help:"Run an embedded broker, a dispatcher, three workers and the REPL in one process."`
+	Broker     BrokerCmd     `cmd:"" help:"Run an embedded NATS server (optionally clustered)."`
+	Dispatcher DispatcherCmd `cmd:"" help:"Run a dispatcher."`
+	Worker     WorkerCmd     `cmd:"" help:"Run a calc worker."`
+	Client     ClientCmd     `cmd:"" help:"Run the client REPL, or commands with -c or from stdin."`
+	Status     StatusCmd     `cmd:"" help:"Print each dispatcher's worker table."`
+	Version    VersionCmd    `cmd:"" help:"Print the version."`
+}
+
+// exitError carries an exit code with a message already shown or to show.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func main() {
+	var cli CLI
+	kctx := kong.Parse(&cli,
+		kong.Name("bilancia"),
+		kong.Description("A load balancer for compute requests on NATS."),
+		kong.UsageOnError(),
+		kong.DefaultEnvars("BILANCIA"),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := kctx.Run(&globals{ctx: ctx})
+	if err == nil {
+		return
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "bilancia: "+ee.msg)
+		}
+		os.Exit(ee.code)
+	}
+	fmt.Fprintln(os.Stderr, "bilancia: "+err.Error())
+	os.Exit(1)
+}
+
+// globals is what every command's Run receives.
+type globals struct {
+	ctx context.Context // ends on SIGINT or SIGTERM
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+func (VersionCmd) Run() error {
+	fmt.Println("bilancia", wire.Version)
+	return nil
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/calcworker"
+	"github.com/bilancia/bilancia/calcworker/calc"
+	"github.com/bilancia/bilancia/dispatcher"
+	"github.com/bilancia/bilancia/internal/logfile"
+)
+
+// shutdownGrace bounds a role's drain after SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+// BrokerCmd runs an embedded nats-server.
+type BrokerCmd struct {
+	Host        string   `default:"127.0.0.1" help:"Client listen address (0.0.0.0 for all)."`
+	Port        int      `default:"4222" help:"Client port (-1 = random)."`
+	Name        string   `help:"Server name (default: generated)."`
+	Config      string   `type:"existingfile" help:"A nats-server configuration file; flags given explicitly override it."`
+	ClusterName string   `help:"Cluster name (default bilancia when clustered)."`
+	ClusterHost string   `help:"Route listen address (default: --host)."`
+	ClusterPort int      `help:"Route port; 0 = no cluster."`
+	Routes      []string `help:"Routes to other brokers, e.g. nats://b2:6222,nats://b3:6222."`
+	HTTPPort    int      `name:"http-port" help:"Monitoring port for /varz, /routez, /connz; 0 = off."`
+	MaxPayload  int32    `help:"Largest message in bytes (0 = 1 MiB)."`
+	Debug       bool     `help:"Log nats-server debug lines."`
+	Trace       bool     `help:"Log nats-server protocol traces."`
+}
+
+func (c *BrokerCmd) Run(g *globals) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(c.Debug || c.Trace)}))
+	b, err := broker.New(broker.Config{
+		Host: c.Host, Port: c.Port, ServerName: c.Name, ConfigFile: c.Config,
+		ClusterName: c.ClusterName, ClusterHost: c.ClusterHost, ClusterPort: c.ClusterPort,
+		Routes: c.Routes, HTTPPort: c.HTTPPort, MaxPayload: c.MaxPayload,
+		Logger: log, Debug: c.Debug, Trace: c.Trace,
+	})
+	if err != nil {
+		return err
+	}
+	if err := b.Start(g.ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "broker listening on %s", b.ClientURL())
+	if u := b.ClusterURL(); u != "" {
+		fmt.Fprintf(os.Stderr, ", routes on %s", u)
+	}
+	if u := b.MonitorURL(); u != "" {
+		fmt.Fprintf(os.Stderr, ", monitoring on %s", u)
+	}
+	fmt.Fprintln(os.Stderr)
+	select {
+	case <-g.ctx.Done():
+	case <-waitChan(b.WaitForShutdown):
+	}
+	b.Shutdown()
+	return nil
+}
+
+func logLevel(debug bool) slog.Level {
+	if debug {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+func waitChan(f func()) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { f(); close(ch) }()
+	return ch
+}
+
+// DispatcherFlags configure a dispatcher, in its own process or in up.
+type DispatcherFlags struct {
+	ID             string        `help:"Dispatcher id (default: random)."`
+	Heartbeat      time.Duration `default:"1s" help:"Workers' heartbeat interval."`
+	DeadAfter      time.Duration `help:"Mark a silent worker down after this long (default 3 heartbeats)."`
+	RequestTimeout time.Duration `default:"5s" help:"Deadline of a request that carries none."`
+	AttemptTimeout time.Duration `default:"1s" help:"Also try the next worker when one is silent this long."`
+	MaxAttempts    int           `default:"3" help:"Workers tried per request on timeouts."`
+	MaxInflight    int           `default:"10000" help:"Requests in flight before answering 503."`
+	Strategy       string        `default:"round-robin" enum:"round-robin,least-inflight" help:"Balancing strategy: round-robin or least-inflight."`
+	EjectAfter     int           `default:"5" help:"Eject a worker after this many timeouts or 5xx in a row (-1 = never)."`
+	EjectFor       time.Duration `default:"5s" help:"Base ejection time; it grows with each ejection."`
+	Log            string        `default:"loadbalancer.log" help:"Log file (JSON lines)."`
+	LogRequests    bool          `default:"true" negatable:"" help:"Log every request."`
+}
+
+func (f *DispatcherFlags) config(d *dispatcher.Config) {
+	d.ID = f.ID
+	d.Heartbeat = f.Heartbeat
+	d.DeadAfter = f.DeadAfter
+	d.RequestTimeout = f.RequestTimeout
+	d.AttemptTimeout = f.AttemptTimeout
+	d.MaxAttempts = f.MaxAttempts
+	d.MaxInflight = f.MaxInflight
+	d.Strategy = f.Strategy
+	d.Outlier = dispatcher.OutlierConfig{Consecutive: f.EjectAfter, BaseEjection: f.EjectFor}
+	d.LogRequests = f.LogRequests
+}
+
+// openLog opens the log file and returns the event logger (file and, if
+// echo is set, stderr) and the request logger (file only).
+func (f *DispatcherFlags) openLog(echo io.Writer) (events, requests *slog.Logger, closer io.Closer, err error) {
+	lf, err := logfile.Open(f.Log, 0)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open log: %w", err)
+	}
+	file := slog.NewJSONHandler(lf, nil)
+	requests = slog.New(file)
+	events = requests
+	if echo != nil {
+		events = slog.New(slog.NewMultiHandler(file, slog.NewTextHandler(echo, nil)))
+	}
+	return events, requests, lf, nil
+}
+
+// DispatcherCmd runs a dispatcher.
+type DispatcherCmd struct {
+	NATSFlags
+	DispatcherFlags
+}
+
+func (c *DispatcherCmd) Run(g *globals) error {
+	events, requests, lf, err := c.openLog(os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	nc, err := c.connect("bilancia-dispatcher", events)
+	if err != nil {
+		return &exitError{1, err.Error()}
+	}
+	defer nc.Close()
+	cfg := dispatcher.Config{Conn: nc, Prefix: c.Prefix, Logger: events, RequestLogger: requests}
+	c.config(&cfg)
+	d, err := dispatcher.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := d.Start(); err != nil {
+		return err
+	}
+	<-g.ctx.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	return d.Shutdown(ctx)
+}
+
+// WorkerFlags configure a calc worker.
+type WorkerFlags struct {
+	Concurrency int           `default:"16" help:"Requests computed at once."`
+	Delay       time.Duration `help:"Add this delay to every request (simulates a slow worker)."`
+	MaxSleep    time.Duration `default:"30s" help:"Upper bound of the sleep op."`
+	MaxSpin     time.Duration `default:"10s" help:"Upper bound of the spin op."`
+	ServeDirect bool          `help:"Also serve <prefix>.direct in queue group workers (for bench --compare)."`
+}
+
+func (f *WorkerFlags) config(id, prefix string, heartbeat time.Duration) calcworker.Config {
+	return calcworker.Config{
+		ID: id, Prefix: prefix, Heartbeat: heartbeat, Concurrency: f.Concurrency,
+		ServeDirect: f.ServeDirect,
+		Env:         calc.Env{MaxSleep: f.MaxSleep, MaxSpin: f.MaxSpin, Delay: f.Delay},
+	}
+}
+
+// WorkerCmd runs a calc worker.
+type WorkerCmd struct {
+	NATSFlags
+	WorkerFlags
+	ID        string        `help:"Worker id (default: w- and 4 random hex digits)."`
+	Heartbeat time.Duration `default:"1s" help:"Heartbeat interval (jittered by 10%)."`
+}
+
+func (c *WorkerCmd) Run(g *globals) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	id := c.ID
+	if id == "" {
+		id = calcworker.NewID()
+	}
+	nc, err := c.connect("bilancia-worker "+id, log)
+	if err != nil {
+		return &exitError{1, err.Error()}
+	}
+	defer nc.Close()
+	cfg := c.config(id, c.Prefix, c.Heartbeat)
+	cfg.Conn = nc
+	cfg.OnError = func(err error) { log.Warn(err.Error()) }
+	w, err := calcworker.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := w.Start(); err != nil {
+		return err
+	}
+	log.Info("worker started", "id", w.ID(), "subject", w.Subject(), "concurrency", c.Concurrency)
+	<-g.ctx.Done()
+	log.Info("worker draining", "id", w.ID(), "inflight", w.Stats().Inflight)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	err = w.Shutdown(ctx)
+	st := w.Stats()
+	log.Info("worker stopped", "id", w.ID(), "served", st.Served, "errors", st.Errors)
+	return err
+}

@@ -1,0 +1,809 @@
+// Package dispatcher is Bilancia's load balancer: it tracks calc workers
+// from their heartbeats and forwards each request to the next live one,
+// relaying the reply to the client.
+//
+// The forwarding path spends no goroutine and no blocking request per
+// forward: each forward is published with a reply subject under the
+// dispatcher's own wildcard inbox, one subscription receives every worker
+// reply, a map from token to pending attempt finds its request, and one
+// sweep loop handles attempt timeouts and deadlines. All attempts of a
+// request stay open until it is answered, so the first reply wins and a
+// slow attempt is never wasted; exactly one reply goes to the client.
+package dispatcher
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/bilancia/bilancia/wire"
+)
+
+// Config configures a Dispatcher. Zero values mean the documented defaults.
+type Config struct {
+	Conn   *nats.Conn // required; the dispatcher does not close it
+	ID     string     // "" = "d-" and 4 random hex digits
+	Prefix string     // "" = "calc"
+	// Heartbeat is the workers' heartbeat interval. 0 = 1s.
+	Heartbeat time.Duration
+	// DeadAfter marks a silent worker down. 0 = 3 × Heartbeat.
+	DeadAfter time.Duration
+	// RequestTimeout is a request's deadline when the client sends none.
+	// 0 = 5s.
+	RequestTimeout time.Duration
+	// MaxRequestTimeout caps the deadline a client may ask for. 0 = 5m.
+	MaxRequestTimeout time.Duration
+	// AttemptTimeout is how long a worker may stay silent before the
+	// request is also sent to the next worker (the first attempt stays
+	// open). 0 = 1s.
+	AttemptTimeout time.Duration
+	// MaxAttempts bounds the workers tried for one request because of
+	// timeouts; "no responders" and workers declared down do not count.
+	// 0 = 3.
+	MaxAttempts int
+	// RetryBudget is the fraction of in-flight requests that may be
+	// retried on a timeout at once, so that retries cannot multiply load
+	// during an outage; MinRetries are always allowed. 0 = 0.2 and 10.
+	RetryBudget float64
+	MinRetries  int
+	// MaxInflight caps requests in flight; beyond it the dispatcher answers
+	// 503 at once instead of queueing. 0 = 10000.
+	MaxInflight int
+	// Strategy is RoundRobin (default) or LeastInflight.
+	Strategy string
+	// Outlier tunes passive outlier detection.
+	Outlier OutlierConfig
+	// Tick is the resolution of timeouts and deadlines. 0 = 5ms.
+	Tick time.Duration
+
+	// Logger gets events: start, stop, worker state changes, client
+	// connects. nil = discard.
+	Logger *slog.Logger
+	// LogRequests also logs every request, off the hot path, to
+	// RequestLogger (nil = Logger).
+	LogRequests   bool
+	RequestLogger *slog.Logger
+	// LogQueue bounds request records waiting to be written; when full,
+	// records are dropped and counted rather than slow the hot path.
+	// 0 = 65536.
+	LogQueue int
+}
+
+// Stats are the dispatcher's counters.
+type Stats struct {
+	Served, Failed, Retries, RetriesDenied, Redispatched, LogDropped uint64
+	Inflight                                                         int64
+}
+
+// Dispatcher forwards requests to workers. Create it with New.
+type Dispatcher struct {
+	cfg   Config
+	nc    *nats.Conn
+	subj  wire.Subjects
+	log   *slog.Logger
+	mem   *Membership
+	pick  picker
+	inbox string // "<inbox>." prefix of forward reply subjects
+	start time.Time
+
+	mu      sync.Mutex
+	pending map[uint64]*attempt
+	timers  timerHeap
+	nextTok uint64
+
+	inflight atomic.Int64
+	retrying atomic.Int64 // requests with a timeout retry outstanding
+	stats    struct {
+		served, failed, retries, denied, redispatched atomic.Uint64
+	}
+
+	reqlog *requestLog
+	subs   []*nats.Subscription
+	quit   chan struct{}
+	wg     sync.WaitGroup
+
+	stopOnce sync.Once
+}
+
+// request is one client request in flight.
+type request struct {
+	reply    string      // the client's inbox
+	hdr      nats.Header // the client's headers, forwarded untouched
+	data     []byte
+	id       string
+	client   string
+	start    time.Time
+	deadline time.Time
+	tried    []*member // workers tried, in order
+	open     []uint64  // tokens of attempts still waiting
+	timeouts int       // attempts that timed out
+	retrying bool      // counted in Dispatcher.retrying
+	done     bool
+	dl       timer // the deadline
+}
+
+// attempt is one forward of a request to one worker.
+type attempt struct {
+	req *request
+	w   *member
+	to  timer // the attempt timeout
+}
+
+// New validates cfg and returns a dispatcher ready to Start.
+func New(cfg Config) (*Dispatcher, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("dispatcher: Config.Conn is required")
+	}
+	if cfg.ID == "" {
+		cfg.ID = fmt.Sprintf("d-%04x", rand.N(1<<16))
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Second
+	}
+	if cfg.DeadAfter <= 0 {
+		cfg.DeadAfter = 3 * cfg.Heartbeat
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.MaxRequestTimeout <= 0 {
+		cfg.MaxRequestTimeout = 5 * time.Minute
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.RetryBudget <= 0 {
+		cfg.RetryBudget = 0.2
+	}
+	if cfg.MinRetries <= 0 {
+		cfg.MinRetries = 10
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = 10000
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 5 * time.Millisecond
+	}
+	if cfg.LogQueue <= 0 {
+		cfg.LogQueue = 1 << 16
+	}
+	if cfg.Strategy == "" {
+		cfg.Strategy = RoundRobin
+	}
+	p, err := newPicker(cfg.Strategy)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Dispatcher{
+		cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: log,
+		mem:     NewMembership(cfg.DeadAfter, cfg.Outlier),
+		pick:    p,
+		pending: make(map[uint64]*attempt),
+		quit:    make(chan struct{}),
+	}
+	if cfg.LogRequests {
+		rl := cfg.RequestLogger
+		if rl == nil {
+			rl = log
+		}
+		d.reqlog = newRequestLog(rl, cfg.LogQueue)
+	}
+	return d, nil
+}
+
+// ID is the dispatcher's id.
+func (d *Dispatcher) ID() string { return d.cfg.ID }
+
+// Membership is the dispatcher's table of workers.
+func (d *Dispatcher) Membership() *Membership { return d.mem }
+
+// Start subscribes and asks the workers to introduce themselves, so that a
+// restarted dispatcher knows them at once.
+func (d *Dispatcher) Start() error {
+	d.start = time.Now()
+	// A private inbox prefix per dispatcher: "_INBOX.<nuid>.".
+	d.inbox = nats.InboxPrefix + nuid.Next() + "."
+	subscribe := func(subj, queue string, cb nats.MsgHandler) error {
+		var s *nats.Subscription
+		var err error
+		if queue != "" {
+			s, err = d.nc.QueueSubscribe(subj, queue, cb)
+		} else {
+			s, err = d.nc.Subscribe(subj, cb)
+		}
+		if err != nil {
+			return fmt.Errorf("dispatcher: subscribe %s: %w", subj, err)
+		}
+		// MaxInflight bounds the work; the buffers only absorb bursts.
+		_ = s.SetPendingLimits(-1, 256<<20)
+		d.subs = append(d.subs, s)
+		return nil
+	}
+	// Worker replies and heartbeats before requests: nothing is forwarded
+	// before its answer can be heard.
+	for _, s := range []struct {
+		subj, queue string
+		cb          nats.MsgHandler
+	}{
+		{d.inbox + "*", "", d.onReply},
+		{d.subj.Heartbeats(), "", d.onHeartbeat},
+		{d.subj.Status(), "", d.onStatus},
+		{d.subj.ClientConnect(), "", d.onClient},
+		{d.subj.ClientDisconnect(), "", d.onClient},
+	} {
+		if err := subscribe(s.subj, s.queue, s.cb); err != nil {
+			d.unsubscribe()
+			return err
+		}
+	}
+	if err := d.nc.Flush(); err != nil {
+		d.unsubscribe()
+		return fmt.Errorf("dispatcher: flush: %w", err)
+	}
+	if err := d.nc.Publish(d.subj.Discover(), nil); err != nil {
+		d.unsubscribe()
+		return fmt.Errorf("dispatcher: discover: %w", err)
+	}
+	if err := subscribe(d.subj.Request(), wire.DispatcherQueue, d.onRequest); err != nil {
+		d.unsubscribe()
+		return err
+	}
+	if err := d.nc.Flush(); err != nil {
+		d.unsubscribe()
+		return fmt.Errorf("dispatcher: flush: %w", err)
+	}
+	if d.reqlog != nil {
+		d.reqlog.start()
+	}
+	d.wg.Add(1)
+	go d.sweep()
+	d.log.Info("dispatcher started", "dispatcher", d.cfg.ID, "subject", d.subj.Request(),
+		"queue", wire.DispatcherQueue, "strategy", d.cfg.Strategy, "max_inflight", d.cfg.MaxInflight,
+		"request_timeout", d.cfg.RequestTimeout.String(), "dead_after", d.cfg.DeadAfter.String())
+	return nil
+}
+
+func (d *Dispatcher) unsubscribe() {
+	for _, s := range d.subs {
+		_ = s.Unsubscribe()
+	}
+}
+
+// onRequest is the hot path: take a client request and forward it.
+func (d *Dispatcher) onRequest(m *nats.Msg) {
+	if m.Reply == "" {
+		return // nobody to answer; computing it would be wasted
+	}
+	now := time.Now()
+	r := &request{reply: m.Reply, hdr: m.Header, data: m.Data, start: now}
+	if m.Header != nil {
+		r.id = m.Header.Get(wire.HdrRequestID)
+		r.client = m.Header.Get(wire.HdrClient)
+	}
+	if r.id == "" {
+		// A request from a plain NATS client: give it an id, for the log
+		// and for the worker to echo.
+		r.id = nuid.Next()
+		if r.hdr == nil {
+			r.hdr = nats.Header{}
+		}
+		r.hdr.Set(wire.HdrRequestID, r.id)
+	}
+	timeout := d.cfg.RequestTimeout
+	if ms, err := strconv.ParseInt(r.hdr.Get(wire.HdrTimeout), 10, 64); err == nil && ms > 0 {
+		timeout = min(time.Duration(ms)*time.Millisecond, d.cfg.MaxRequestTimeout)
+	}
+	r.deadline = now.Add(timeout)
+	if n := d.inflight.Add(1); n > int64(d.cfg.MaxInflight) {
+		d.inflight.Add(-1)
+		d.fail(r, wire.NewError(wire.CodeUnavailable,
+			fmt.Sprintf("dispatcher %s is at capacity (%d requests in flight)", d.cfg.ID, d.cfg.MaxInflight)))
+		return
+	}
+	r.dl = timer{at: r.deadline.UnixNano(), req: r, idx: -1}
+	d.mu.Lock()
+	heap.Push(&d.timers, &r.dl)
+	d.mu.Unlock()
+	d.forward(r, now)
+}
+
+// forward sends r to the next live worker it has not tried. With none
+// left, r waits for its open attempts, or fails with 503 if it has none.
+func (d *Dispatcher) forward(r *request, now time.Time) {
+	d.mu.Lock()
+	if r.done {
+		d.mu.Unlock()
+		return
+	}
+	w := d.pick.pick(d.mem.Live(), r.triedSkip())
+	if w == nil {
+		if len(r.open) > 0 {
+			d.mu.Unlock()
+			return // an earlier attempt may still answer
+		}
+		msg := "no worker available"
+		if len(r.tried) > 0 {
+			msg = fmt.Sprintf("no worker available after %d attempts", len(r.tried))
+		}
+		d.finishLocked(r)
+		d.mu.Unlock()
+		d.fail(r, wire.NewError(wire.CodeUnavailable, msg))
+		return
+	}
+	d.nextTok++
+	tok := d.nextTok
+	a := &attempt{req: r, w: w}
+	a.to = timer{req: r, att: a, idx: -1}
+	d.pending[tok] = a
+	r.open = append(r.open, tok)
+	r.tried = append(r.tried, w)
+	if at := now.Add(d.cfg.AttemptTimeout); at.Before(r.deadline) {
+		a.to.at = at.UnixNano()
+		heap.Push(&d.timers, &a.to)
+	}
+	d.mu.Unlock()
+
+	w.inflight.Add(1)
+	w.forwarded.Add(1)
+	var buf [16]byte
+	fwd := &nats.Msg{
+		Subject: w.subject,
+		Reply:   d.inbox + string(strconv.AppendUint(buf[:0], tok, 36)),
+		Header:  r.hdr,
+		Data:    r.data,
+	}
+	if err := d.nc.PublishMsg(fwd); err != nil {
+		// The connection is closed or the payload too large for it: no
+		// worker can help, answer now.
+		d.mu.Lock()
+		done := r.done
+		d.dropLocked(tok)
+		if !done {
+			d.finishLocked(r)
+		}
+		d.mu.Unlock()
+		if !done {
+			code := wire.CodeInternal
+			if errors.Is(err, nats.ErrMaxPayload) {
+				code = wire.CodeTooLarge
+			}
+			d.fail(r, wire.NewError(code, "forward: "+err.Error()))
+		}
+	}
+}
+
+// triedSkip returns a skip function for the picker; r is read under d.mu.
+func (r *request) triedSkip() func(*member) bool {
+	if len(r.tried) == 0 {
+		return nil
+	}
+	return func(w *member) bool {
+		for _, t := range r.tried {
+			if t == w {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// dropLocked forgets attempt tok; d.mu must be held.
+func (d *Dispatcher) dropLocked(tok uint64) *attempt {
+	a := d.pending[tok]
+	if a == nil {
+		return nil
+	}
+	delete(d.pending, tok)
+	d.timers.remove(&a.to)
+	a.w.inflight.Add(-1)
+	r := a.req
+	for i, t := range r.open {
+		if t == tok {
+			r.open = append(r.open[:i], r.open[i+1:]...)
+			break
+		}
+	}
+	return a
+}
+
+// finishLocked marks r answered and forgets its open attempts, so that late
+// replies are dropped; d.mu must be held.
+func (d *Dispatcher) finishLocked(r *request) {
+	r.done = true
+	d.timers.remove(&r.dl)
+	for len(r.open) > 0 {
+		d.dropLocked(r.open[0])
+	}
+	if r.retrying {
+		r.retrying = false
+		d.retrying.Add(-1)
+	}
+	d.inflight.Add(-1)
+}
+
+// onReply handles a worker's reply to a forward.
+func (d *Dispatcher) onReply(m *nats.Msg) {
+	tok, err := strconv.ParseUint(m.Subject[len(d.inbox):], 36, 64)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	d.mu.Lock()
+	a := d.pending[tok]
+	if a == nil {
+		d.mu.Unlock()
+		return // late: the request was answered by another attempt
+	}
+	r := a.req
+	if isNoResponders(m) {
+		// The worker is gone: take it out now and go on to the next one
+		// without waiting for heartbeats to expire.
+		d.dropLocked(tok)
+		others := len(r.open) > 0
+		d.mu.Unlock()
+		d.changes(d.mem.MarkDown(a.w, "no responders"))
+		if !others { // else another attempt is out already (a re-dispatch)
+			d.forward(r, now)
+		}
+		return
+	}
+	code := 0
+	if m.Header != nil {
+		code, _ = strconv.Atoi(m.Header.Get(wire.HdrErrorCode))
+	}
+	if code >= 500 && len(r.tried) < d.cfg.MaxAttempts {
+		// A worker failing or shutting down: another one may do better.
+		d.dropLocked(tok)
+		d.mu.Unlock()
+		d.changes(d.mem.Failure(now, a.w, "repeated "+strconv.Itoa(code)+" replies"))
+		d.forward(r, now)
+		return
+	}
+	attempts := len(r.tried)
+	d.finishLocked(r)
+	d.mu.Unlock()
+
+	if code >= 500 {
+		d.changes(d.mem.Failure(now, a.w, "repeated "+strconv.Itoa(code)+" replies"))
+	} else {
+		d.mem.Success(a.w)
+	}
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	m.Header.Set(wire.HdrAttempts, strconv.Itoa(attempts))
+	m.Header.Set(wire.HdrDispatcher, d.cfg.ID)
+	out := &nats.Msg{Subject: r.reply, Header: m.Header, Data: m.Data}
+	if err := d.nc.PublishMsg(out); err != nil {
+		d.log.Warn("relay failed", "id", r.id, "error", err.Error())
+	}
+	if code == 0 {
+		d.stats.served.Add(1)
+	} else {
+		d.stats.failed.Add(1)
+	}
+	if d.reqlog != nil {
+		status := code
+		if status == 0 {
+			status = 200
+		}
+		d.reqlog.add(r, a.w.id, attempts, status, now)
+	}
+}
+
+func isNoResponders(m *nats.Msg) bool {
+	return len(m.Data) == 0 && m.Header != nil && m.Header.Get("Status") == "503"
+}
+
+// fail answers r with an error; r must not be pending any more.
+func (d *Dispatcher) fail(r *request, e *wire.Error) {
+	d.stats.failed.Add(1)
+	out := wire.ErrorMsg(r.id, e)
+	out.Subject = r.reply
+	out.Header.Set(wire.HdrAttempts, strconv.Itoa(len(r.tried)))
+	out.Header.Set(wire.HdrDispatcher, d.cfg.ID)
+	if err := d.nc.PublishMsg(out); err != nil {
+		d.log.Warn("reply failed", "id", r.id, "error", err.Error())
+	}
+	if d.reqlog != nil {
+		worker := ""
+		if n := len(r.tried); n > 0 {
+			worker = r.tried[n-1].id
+		}
+		d.reqlog.add(r, worker, len(r.tried), e.Code, time.Now())
+	}
+}
+
+// changes logs membership changes and re-dispatches the requests waiting
+// on a worker that went down, instead of waiting for their timeouts.
+func (d *Dispatcher) changes(cs []Change) {
+	for _, c := range cs {
+		attrs := []any{"worker", c.ID, "from", c.From, "to", c.To, "reason", c.Reason}
+		if !c.Until.IsZero() {
+			attrs = append(attrs, "until", c.Until)
+		}
+		d.log.Info("worker "+c.To, attrs...)
+		if c.To == wire.StateDown {
+			d.redispatch(c.ID)
+		}
+	}
+}
+
+func (d *Dispatcher) redispatch(workerID string) {
+	d.mu.Lock()
+	var reqs []*request
+	for _, a := range d.pending {
+		if a.w.id == workerID && !a.req.done {
+			reqs = append(reqs, a.req)
+		}
+	}
+	d.mu.Unlock()
+	now := time.Now()
+	for _, r := range reqs {
+		d.stats.redispatched.Add(1)
+		d.forward(r, now)
+	}
+}
+
+func (d *Dispatcher) onHeartbeat(m *nats.Msg) {
+	var hb wire.Heartbeat
+	if err := json.Unmarshal(m.Data, &hb); err != nil || hb.ID == "" {
+		d.log.Warn("bad heartbeat", "subject", m.Subject, "error", fmt.Sprint(err))
+		return
+	}
+	if hb.Subject == "" {
+		hb.Subject = d.subj.Worker(hb.ID)
+	}
+	d.changes(d.mem.Heartbeat(time.Now(), hb))
+}
+
+func (d *Dispatcher) onClient(m *nats.Msg) {
+	var h wire.ClientHello
+	if err := json.Unmarshal(m.Data, &h); err != nil {
+		return
+	}
+	msg := "client connected"
+	if m.Subject == d.subj.ClientDisconnect() {
+		msg = "client disconnected"
+	}
+	d.log.Info(msg, "client", h.Name, "host", h.Host, "ip", h.IP, "pid", h.PID, "nats_client_id", h.ClientID)
+}
+
+// Status is the dispatcher's view, as answered on the status subject.
+func (d *Dispatcher) Status() wire.Status {
+	st := d.Stats()
+	return wire.Status{
+		Dispatcher: d.cfg.ID, Version: wire.Version, StartedAt: d.start,
+		Inflight: st.Inflight, Served: st.Served, Failed: st.Failed,
+		Strategy: d.cfg.Strategy, Workers: d.mem.Snapshot(),
+	}
+}
+
+func (d *Dispatcher) onStatus(m *nats.Msg) {
+	b, _ := json.Marshal(d.Status())
+	_ = m.Respond(b)
+}
+
+// Stats returns the dispatcher's counters.
+func (d *Dispatcher) Stats() Stats {
+	s := Stats{
+		Served: d.stats.served.Load(), Failed: d.stats.failed.Load(),
+		Retries: d.stats.retries.Load(), RetriesDenied: d.stats.denied.Load(),
+		Redispatched: d.stats.redispatched.Load(), Inflight: d.inflight.Load(),
+	}
+	if d.reqlog != nil {
+		s.LogDropped = d.reqlog.dropped.Load()
+	}
+	return s
+}
+
+// sweep handles attempt timeouts and deadlines, and expires silent workers.
+func (d *Dispatcher) sweep() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.Tick)
+	defer t.Stop()
+	expireEvery := max(d.cfg.Heartbeat/4, d.cfg.Tick)
+	lastExpire := time.Now()
+	var due []*timer
+	for {
+		select {
+		case <-d.quit:
+			return
+		case now := <-t.C:
+			due = d.due(now, due[:0])
+			for _, tm := range due {
+				d.expire(tm, now)
+			}
+			clear(due)
+			if now.Sub(lastExpire) >= expireEvery {
+				lastExpire = now
+				d.changes(d.mem.Expire(now))
+			}
+		}
+	}
+}
+
+// due pops the timers that are due at now. A popped timer keeps idx -1,
+// so that expire can tell it has not been re-armed or removed since.
+func (d *Dispatcher) due(now time.Time, out []*timer) []*timer {
+	n := now.UnixNano()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.timers) > 0 && d.timers[0].at <= n {
+		out = append(out, heap.Pop(&d.timers).(*timer))
+	}
+	return out
+}
+
+// expire acts on one due timer: a deadline answers 504; an attempt
+// timeout counts against the worker and, within the retry budget, sends
+// the request to the next worker too.
+func (d *Dispatcher) expire(tm *timer, now time.Time) {
+	r := tm.req
+	if tm.att == nil {
+		d.mu.Lock()
+		if r.done {
+			d.mu.Unlock()
+			return
+		}
+		attempts := len(r.tried)
+		d.finishLocked(r)
+		d.mu.Unlock()
+		d.fail(r, wire.NewError(wire.CodeDeadline,
+			fmt.Sprintf("deadline passed after %v and %d attempt(s)", now.Sub(r.start).Round(time.Millisecond), attempts)))
+		return
+	}
+	d.mu.Lock()
+	a := tm.att
+	if r.done || !d.isOpen(r, a) {
+		d.mu.Unlock()
+		return // answered, or the attempt ended, since the pop
+	}
+	r.timeouts++
+	retry := r.timeouts < d.cfg.MaxAttempts
+	if retry && !r.retrying {
+		allowed := int64(d.cfg.RetryBudget * float64(d.inflight.Load()))
+		if d.retrying.Load() >= max(allowed, int64(d.cfg.MinRetries)) {
+			retry = false
+			d.stats.denied.Add(1)
+		} else {
+			r.retrying = true
+			d.retrying.Add(1)
+		}
+	}
+	d.mu.Unlock()
+	d.changes(d.mem.Failure(now, a.w, "repeated timeouts"))
+	if retry {
+		d.stats.retries.Add(1)
+		d.forward(r, now)
+	}
+}
+
+// isOpen tells whether attempt a still waits for its reply; d.mu must be
+// held. r.open is short: one entry per worker tried.
+func (d *Dispatcher) isOpen(r *request, a *attempt) bool {
+	for _, t := range r.open {
+		if d.pending[t] == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Shutdown stops taking requests, lets those in flight finish until ctx
+// ends (then answers them 503), and stops. Safe to call more than once and
+// concurrently.
+func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	var err error
+	d.stopOnce.Do(func() { err = d.shutdown(ctx) })
+	return err
+}
+
+func (d *Dispatcher) shutdown(ctx context.Context) error {
+	// Stop taking requests first; replies and heartbeats keep flowing so
+	// that requests in flight can finish.
+	if len(d.subs) > 0 {
+		req := d.subs[len(d.subs)-1]
+		closed := req.StatusChanged(nats.SubscriptionClosed)
+		if req.Drain() == nil {
+			select {
+			case <-closed:
+			case <-ctx.Done():
+			}
+		}
+	}
+	var err error
+	tick := time.NewTicker(d.cfg.Tick)
+	defer tick.Stop()
+wait:
+	for d.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("dispatcher: shutdown: %w", ctx.Err())
+			break wait
+		case <-tick.C:
+		}
+	}
+	close(d.quit)
+	d.wg.Wait()
+	d.unsubscribe()
+	// Whatever is still open gets its one reply.
+	d.mu.Lock()
+	var left []*request
+	for _, a := range d.pending {
+		if !a.req.done {
+			d.finishLocked(a.req)
+			left = append(left, a.req)
+		}
+	}
+	d.mu.Unlock()
+	for _, r := range left {
+		d.fail(r, wire.NewError(wire.CodeUnavailable, "dispatcher "+d.cfg.ID+" shut down"))
+	}
+	_ = d.nc.FlushTimeout(time.Second)
+	st := d.Stats()
+	d.log.Info("dispatcher stopped", "dispatcher", d.cfg.ID, "served", st.Served, "failed", st.Failed,
+		"retries", st.Retries, "log_dropped", st.LogDropped)
+	if d.reqlog != nil {
+		d.reqlog.stop()
+	}
+	return err
+}
+
+// timer is a deadline (att == nil) or an attempt timeout. It lives inside
+// its request or attempt, and leaves the heap as soon as that ends, so the
+// heap never holds finished requests.
+type timer struct {
+	at  int64 // unix nanoseconds
+	idx int   // position in the heap; -1 when not in it
+	req *request
+	att *attempt
+}
+
+type timerHeap []*timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *timerHeap) Push(x any) {
+	t := x.(*timer)
+	t.idx = len(*h)
+	*h = append(*h, t)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	n := len(old)
+	t := old[n-1]
+	old[n-1] = nil
+	t.idx = -1
+	*h = old[:n-1]
+	return t
+}
+
+// remove takes t out of the heap if it is in it.
+func (h *timerHeap) remove(t *timer) {
+	if t.idx >= 0 && t.idx < len(*h) && (*h)[t.idx] == t {
+		heap.Remove(h, t.idx)
+	}
+}

@@ -1,0 +1,256 @@
+package dispatcher
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bilancia/bilancia/wire"
+)
+
+// member is one worker as this dispatcher sees it. Fields under "guarded"
+// belong to Membership.mu; the atomics are touched on the hot path.
+type member struct {
+	id      string
+	subject string
+
+	// guarded by Membership.mu
+	state        string
+	reason       string
+	lastSeen     time.Time
+	hb           wire.Heartbeat
+	ejections    int
+	ejectedUntil time.Time
+
+	inflight  atomic.Int64  // this dispatcher's pending forwards to it
+	forwarded atomic.Uint64 // forwards sent to it
+	errors    atomic.Uint64 // timeouts and 5xx
+	failures  atomic.Int32  // consecutive timeouts and 5xx, for outlier detection
+}
+
+// Change is a worker's change of state, for the log.
+type Change struct {
+	ID       string
+	From, To string
+	Reason   string
+	Until    time.Time // end of an ejection
+}
+
+// OutlierConfig tunes passive outlier detection: a worker that fails
+// Consecutive times in a row (timeouts or 5xx replies) is taken out of
+// rotation for BaseEjection × the number of times it was ejected, capped
+// at MaxEjection. At most half of the workers are ever ejected at once.
+type OutlierConfig struct {
+	Consecutive  int           // 0 = 5; <0 disables outlier detection
+	BaseEjection time.Duration // 0 = 5s
+	MaxEjection  time.Duration // 0 = 60s
+}
+
+func (o *OutlierConfig) defaults() {
+	if o.Consecutive == 0 {
+		o.Consecutive = 5
+	}
+	if o.BaseEjection <= 0 {
+		o.BaseEjection = 5 * time.Second
+	}
+	if o.MaxEjection <= 0 {
+		o.MaxEjection = 60 * time.Second
+	}
+}
+
+// Membership is the table of workers built from heartbeats. Its methods
+// take the time explicitly so that tests drive the clock.
+type Membership struct {
+	deadAfter   time.Duration // no heartbeat for this long: down
+	forgetAfter time.Duration // down for this long: dropped from the table
+	outlier     OutlierConfig
+
+	mu      sync.Mutex
+	members map[string]*member
+	live    atomic.Pointer[[]*member] // up members in id order; never mutated
+}
+
+// NewMembership returns an empty table. A worker is down when no heartbeat
+// came for deadAfter, and forgotten after 20 × deadAfter down.
+func NewMembership(deadAfter time.Duration, outlier OutlierConfig) *Membership {
+	outlier.defaults()
+	m := &Membership{deadAfter: deadAfter, forgetAfter: 20 * deadAfter, outlier: outlier, members: make(map[string]*member)}
+	m.live.Store(&[]*member{})
+	return m
+}
+
+// Live is the current snapshot of workers in rotation, in a stable order.
+// The slice must not be modified.
+func (m *Membership) Live() []*member { return *m.live.Load() }
+
+// rebuild publishes a new snapshot; m.mu must be held.
+func (m *Membership) rebuild() {
+	live := make([]*member, 0, len(m.members))
+	for _, w := range m.members {
+		if w.state == wire.StateUp {
+			live = append(live, w)
+		}
+	}
+	slices.SortFunc(live, func(a, b *member) int { return strings.Compare(a.id, b.id) })
+	m.live.Store(&live)
+}
+
+// set changes a member's state; m.mu must be held.
+func (m *Membership) set(w *member, to, reason string, changes []Change) []Change {
+	if w.state == to && w.reason == reason {
+		return changes
+	}
+	from := w.state
+	w.state, w.reason = to, reason
+	c := Change{ID: w.id, From: from, To: to, Reason: reason}
+	if to == wire.StateEjected {
+		c.Until = w.ejectedUntil
+	}
+	return append(changes, c)
+}
+
+// Heartbeat records hb, received at now, and returns the state changes it
+// caused.
+func (m *Membership) Heartbeat(now time.Time, hb wire.Heartbeat) []Change {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.members[hb.ID]
+	var changes []Change
+	if w == nil {
+		w = &member{id: hb.ID, subject: hb.Subject}
+		m.members[hb.ID] = w
+	} else if hb.StartedAt.Equal(w.hb.StartedAt) && hb.Seq != 0 && hb.Seq < w.hb.Seq {
+		return nil // an older heartbeat overtaken by a newer one
+	}
+	w.lastSeen, w.hb = now, hb
+	if hb.Subject != "" {
+		w.subject = hb.Subject
+	}
+	switch {
+	case hb.State == wire.StateDraining:
+		changes = m.set(w, wire.StateDraining, "worker is draining", changes)
+	case w.state == wire.StateEjected:
+		// Alive is not healthy: an ejection runs its course.
+	case w.state == wire.StateUp:
+	case w.state == "":
+		w.failures.Store(0)
+		changes = m.set(w, wire.StateUp, "first heartbeat", changes)
+	default:
+		w.failures.Store(0)
+		changes = m.set(w, wire.StateUp, "heartbeat resumed", changes)
+	}
+	if len(changes) > 0 {
+		m.rebuild()
+	}
+	return changes
+}
+
+// Expire marks down the workers silent for longer than deadAfter, ends
+// ejections that are over and forgets workers long down.
+func (m *Membership) Expire(now time.Time) []Change {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var changes []Change
+	for id, w := range m.members {
+		silent := now.Sub(w.lastSeen)
+		switch {
+		case w.state == wire.StateDown && silent > m.forgetAfter:
+			delete(m.members, id)
+		case w.state != wire.StateDown && silent > m.deadAfter:
+			reason := "no heartbeat for " + silent.Round(time.Millisecond).String()
+			if w.state == wire.StateDraining {
+				reason = "left after draining"
+			}
+			changes = m.set(w, wire.StateDown, reason, changes)
+		case w.state == wire.StateEjected && !now.Before(w.ejectedUntil):
+			w.failures.Store(0)
+			changes = m.set(w, wire.StateUp, "ejection ended", changes)
+		}
+	}
+	if len(changes) > 0 {
+		m.rebuild()
+	}
+	return changes
+}
+
+// MarkDown takes a worker out of rotation at once, e.g. when a forward to
+// it got "no responders". A new heartbeat brings it back.
+func (m *Membership) MarkDown(w *member, reason string) []Change {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if w.state == wire.StateDown {
+		return nil
+	}
+	changes := m.set(w, wire.StateDown, reason, nil)
+	m.rebuild()
+	return changes
+}
+
+// Success records a good reply from w.
+func (m *Membership) Success(w *member) {
+	if w.failures.Load() != 0 {
+		w.failures.Store(0)
+	}
+}
+
+// Failure records a timeout or 5xx from w at now, and ejects w when it has
+// failed too often in a row and ejecting it keeps at least half of the
+// workers in rotation.
+func (m *Membership) Failure(now time.Time, w *member, why string) []Change {
+	w.errors.Add(1)
+	n := w.failures.Add(1)
+	if m.outlier.Consecutive < 0 || int(n) < m.outlier.Consecutive {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if w.state != wire.StateUp {
+		return nil
+	}
+	ejected, total := 0, 0
+	for _, o := range m.members {
+		switch o.state {
+		case wire.StateEjected:
+			ejected++
+			total++
+		case wire.StateUp:
+			total++
+		}
+	}
+	if 2*(ejected+1) > total {
+		return nil // ejecting it would leave less than half in rotation
+	}
+	w.ejections++
+	d := min(m.outlier.BaseEjection*time.Duration(w.ejections), m.outlier.MaxEjection)
+	w.ejectedUntil = now.Add(d)
+	w.failures.Store(0)
+	changes := m.set(w, wire.StateEjected, why, nil)
+	m.rebuild()
+	return changes
+}
+
+// Snapshot returns the table as status rows, sorted by id.
+func (m *Membership) Snapshot() []wire.WorkerStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]wire.WorkerStatus, 0, len(m.members))
+	for _, w := range m.members {
+		out = append(out, wire.WorkerStatus{
+			ID: w.id, Subject: w.subject, State: w.state, Reason: w.reason,
+			LastHeartbeat: w.lastSeen, Served: w.hb.Served,
+			Forwarded: w.forwarded.Load(), Inflight: w.inflight.Load(),
+			Errors: w.errors.Load(), Ejections: w.ejections,
+		})
+	}
+	slices.SortFunc(out, func(a, b wire.WorkerStatus) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Len is how many workers the table holds, in any state.
+func (m *Membership) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.members)
+}

@@ -1,0 +1,201 @@
+// Package wire holds Bilancia's wire contract: subjects, headers, message
+// types and error codes shared by every role. It is the code form of
+// DESIGN.md; anything here is visible to users of the nats CLI.
+package wire
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Version is the Bilancia version reported in heartbeats and status.
+var Version = "0.1.0"
+
+// DefaultPrefix is the subject prefix when --prefix is not set.
+const DefaultPrefix = "calc"
+
+// DispatcherQueue is the queue group dispatchers share on the request subject.
+const DispatcherQueue = "dispatchers"
+
+// WorkerQueue is the queue group workers join on the direct subject when they
+// also serve requests without a dispatcher (used by bench --compare).
+const WorkerQueue = "workers"
+
+// Headers set by clients, dispatchers and workers.
+const (
+	HdrRequestID = "Calc-Request-Id"
+	HdrClient    = "Calc-Client"
+	// HdrTimeout is the client's remaining deadline in milliseconds when it
+	// sent the request; a relative value so that clock skew does not matter.
+	HdrTimeout  = "Calc-Timeout-Ms"
+	HdrWorker   = "Calc-Worker"
+	HdrAttempts = "Calc-Attempts"
+	// HdrDispatcher names the dispatcher that relayed a reply.
+	HdrDispatcher = "Calc-Dispatcher"
+
+	HdrError     = "Nats-Service-Error"
+	HdrErrorCode = "Nats-Service-Error-Code"
+)
+
+// Error codes, as in Nats-Service-Error-Code.
+const (
+	CodeBadRequest  = 400
+	CodeTooLarge    = 413
+	CodeInternal    = 500
+	CodeUnavailable = 503
+	CodeDeadline    = 504
+)
+
+// Subjects builds the subjects of one deployment from its prefix.
+type Subjects struct {
+	Prefix string // "" means DefaultPrefix
+}
+
+func (s Subjects) p() string {
+	if s.Prefix == "" {
+		return DefaultPrefix
+	}
+	return s.Prefix
+}
+
+// Request is where clients send requests (dispatchers' queue group).
+func (s Subjects) Request() string { return s.p() + ".request" }
+
+// Worker is the subject of one worker.
+func (s Subjects) Worker(id string) string { return s.p() + ".worker." + id }
+
+// Direct is the subject workers serve in a queue group when asked to, so
+// that the same load can bypass the dispatcher for comparison.
+func (s Subjects) Direct() string { return s.p() + ".direct" }
+
+// Heartbeat is where worker id publishes its heartbeats.
+func (s Subjects) Heartbeat(id string) string { return s.p() + ".heartbeat." + id }
+
+// Heartbeats matches every worker's heartbeats.
+func (s Subjects) Heartbeats() string { return s.p() + ".heartbeat.*" }
+
+// Discover asks every worker to heartbeat at once.
+func (s Subjects) Discover() string { return s.p() + ".discover" }
+
+// Status answers with a dispatcher's view of the workers.
+func (s Subjects) Status() string { return s.p() + ".status" }
+
+// ClientConnect and ClientDisconnect carry a client's hello and goodbye, so
+// that dispatchers can log who connects from where.
+func (s Subjects) ClientConnect() string    { return s.p() + ".client.connect" }
+func (s Subjects) ClientDisconnect() string { return s.p() + ".client.disconnect" }
+
+// Worker states.
+const (
+	StateUp       = "up"
+	StateDraining = "draining"
+	StateDown     = "down"
+	StateEjected  = "ejected"
+)
+
+// Heartbeat is what a worker publishes every interval.
+type Heartbeat struct {
+	ID          string    `json:"id"`
+	Subject     string    `json:"subject"`
+	State       string    `json:"state"`
+	Seq         uint64    `json:"seq"`
+	IntervalMS  int64     `json:"interval_ms"`
+	Inflight    int64     `json:"inflight"`
+	Served      uint64    `json:"served"`
+	Errors      uint64    `json:"errors"`
+	Concurrency int       `json:"concurrency"`
+	StartedAt   time.Time `json:"started_at"`
+	Version     string    `json:"version"`
+	Host        string    `json:"host,omitempty"`
+}
+
+// Error is a business error: it travels in a reply with its code, never as
+// a transport failure.
+type Error struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return strconv.Itoa(e.Code) + " " + e.Message }
+
+// NewError returns a business error with its code.
+func NewError(code int, msg string) *Error { return &Error{Code: code, Message: msg} }
+
+// Reply is the JSON body of every reply, success or error.
+type Reply struct {
+	ID     string            `json:"id,omitempty"`
+	Op     string            `json:"op,omitempty"`
+	Args   []json.RawMessage `json:"args,omitempty"`
+	Result json.RawMessage   `json:"result,omitempty"`
+	Worker string            `json:"worker,omitempty"`
+	Error  *Error            `json:"error,omitempty"`
+}
+
+// ErrorMsg builds an error reply with the service error headers and the same
+// error in its JSON body.
+func ErrorMsg(id string, e *Error) *nats.Msg {
+	m := nats.NewMsg("")
+	m.Header.Set(HdrError, e.Message)
+	m.Header.Set(HdrErrorCode, strconv.Itoa(e.Code))
+	if id != "" {
+		m.Header.Set(HdrRequestID, id)
+	}
+	m.Data, _ = json.Marshal(Reply{ID: id, Error: e})
+	return m
+}
+
+// ErrorFromMsg returns the service error a reply carries in its headers, or
+// nil for a successful reply.
+func ErrorFromMsg(m *nats.Msg) *Error {
+	if m.Header == nil {
+		return nil
+	}
+	code := m.Header.Get(HdrErrorCode)
+	if code == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(code)
+	if err != nil {
+		n = CodeInternal
+	}
+	return &Error{Code: n, Message: m.Header.Get(HdrError)}
+}
+
+// WorkerStatus is one row of a dispatcher's worker table.
+type WorkerStatus struct {
+	ID            string    `json:"id"`
+	Subject       string    `json:"subject"`
+	State         string    `json:"state"`
+	Reason        string    `json:"reason,omitempty"`
+	LastHeartbeat time.Time `json:"last_heartbeat"`
+	Served        uint64    `json:"served"`    // as the worker reports it
+	Forwarded     uint64    `json:"forwarded"` // by this dispatcher
+	Inflight      int64     `json:"inflight"`  // this dispatcher's pending forwards
+	Errors        uint64    `json:"errors"`
+	Ejections     int       `json:"ejections,omitempty"`
+}
+
+// Status is a dispatcher's answer on the status subject.
+type Status struct {
+	Dispatcher string         `json:"dispatcher"`
+	Version    string         `json:"version"`
+	StartedAt  time.Time      `json:"started_at"`
+	Inflight   int64          `json:"inflight"`
+	Served     uint64         `json:"served"`
+	Failed     uint64         `json:"failed"`
+	Strategy   string         `json:"strategy"`
+	Workers    []WorkerStatus `json:"workers"`
+}
+
+// ClientHello is what a client announces when it connects and leaves.
+type ClientHello struct {
+	Name     string `json:"name"`
+	Host     string `json:"host,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	IP       string `json:"ip,omitempty"`        // as the NATS server sees it
+	ClientID uint64 `json:"client_id,omitempty"` // the NATS connection id
+	Version  string `json:"version,omitempty"`
+}
