@@ -13,8 +13,8 @@ import (
 // member is one worker as this dispatcher sees it. Fields under "guarded"
 // belong to Membership.mu; the atomics are touched on the hot path.
 type member struct {
-	id      string
-	subject string
+	id      string // immutable
+	subject string // immutable
 
 	// guarded by Membership.mu
 	state        string
@@ -124,10 +124,7 @@ func (m *Membership) Heartbeat(now time.Time, hb wire.Heartbeat) []Change {
 	} else if hb.StartedAt.Equal(w.hb.StartedAt) && hb.Seq != 0 && hb.Seq < w.hb.Seq {
 		return nil // an older heartbeat overtaken by a newer one
 	}
-	w.lastSeen, w.hb = now, hb
-	if hb.Subject != "" {
-		w.subject = hb.Subject
-	}
+	w.lastSeen, w.hb = now, hb // subject stays as first heard: it is read without the lock
 	switch {
 	case hb.State == wire.StateDraining:
 		changes = m.set(w, wire.StateDraining, "worker is draining", changes)

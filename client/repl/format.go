@@ -1,0 +1,174 @@
+package repl
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bilancia/bilancia/calcworker/calc"
+	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/wire"
+)
+
+const (
+	// replyWidth is where the latency column starts, so that short replies
+	// line up: "[w-3f2a] add 2 3 = 5" is followed by spaces up to it.
+	replyWidth = 38
+	// maxShown bounds how much of a command is echoed: a 1 MiB expr
+	// should not flood the terminal.
+	maxShown = 80
+)
+
+// formatReply is one output line:
+//
+//	[w-3f2a] add 2 3 = 5                  (0.4 ms)
+//	[error 400] div 1 0: division by zero (0.3 ms)
+//
+// with " sends=2" appended when the client had to send more than once.
+func formatReply(cmd string, r *client.Result, lat time.Duration, err error) string {
+	var text string
+	if err != nil {
+		text = formatError(shorten(cmd), err)
+	} else {
+		w := r.Worker
+		if w == "" {
+			w = "?"
+		}
+		text = "[" + w + "] " + shorten(cmd) + " = " + shorten(r.ResultString())
+	}
+	if pad := replyWidth - utf8.RuneCountInString(text); pad > 0 {
+		text += strings.Repeat(" ", pad)
+	} else {
+		text += " "
+	}
+	text += "(" + fmtLatency(lat) + ")"
+	if r != nil && r.Sends > 1 {
+		text += fmt.Sprintf(" sends=%d", r.Sends)
+	}
+	return text
+}
+
+// formatError is "[error 400] div 1 0: division by zero", or "[error] ..."
+// when the failure has no service error code (client closed, send failed).
+func formatError(what string, err error) string {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return fmt.Sprintf("[error %d] %s: %s", we.Code, what, we.Message)
+	}
+	return fmt.Sprintf("[error] %s: %v", what, err)
+}
+
+func shorten(s string) string {
+	if utf8.RuneCountInString(s) <= maxShown {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:maxShown-1]) + "…"
+}
+
+// fmtLatency is "0.4 ms" below a second, "1.25 s" from there.
+func fmtLatency(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+// fmtAge is how long ago t was: "0.4s ago", "3m12s ago", "never".
+func fmtAge(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := max(now.Sub(t), 0) // clocks of two hosts may disagree
+	if d < time.Minute {
+		return fmt.Sprintf("%.1fs ago", d.Seconds())
+	}
+	return d.Round(time.Second).String() + " ago"
+}
+
+// PrintStatus writes each dispatcher's worker table, dispatchers sorted by
+// name, workers in the dispatcher's order:
+//
+//	dispatcher d-91ab (v0.1.0, round-robin, up 3m12s): served 1000, failed 0, in-flight 0
+//	ID      STATE                  LAST HEARTBEAT  SERVED  IN-FLIGHT  ERRORS  EJECTIONS
+//	w-3f2a  up                     0.4s ago        334     0          0       0
+//	w-81c0  down (no heartbeat)    3.2s ago        333     0          0       0
+func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
+	if len(st) == 0 {
+		fmt.Fprintln(w, "no dispatcher answered")
+		return
+	}
+	st = append([]wire.Status(nil), st...)
+	sort.SliceStable(st, func(i, j int) bool { return st[i].Dispatcher < st[j].Dispatcher })
+	for i, d := range st {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		var about []string
+		if d.Version != "" {
+			about = append(about, "v"+strings.TrimPrefix(d.Version, "v"))
+		}
+		if d.Strategy != "" {
+			about = append(about, d.Strategy)
+		}
+		if !d.StartedAt.IsZero() {
+			about = append(about, "up "+max(now.Sub(d.StartedAt), 0).Round(time.Second).String())
+		}
+		head := "dispatcher " + d.Dispatcher
+		if len(about) > 0 {
+			head += " (" + strings.Join(about, ", ") + ")"
+		}
+		fmt.Fprintf(w, "%s: served %d, failed %d, in-flight %d\n", head, d.Served, d.Failed, d.Inflight)
+		if len(d.Workers) == 0 {
+			fmt.Fprintln(w, "  no workers")
+			continue
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATE\tLAST HEARTBEAT\tSERVED\tIN-FLIGHT\tERRORS\tEJECTIONS")
+		for _, ws := range d.Workers {
+			state := ws.State
+			if ws.Reason != "" {
+				state += " (" + ws.Reason + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", ws.ID, state, fmtAge(ws.LastHeartbeat, now),
+				ws.Served, ws.Inflight, ws.Errors, ws.Ejections)
+		}
+		_ = tw.Flush() // w's errors are the caller's to see
+	}
+}
+
+// helpText lists the REPL commands and the operations calc knows.
+func helpText() string {
+	var b strings.Builder
+	b.WriteString(`Type a calculation to send it, e.g. "add 2 3" or {"op":"add","args":[2,3]}.
+Commands:
+  random N [-q]   N random requests at once, then a summary (-q: summary only)
+  status          show every dispatcher's worker table
+  help            this text
+  exit, quit      leave (Ctrl-D too), after the replies still on their way
+Lines starting with # are ignored.
+
+`)
+	// Two lines per op, so that the table fits 80 columns.
+	ops := calc.Ops()
+	names := make([]string, len(ops))
+	wName, wArgs := 0, 0
+	for i, op := range ops {
+		names[i] = op.Name
+		if len(op.Aliases) > 0 {
+			names[i] += " (" + strings.Join(op.Aliases, ", ") + ")"
+		}
+		wName = max(wName, utf8.RuneCountInString(names[i]))
+		wArgs = max(wArgs, utf8.RuneCountInString(op.Args))
+	}
+	b.WriteString("Operations (names are case-insensitive):\n")
+	for i, op := range ops {
+		fmt.Fprintf(&b, "  %-*s  %-*s  e.g. %s\n      %s\n", wName, names[i], wArgs, op.Args, op.Example, op.Help)
+	}
+	return b.String()
+}

@@ -1,0 +1,403 @@
+package dispatcher_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/calcworker"
+	"github.com/bilancia/bilancia/calcworker/calc"
+	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/dispatcher"
+	"github.com/bilancia/bilancia/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Test intervals: fast, but wide enough for a loaded 2-core machine.
+const (
+	testHeartbeat = 50 * time.Millisecond
+	testDeadAfter = 300 * time.Millisecond
+)
+
+func checkFor(t testing.TB, d, interval time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", d, err)
+		}
+		time.Sleep(interval)
+	}
+}
+
+func connect(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func startDispatcher(t testing.TB, url string, mod func(*dispatcher.Config)) *dispatcher.Dispatcher {
+	t.Helper()
+	cfg := dispatcher.Config{
+		Conn: connect(t, url), ID: "d-test",
+		Heartbeat: testHeartbeat, DeadAfter: testDeadAfter,
+		AttemptTimeout: 2 * time.Second, Tick: 2 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	d, err := dispatcher.New(cfg)
+	if err != nil {
+		t.Fatalf("dispatcher.New: %v", err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatalf("dispatcher.Start: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	return d
+}
+
+type testWorker struct {
+	*calcworker.Worker
+	nc *nats.Conn
+}
+
+func startWorker(t testing.TB, url, id string, mod func(*calcworker.Config)) testWorker {
+	t.Helper()
+	nc := connect(t, url)
+	cfg := calcworker.Config{Conn: nc, ID: id, Heartbeat: testHeartbeat}
+	if mod != nil {
+		mod(&cfg)
+	}
+	w, err := calcworker.New(cfg)
+	if err != nil {
+		t.Fatalf("calcworker.New: %v", err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatalf("worker.Start: %v", err)
+	}
+	t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
+	return testWorker{w, nc}
+}
+
+func newClient(t testing.TB, url string, mod func(*client.Config)) *client.Client {
+	t.Helper()
+	cfg := client.Config{URL: url, Name: "test", Timeout: 5 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := client.Connect(cfg)
+	if err != nil {
+		t.Fatalf("client.Connect: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// waitWorkers waits until d has exactly the given workers in a state.
+func waitState(t testing.TB, d *dispatcher.Dispatcher, want map[string]string) {
+	t.Helper()
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		got := map[string]string{}
+		for _, w := range d.Status().Workers {
+			got[w.ID] = w.State
+		}
+		for id, st := range want {
+			if got[id] != st {
+				return fmt.Errorf("workers = %v; want %v", got, want)
+			}
+		}
+		return nil
+	})
+}
+
+func up(ids ...string) map[string]string {
+	m := map[string]string{}
+	for _, id := range ids {
+		m[id] = wire.StateUp
+	}
+	return m
+}
+
+func TestRoundRobinExactOrder(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, nil)
+	for _, id := range []string{"w-a", "w-b", "w-c"} {
+		startWorker(t, url, id, nil)
+	}
+	waitState(t, d, up("w-a", "w-b", "w-c"))
+	c := newClient(t, url, nil)
+	var order []string
+	for i := range 30 {
+		r, err := c.Do(context.Background(), fmt.Sprintf("add %d 1", i))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if got := r.ResultString(); got != fmt.Sprint(i+1) {
+			t.Fatalf("add %d 1 = %s; want %d", i, got, i+1)
+		}
+		order = append(order, r.Worker)
+	}
+	// A stable cycle: every window of 3 holds 3 different workers, and
+	// request i+3 goes where request i went.
+	for i := range order {
+		if i+3 < len(order) && order[i] != order[i+3] {
+			t.Fatalf("order = %v; not a cycle of 3", order)
+		}
+		if i+2 < len(order) && (order[i] == order[i+1] || order[i] == order[i+2] || order[i+1] == order[i+2]) {
+			t.Fatalf("order = %v; 3 consecutive requests should reach 3 workers", order)
+		}
+	}
+}
+
+// load sends n requests with at most c in flight and returns the errors.
+func load(t testing.TB, cl *client.Client, n, c int, cmd func(i int) string, progress *atomic.Int64) []error {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, c)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_, err := cl.Do(context.Background(), cmd(i))
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("request %d: %w", i, err))
+				mu.Unlock()
+			}
+			if progress != nil {
+				progress.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+func TestWorkerConnectionClosedMidLoad(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.AttemptTimeout = 500 * time.Millisecond })
+	var ws []testWorker
+	for _, id := range []string{"w-a", "w-b", "w-c"} {
+		ws = append(ws, startWorker(t, url, id, nil))
+	}
+	waitState(t, d, up("w-a", "w-b", "w-c"))
+	cl := newClient(t, url, nil)
+
+	var done atomic.Int64
+	go func() {
+		for done.Load() < 100 {
+			time.Sleep(time.Millisecond)
+		}
+		ws[1].nc.Close() // abrupt: no draining heartbeat, replies in flight lost
+	}()
+	errs := load(t, cl, 600, 16, func(i int) string { return fmt.Sprintf("mul %d 2", i) }, &done)
+	if len(errs) > 0 {
+		t.Fatalf("%d of 600 requests failed; first: %v", len(errs), errs[0])
+	}
+	waitState(t, d, map[string]string{"w-b": wire.StateDown})
+	st := d.Stats()
+	if st.Failed != 0 {
+		t.Fatalf("dispatcher failed %d requests; want 0", st.Failed)
+	}
+}
+
+func TestDrainingWorkerLeavesRotation(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, nil)
+	var ws []testWorker
+	for _, id := range []string{"w-a", "w-b", "w-c"} {
+		ws = append(ws, startWorker(t, url, id, nil))
+	}
+	waitState(t, d, up("w-a", "w-b", "w-c"))
+	cl := newClient(t, url, nil)
+
+	var done atomic.Int64
+	drained := make(chan error, 1)
+	go func() {
+		for done.Load() < 100 {
+			time.Sleep(time.Millisecond)
+		}
+		drained <- ws[0].Shutdown(context.Background())
+	}()
+	errs := load(t, cl, 500, 16, func(i int) string { return fmt.Sprintf("sleep %d", i%3) }, &done)
+	if len(errs) > 0 {
+		t.Fatalf("%d of 500 requests failed while a worker drained; first: %v", len(errs), errs[0])
+	}
+	if err := <-drained; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// It said draining, then went silent: draining, or down once silent.
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		for _, w := range d.Status().Workers {
+			if w.ID == "w-a" && w.State != wire.StateDraining && !(w.State == wire.StateDown && w.Reason == "left after draining") {
+				return fmt.Errorf("drained worker is %s (%s); want draining, or down after draining", w.State, w.Reason)
+			}
+		}
+		return nil
+	})
+	// No new request reaches it.
+	before := forwarded(d, "w-a")
+	if errs := load(t, cl, 30, 4, func(i int) string { return "add 1 1" }, nil); len(errs) > 0 {
+		t.Fatalf("after drain: %v", errs[0])
+	}
+	if after := forwarded(d, "w-a"); after != before {
+		t.Fatalf("drained worker got %d forwards after it left", after-before)
+	}
+}
+
+func forwarded(d *dispatcher.Dispatcher, id string) uint64 {
+	for _, w := range d.Status().Workers {
+		if w.ID == id {
+			return w.Forwarded
+		}
+	}
+	return 0
+}
+
+// heartbeater publishes heartbeats for a worker id that the test controls.
+func heartbeat(t testing.TB, nc *nats.Conn, id string, seq uint64) {
+	t.Helper()
+	b, _ := json.Marshal(wire.Heartbeat{ID: id, Subject: "calc.worker." + id, State: wire.StateUp, Seq: seq, StartedAt: time.Unix(1, 0)})
+	if err := nc.Publish("calc.heartbeat."+id, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHeartbeatExpiryAndReturn(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, nil)
+	nc := connect(t, url)
+	heartbeat(t, nc, "w-silent", 1)
+	waitState(t, d, up("w-silent"))
+	// No more heartbeats: down after DeadAfter, with the reason.
+	waitState(t, d, map[string]string{"w-silent": wire.StateDown})
+	for _, w := range d.Status().Workers {
+		if w.ID == "w-silent" && w.Reason == "" {
+			t.Fatalf("down without a reason")
+		}
+	}
+	heartbeat(t, nc, "w-silent", 2)
+	waitState(t, d, up("w-silent"))
+}
+
+func TestNoLiveWorkerAnswers503(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	startDispatcher(t, url, nil)
+	cl := newClient(t, url, nil)
+	_, err := cl.Do(context.Background(), "add 1 2")
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeUnavailable {
+		t.Fatalf("Do with no worker = %v; want a 503 (a 504 would mean it hung)", err)
+	}
+}
+
+func TestInflightCapAnswers503(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.MaxInflight = 2 })
+	startWorker(t, url, "w-a", nil)
+	waitState(t, d, up("w-a"))
+	cl := newClient(t, url, func(c *client.Config) { c.MaxAttempts = 1 })
+
+	// Two slow requests fill the cap; hold them until the third is refused.
+	results := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := cl.Do(context.Background(), "sleep 2000"); results <- err }()
+	}
+	checkFor(t, 5*time.Second, 2*time.Millisecond, func() error {
+		if n := d.Stats().Inflight; n != 2 {
+			return fmt.Errorf("in flight = %d; want 2", n)
+		}
+		return nil
+	})
+	_, err := cl.Do(context.Background(), "add 1 2")
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeUnavailable {
+		t.Fatalf("request over the cap = %v; want 503", err)
+	}
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatalf("request under the cap: %v", err)
+		}
+	}
+}
+
+func TestSilentWorkerIsRetriedElsewhere(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, func(c *dispatcher.Config) {
+		c.AttemptTimeout = 100 * time.Millisecond
+		c.Outlier = dispatcher.OutlierConfig{Consecutive: 3, BaseEjection: time.Minute}
+	})
+	startWorker(t, url, "w-a", nil)
+	startWorker(t, url, "w-b", nil)
+	startWorker(t, url, "w-slow", func(c *calcworker.Config) { c.Env = calc.Env{Delay: 2 * time.Second} })
+	waitState(t, d, up("w-a", "w-b", "w-slow"))
+	cl := newClient(t, url, nil)
+	for i := range 12 {
+		r, err := cl.Do(context.Background(), fmt.Sprintf("add %d 0", i))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if r.Worker == "w-slow" {
+			t.Fatalf("request %d answered by the slow worker", i)
+		}
+	}
+	// Three timeouts in a row eject it; the others are 2 of 3, so it may go.
+	waitState(t, d, map[string]string{"w-slow": wire.StateEjected})
+}
+
+func TestStatusOverNATS(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, nil)
+	startWorker(t, url, "w-a", nil)
+	waitState(t, d, up("w-a"))
+	cl := newClient(t, url, nil)
+	st, err := cl.Status(context.Background(), 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || st[0].Dispatcher != "d-test" || len(st[0].Workers) != 1 || st[0].Workers[0].ID != "w-a" {
+		t.Fatalf("status = %+v; want d-test with w-a", st)
+	}
+}
+
+func TestShutdownIdempotent(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.LogRequests = true })
+	w := startWorker(t, url, "w-a", nil)
+	waitState(t, d, up("w-a"))
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = d.Shutdown(context.Background()) }()
+		go func() { defer wg.Done(); _ = w.Shutdown(context.Background()) }()
+	}
+	wg.Wait()
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown again: %v", err)
+	}
+}
