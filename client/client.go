@@ -274,7 +274,10 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 	timer := time.NewTimer(attemptWait)
 	defer timer.Stop()
 	backoff := 5 * time.Millisecond
-	noResponders := false
+	// backingOff: the last answer was "no responders" and the timer runs
+	// the backoff. noDispatcher: no dispatcher has taken the request yet,
+	// so running out of time is a 503, not a 504.
+	backingOff, noDispatcher := false, false
 
 	for {
 		select {
@@ -282,14 +285,14 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 			if isNoResponders(m) {
 				// No dispatcher listens right now (restarting, or a
 				// reconnect in progress): back off and send again.
-				noResponders = true
+				backingOff, noDispatcher = true, true
 				timer.Reset(jitter(backoff))
 				backoff = min(backoff*2, 500*time.Millisecond)
 				continue
 			}
 			return c.result(m, id, sends, start)
 		case <-timer.C:
-			if !noResponders && sends >= c.cfg.MaxAttempts {
+			if !backingOff && sends >= c.cfg.MaxAttempts {
 				timer.Reset(time.Until(deadline) + time.Millisecond)
 				continue
 			}
@@ -306,8 +309,8 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 				return nil, c.sendErr(err)
 			}
 			sends++
-			if noResponders {
-				noResponders = false
+			if backingOff {
+				backingOff = false
 				timer.Reset(attemptWait)
 			} else {
 				attemptWait *= 2
@@ -316,7 +319,7 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 		case <-c.done:
 			return nil, ErrClosed
 		case <-ctx.Done():
-			if noResponders {
+			if noDispatcher {
 				return nil, wire.NewError(wire.CodeUnavailable,
 					fmt.Sprintf("no dispatcher is listening on %s", c.reqSubj))
 			}

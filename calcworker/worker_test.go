@@ -1,0 +1,214 @@
+package calcworker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/calcworker"
+	"github.com/bilancia/bilancia/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func connect(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func start(t testing.TB, url string, cfg calcworker.Config) *calcworker.Worker {
+	t.Helper()
+	cfg.Conn = connect(t, url)
+	w, err := calcworker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
+	return w
+}
+
+func request(t testing.TB, nc *nats.Conn, subj, cmd string) *nats.Msg {
+	t.Helper()
+	m := nats.NewMsg(subj)
+	m.Header.Set(wire.HdrRequestID, "req-1")
+	m.Data = []byte(cmd)
+	r, err := nc.RequestMsg(m, 10*time.Second)
+	if err != nil {
+		t.Fatalf("request %q: %v", cmd, err)
+	}
+	return r
+}
+
+func TestRepliesAndErrors(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	w := start(t, url, calcworker.Config{ID: "w-a"})
+	nc := connect(t, url)
+	tests := []struct {
+		cmd, result string
+		code        int
+	}{
+		{"add 2 3", "5", 0},
+		{`{"op":"mul","args":[4,5]}`, "20", 0},
+		{"fact 25", `"15511210043330985984000000"`, 0},
+		{"div 1 0", "", 400},
+		{"nope 1", "", 400},
+		{"", "", 400},
+		{"\xff\xfe", "", 400},
+	}
+	for _, tt := range tests {
+		r := request(t, nc, w.Subject(), tt.cmd)
+		if got := r.Header.Get(wire.HdrWorker); got != "w-a" {
+			t.Errorf("%q: Calc-Worker = %q; want w-a", tt.cmd, got)
+		}
+		var rep wire.Reply
+		if err := json.Unmarshal(r.Data, &rep); err != nil {
+			t.Fatalf("%q: reply %q is not JSON: %v", tt.cmd, r.Data, err)
+		}
+		if rep.ID != "req-1" || rep.Worker != "w-a" {
+			t.Errorf("%q: reply id/worker = %q/%q; want req-1/w-a", tt.cmd, rep.ID, rep.Worker)
+		}
+		if tt.code != 0 {
+			if e := wire.ErrorFromMsg(r); e == nil || e.Code != tt.code || e.Message == "" || rep.Error == nil || rep.Error.Code != tt.code {
+				t.Errorf("%q: error = %v, body %s; want code %d in headers and body", tt.cmd, e, r.Data, tt.code)
+			}
+			continue
+		}
+		if string(rep.Result) != tt.result {
+			t.Errorf("%q: result = %s; want %s", tt.cmd, rep.Result, tt.result)
+		}
+	}
+	if st := w.Stats(); st.Served != uint64(len(tests)) || st.Errors != 4 {
+		t.Errorf("stats = %+v; want %d served, 4 errors", st, len(tests))
+	}
+}
+
+func TestHeartbeatsWhileSpinning(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	nc := connect(t, url)
+	hbs := make(chan wire.Heartbeat, 100)
+	sub, err := nc.Subscribe("calc.heartbeat.w-busy", func(m *nats.Msg) {
+		var hb wire.Heartbeat
+		if json.Unmarshal(m.Data, &hb) == nil {
+			select {
+			case hbs <- hb:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	_ = nc.Flush()
+	w := start(t, url, calcworker.Config{ID: "w-busy", Heartbeat: 20 * time.Millisecond, Concurrency: 4})
+	// Every compute slot busy burning CPU for a second.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); request(t, nc, w.Subject(), "spin 1000") }()
+	}
+	// Heartbeats keep coming, reporting the work in flight.
+	deadline := time.After(10 * time.Second)
+	for busy := 0; busy < 3; {
+		select {
+		case hb := <-hbs:
+			if hb.Inflight == 4 {
+				busy++
+			}
+			if hb.ID != "w-busy" || hb.Subject != "calc.worker.w-busy" || hb.State != wire.StateUp || hb.Version == "" || hb.IntervalMS != 20 {
+				t.Fatalf("heartbeat = %+v", hb)
+			}
+		case <-deadline:
+			t.Fatal("no heartbeats while the worker was busy")
+		}
+	}
+	wg.Wait()
+}
+
+func TestDrainFinishesInflight(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	nc := connect(t, url)
+	states := make(chan string, 100)
+	sub, _ := nc.Subscribe("calc.heartbeat.w-d", func(m *nats.Msg) {
+		var hb wire.Heartbeat
+		_ = json.Unmarshal(m.Data, &hb)
+		states <- hb.State
+	})
+	defer sub.Unsubscribe()
+	_ = nc.Flush()
+	w := start(t, url, calcworker.Config{ID: "w-d", Heartbeat: time.Hour})
+	<-states // the first heartbeat, at start
+
+	const n = 8
+	replies := make(chan *nats.Msg, n)
+	for i := range n {
+		go func() { replies <- request(t, nc, w.Subject(), fmt.Sprintf("sleep %d", 100+i)) }()
+	}
+	for w.Stats().Inflight < n {
+		time.Sleep(time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	for range 3 { // concurrent and repeated Shutdown
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = w.Shutdown(context.Background()) }()
+	}
+	wg.Wait()
+	if s := <-states; s != wire.StateDraining {
+		t.Fatalf("heartbeat on shutdown = %q; want draining", s)
+	}
+	for range n {
+		if r := <-replies; wire.ErrorFromMsg(r) != nil {
+			t.Fatalf("in-flight request failed during drain: %s", r.Data)
+		}
+	}
+	// Gone: a request now gets "no responders".
+	if _, err := nc.Request(w.Subject(), []byte("add 1 1"), time.Second); err != nats.ErrNoResponders {
+		t.Fatalf("request after drain = %v; want no responders", err)
+	}
+}
+
+func TestShutdownDeadlineCancelsWork(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	nc := connect(t, url)
+	w := start(t, url, calcworker.Config{ID: "w-c"})
+	reply := make(chan *nats.Msg, 1)
+	go func() { reply <- request(t, nc, w.Subject(), "sleep 20000") }()
+	for w.Stats().Inflight < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := w.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown past its deadline returned nil")
+	}
+	if e := wire.ErrorFromMsg(<-reply); e == nil {
+		t.Fatal("a cancelled computation replied success")
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	if _, err := calcworker.New(calcworker.Config{}); err == nil {
+		t.Error("New without Conn: nil error")
+	}
+	url := broker.RunTestServer(t).ClientURL()
+	for _, id := range []string{"a.b", "a b", "*", ">", "é"} {
+		if _, err := calcworker.New(calcworker.Config{Conn: connect(t, url), ID: id}); err == nil {
+			t.Errorf("New with id %q: nil error", id)
+		}
+	}
+}
