@@ -230,12 +230,11 @@ func (c *Client) Do(ctx context.Context, command string) (*Result, error) {
 
 // DoBytes is Do for a payload already in bytes.
 func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
-		defer cancel()
+	start := time.Now()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = start.Add(c.cfg.Timeout)
 	}
-	deadline, _ := ctx.Deadline()
 	id := uuid.NewString()
 	token := nuid.Next()
 	cl := &call{ch: make(chan *nats.Msg, 1)}
@@ -249,14 +248,17 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 	c.mu.Unlock()
 	c.inflight.Add(1)
 	c.stats.requests.Add(1)
+	retrying := false // counted in c.retrying
 	defer func() {
 		c.mu.Lock()
 		delete(c.pending, token)
 		c.mu.Unlock()
 		c.inflight.Add(-1)
+		if retrying {
+			c.retrying.Add(-1)
+		}
 	}()
 
-	start := time.Now()
 	send := func() error {
 		m := nats.NewMsg(c.reqSubj)
 		m.Reply = c.inbox + token
@@ -271,13 +273,17 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 	}
 	sends := 1
 	attemptWait := c.cfg.AttemptTimeout
+	backoff := 5 * time.Millisecond
+	// backingOff: the last answer was "no responders", and the next send
+	// ends the backoff. noDispatcher: no dispatcher took the request, so
+	// running out of time is a 503, not a 504.
+	backingOff, noDispatcher := false, false
+	// One timer serves both the deadline and the next send.
+	nextSend := start.Add(attemptWait)
 	timer := time.NewTimer(attemptWait)
 	defer timer.Stop()
-	backoff := 5 * time.Millisecond
-	// backingOff: the last answer was "no responders" and the timer runs
-	// the backoff. noDispatcher: no dispatcher has taken the request yet,
-	// so running out of time is a 503, not a 504.
-	backingOff, noDispatcher := false, false
+	rearm := func(now time.Time) { timer.Reset(min(nextSend.Sub(now), deadline.Sub(now))) }
+	rearm(start)
 
 	for {
 		select {
@@ -286,50 +292,69 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 				// No dispatcher listens right now (restarting, or a
 				// reconnect in progress): back off and send again.
 				backingOff, noDispatcher = true, true
-				timer.Reset(jitter(backoff))
+				now := time.Now()
+				nextSend = now.Add(jitter(backoff))
 				backoff = min(backoff*2, 500*time.Millisecond)
+				rearm(now)
 				continue
 			}
 			return c.result(m, id, sends, start)
-		case <-timer.C:
+		case now := <-timer.C:
+			if !now.Before(deadline) {
+				return nil, c.timeoutErr(noDispatcher, start, sends)
+			}
+			if now.Before(nextSend) {
+				rearm(now)
+				continue
+			}
 			if !backingOff && sends >= c.cfg.MaxAttempts {
-				timer.Reset(time.Until(deadline) + time.Millisecond)
+				nextSend = deadline // no more sends: wait for a reply
+				rearm(now)
 				continue
 			}
-			if !c.retryAllowed() {
-				c.stats.denied.Add(1)
-				timer.Reset(attemptWait)
-				continue
+			if !retrying {
+				if !c.retryAllowed() {
+					c.stats.denied.Add(1)
+					nextSend = now.Add(attemptWait)
+					rearm(now)
+					continue
+				}
+				retrying = true
+				c.retrying.Add(1)
 			}
-			c.retrying.Add(1)
-			err := send()
-			c.retrying.Add(-1)
-			c.stats.retries.Add(1)
-			if err != nil {
+			if err := send(); err != nil {
 				return nil, c.sendErr(err)
 			}
+			c.stats.retries.Add(1)
 			sends++
 			if backingOff {
 				backingOff = false
-				timer.Reset(attemptWait)
 			} else {
 				attemptWait *= 2
-				timer.Reset(attemptWait)
 			}
+			nextSend = now.Add(attemptWait)
+			rearm(now)
 		case <-c.done:
 			return nil, ErrClosed
 		case <-ctx.Done():
-			if noDispatcher {
-				return nil, wire.NewError(wire.CodeUnavailable,
-					fmt.Sprintf("no dispatcher is listening on %s", c.reqSubj))
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, c.timeoutErr(noDispatcher, start, sends)
 			}
-			return nil, wire.NewError(wire.CodeDeadline,
-				fmt.Sprintf("no reply within %v after %d send(s)", time.Since(start).Round(time.Millisecond), sends))
+			return nil, ctx.Err()
 		}
 	}
 }
 
-// retryAllowed applies the retry budget.
+func (c *Client) timeoutErr(noDispatcher bool, start time.Time, sends int) error {
+	if noDispatcher {
+		return wire.NewError(wire.CodeUnavailable, "no dispatcher is listening on "+c.reqSubj)
+	}
+	return wire.NewError(wire.CodeDeadline,
+		fmt.Sprintf("no reply within %v after %d send(s)", time.Since(start).Round(time.Millisecond), sends))
+}
+
+// retryAllowed applies the retry budget: requests being retried may be at
+// most RetryBudget of those in flight, or MinRetries.
 func (c *Client) retryAllowed() bool {
 	allowed := int64(c.cfg.RetryBudget * float64(c.inflight.Load()))
 	return c.retrying.Load() < max(allowed, int64(c.cfg.MinRetries))

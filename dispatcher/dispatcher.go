@@ -76,7 +76,7 @@ type Config struct {
 	RequestLogger *slog.Logger
 	// LogQueue bounds request records waiting to be written; when full,
 	// records are dropped and counted rather than slow the hot path.
-	// 0 = 65536.
+	// 0 = 16384 (about 2 MiB).
 	LogQueue int
 }
 
@@ -110,6 +110,7 @@ type Dispatcher struct {
 
 	reqlog *requestLog
 	subs   []*nats.Subscription
+	hbSub  *nats.Subscription
 	quit   chan struct{}
 	wg     sync.WaitGroup
 
@@ -179,7 +180,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg.Tick = 5 * time.Millisecond
 	}
 	if cfg.LogQueue <= 0 {
-		cfg.LogQueue = 1 << 16
+		cfg.LogQueue = 1 << 14
 	}
 	if cfg.Strategy == "" {
 		cfg.Strategy = RoundRobin
@@ -254,6 +255,7 @@ func (d *Dispatcher) Start() error {
 			return err
 		}
 	}
+	d.hbSub = d.subs[1]
 	if err := d.nc.Flush(); err != nil {
 		d.unsubscribe()
 		return fmt.Errorf("dispatcher: flush: %w", err)
@@ -467,7 +469,9 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 	}
 	code := 0
 	if m.Header != nil {
-		code, _ = strconv.Atoi(m.Header.Get(wire.HdrErrorCode))
+		if h := m.Header.Get(wire.HdrErrorCode); h != "" {
+			code, _ = strconv.Atoi(h)
+		}
 	}
 	if code >= 500 && len(r.tried) < d.cfg.MaxAttempts {
 		// A worker failing or shutting down: another one may do better.
@@ -633,9 +637,15 @@ func (d *Dispatcher) sweep() {
 				d.expire(tm, now)
 			}
 			clear(due)
-			if now.Sub(lastExpire) >= expireEvery {
+			if gap := now.Sub(lastExpire); gap >= expireEvery {
 				lastExpire = now
-				d.changes(d.mem.Expire(now))
+				// Heartbeats received but not yet handled, or a sweep
+				// that ran late (this process starved or paused), say
+				// nothing about the workers: expire only when we are
+				// sure to have heard what they said.
+				if n, _, _ := d.hbSub.Pending(); n == 0 && gap < d.cfg.DeadAfter/2 {
+					d.changes(d.mem.Expire(now))
+				}
 			}
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,10 +25,11 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// Test intervals: fast, but wide enough for a loaded 2-core machine.
+// Test intervals: fast, but wide enough for a loaded 2-core machine
+// running the race detector.
 const (
-	testHeartbeat = 50 * time.Millisecond
-	testDeadAfter = 300 * time.Millisecond
+	testHeartbeat = 100 * time.Millisecond
+	testDeadAfter = time.Second
 )
 
 func checkFor(t testing.TB, d, interval time.Duration, f func() error) {
@@ -44,6 +47,18 @@ func checkFor(t testing.TB, d, interval time.Duration, f func() error) {
 	}
 }
 
+// testLogger shows the dispatcher's events with a failing test's output.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
 func connect(t testing.TB, url string) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(url)
@@ -57,7 +72,7 @@ func connect(t testing.TB, url string) *nats.Conn {
 func startDispatcher(t testing.TB, url string, mod func(*dispatcher.Config)) *dispatcher.Dispatcher {
 	t.Helper()
 	cfg := dispatcher.Config{
-		Conn: connect(t, url), ID: "d-test",
+		Conn: connect(t, url), ID: "d-test", Logger: testLogger(t),
 		Heartbeat: testHeartbeat, DeadAfter: testDeadAfter,
 		AttemptTimeout: 2 * time.Second, Tick: 2 * time.Millisecond,
 	}

@@ -180,6 +180,9 @@ func (m *Membership) MarkDown(w *member, reason string) []Change {
 	if w.state == wire.StateDown {
 		return nil
 	}
+	if w.state == wire.StateDraining {
+		reason = "left after draining" // its goodbye, not a crash
+	}
 	changes := m.set(w, wire.StateDown, reason, nil)
 	m.rebuild()
 	return changes
