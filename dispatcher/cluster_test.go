@@ -1,0 +1,132 @@
+package dispatcher_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/calcworker"
+	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/dispatcher"
+)
+
+func startNode(t testing.TB, name string, routes ...string) *broker.Broker {
+	t.Helper()
+	b, err := broker.New(broker.Config{Port: -1, ServerName: name, ClusterPort: -1, Routes: routes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Shutdown)
+	return b
+}
+
+// clusterConn connects to urls in order (the first is home) and moves to
+// another node quickly when its node goes away.
+func clusterConn(t testing.TB, urls ...string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.DontRandomize(), nats.MaxReconnects(-1),
+		nats.ReconnectWait(20*time.Millisecond), nats.ReconnectJitter(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// TestClusterNodeLoss runs two dispatchers, three workers and a client on
+// a three-node NATS cluster, and stops the node that a worker, a
+// dispatcher and the client are connected to, under load: every request
+// still gets its one correct reply.
+func TestClusterNodeLoss(t *testing.T) {
+	a := startNode(t, "A")
+	b := startNode(t, "B", a.ClusterURL())
+	c := startNode(t, "C", a.ClusterURL())
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for _, n := range []*broker.Broker{a, b, c} {
+			if n.NumRoutes() != 2 {
+				return fmt.Errorf("routes not formed yet")
+			}
+		}
+		return nil
+	})
+	A, B, C := a.ClientURL(), b.ClientURL(), c.ClientURL()
+
+	var ds []*dispatcher.Dispatcher
+	for i, urls := range [][]string{{A, B, C}, {B, C, A}} {
+		d, err := dispatcher.New(dispatcher.Config{
+			Conn: clusterConn(t, urls...), ID: fmt.Sprintf("d-%d", i), Logger: testLogger(t),
+			Heartbeat: testHeartbeat, DeadAfter: testDeadAfter, AttemptTimeout: 300 * time.Millisecond,
+			Tick: 2 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+		ds = append(ds, d)
+	}
+	for id, urls := range map[string][]string{"w-a": {A, B, C}, "w-b": {B, C, A}, "w-c": {C, A, B}} {
+		w, err := calcworker.New(calcworker.Config{Conn: clusterConn(t, urls...), ID: id, Heartbeat: testHeartbeat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
+	}
+	for _, d := range ds {
+		waitState(t, d, up("w-a", "w-b", "w-c"))
+	}
+	cl, err := client.Connect(client.Config{Conn: clusterConn(t, B, A, C), Name: "cluster-test",
+		AttemptTimeout: 300 * time.Millisecond, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+
+	var done atomic.Int64
+	go func() {
+		for done.Load() < 150 {
+			time.Sleep(time.Millisecond)
+		}
+		b.Shutdown()
+	}()
+	var wrong atomic.Int64
+	errs := load(t, cl, 800, 8, func(i int) string { return fmt.Sprintf("add %d %d", i, i) }, &done)
+	if len(errs) > 0 {
+		t.Fatalf("%d of 800 requests failed across the node loss; first: %v", len(errs), errs[0])
+	}
+	if n := wrong.Load(); n != 0 {
+		t.Fatalf("%d wrong results", n)
+	}
+	// The worker that lived on B is back in rotation through another node.
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		r, err := cl.Do(context.Background(), "add 1 1")
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			for _, w := range d.Status().Workers {
+				if w.State != "up" {
+					return fmt.Errorf("%s sees %s %s (%s)", d.ID(), w.ID, w.State, w.Reason)
+				}
+			}
+		}
+		_ = r
+		return nil
+	})
+}
