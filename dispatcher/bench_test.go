@@ -2,13 +2,20 @@ package dispatcher_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/bilancia/bilancia/broker"
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/dispatcher"
+	"github.com/bilancia/bilancia/wire"
 )
 
 // benchSetup starts a broker, 3 workers (also on the direct queue-group
@@ -57,4 +64,57 @@ func BenchmarkThroughDispatcher(b *testing.B) {
 
 func BenchmarkDirect(b *testing.B) {
 	runParallel(b, benchSetup(b), "calc.direct")
+}
+
+// BenchmarkPendingMemory measures the dispatcher's heap per pending
+// request: 10,000 requests held by a worker that never answers. Run it
+// with -benchtime=1x; the figure is B/pending.
+func BenchmarkPendingMemory(b *testing.B) {
+	const pending = 10000
+	url := broker.RunTestServer(b).ClientURL()
+	d := startDispatcher(b, url, func(c *dispatcher.Config) {
+		c.LogRequests = true
+		c.RequestTimeout = time.Minute
+		c.AttemptTimeout = time.Minute
+		c.DeadAfter = time.Hour
+		c.MaxInflight = 2 * pending
+	})
+	nc := connect(b, url)
+	// A worker that takes everything and answers nothing.
+	sink, err := nc.Subscribe("calc.worker.w-sink", func(*nats.Msg) {})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Unsubscribe()
+	replies, _ := nc.Subscribe("sink.>", func(*nats.Msg) {})
+	defer replies.Unsubscribe()
+	heartbeat(b, nc, "w-sink", 1)
+	waitState(b, d, up("w-sink"))
+
+	var ms runtime.MemStats
+	b.ResetTimer()
+	for range b.N {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.HeapAlloc
+		for i := range pending {
+			m := nats.NewMsg("calc.request")
+			m.Reply = fmt.Sprintf("sink.%d", i)
+			m.Header.Set(wire.HdrRequestID, uuid.NewString())
+			m.Header.Set(wire.HdrClient, "bench")
+			m.Data = []byte("sleep 1000")
+			if err := nc.PublishMsg(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		checkFor(b, 30*time.Second, 5*time.Millisecond, func() error {
+			if n := d.Stats().Inflight; n != pending {
+				return fmt.Errorf("in flight = %d", n)
+			}
+			return nil
+		})
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(int64(ms.HeapAlloc)-int64(before))/pending, "B/pending")
+	}
 }

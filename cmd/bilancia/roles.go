@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/bilancia/bilancia/broker"
@@ -177,10 +179,14 @@ type WorkerCmd struct {
 	WorkerFlags
 	ID        string        `help:"Worker id (default: w- and 4 random hex digits)."`
 	Heartbeat time.Duration `default:"1s" help:"Heartbeat interval (jittered by 10%)."`
+	Replicas  int           `default:"1" help:"Run this many workers in one process on one connection, with ids <id>-0, <id>-1, ... (to simulate a large fleet)."`
 }
 
 func (c *WorkerCmd) Run(g *globals) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if c.Replicas < 1 || c.Replicas > 10000 {
+		return fmt.Errorf("--replicas must be between 1 and 10000")
+	}
 	id := c.ID
 	if id == "" {
 		id = calcworker.NewID()
@@ -190,23 +196,43 @@ func (c *WorkerCmd) Run(g *globals) error {
 		return &exitError{1, err.Error()}
 	}
 	defer nc.Close()
-	cfg := c.config(id, c.Prefix, c.Heartbeat)
-	cfg.Conn = nc
-	cfg.OnError = func(err error) { log.Warn(err.Error()) }
-	w, err := calcworker.New(cfg)
-	if err != nil {
-		return err
+	var workers []*calcworker.Worker
+	for i := range c.Replicas {
+		wid := id
+		if c.Replicas > 1 {
+			wid = fmt.Sprintf("%s-%d", id, i)
+		}
+		cfg := c.config(wid, c.Prefix, c.Heartbeat)
+		cfg.Conn = nc
+		cfg.OnError = func(err error) { log.Warn(err.Error()) }
+		w, err := calcworker.New(cfg)
+		if err != nil {
+			return err
+		}
+		if err := w.Start(); err != nil {
+			return err
+		}
+		workers = append(workers, w)
 	}
-	if err := w.Start(); err != nil {
-		return err
+	if c.Replicas == 1 {
+		log.Info("worker started", "id", id, "subject", workers[0].Subject(), "concurrency", c.Concurrency)
+	} else {
+		log.Info("workers started", "ids", fmt.Sprintf("%s-0..%s-%d", id, id, c.Replicas-1), "concurrency", c.Concurrency)
 	}
-	log.Info("worker started", "id", w.ID(), "subject", w.Subject(), "concurrency", c.Concurrency)
 	<-g.ctx.Done()
-	log.Info("worker draining", "id", w.ID(), "inflight", w.Stats().Inflight)
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	err = w.Shutdown(ctx)
-	st := w.Stats()
-	log.Info("worker stopped", "id", w.ID(), "served", st.Served, "errors", st.Errors)
-	return err
+	var wg sync.WaitGroup
+	errs := make([]error, len(workers))
+	for i, w := range workers {
+		log.Info("worker draining", "id", w.ID(), "inflight", w.Stats().Inflight)
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = w.Shutdown(ctx) }()
+	}
+	wg.Wait()
+	for _, w := range workers {
+		st := w.Stats()
+		log.Info("worker stopped", "id", w.ID(), "served", st.Served, "errors", st.Errors)
+	}
+	return errors.Join(errs...)
 }
