@@ -81,7 +81,8 @@ func BenchmarkPendingMemory(b *testing.B) {
 	})
 	nc := connect(b, url)
 	// A worker that takes everything and answers nothing.
-	sink, err := nc.Subscribe("calc.worker.w-sink", func(*nats.Msg) {})
+	var sunk atomic.Int64
+	sink, err := nc.Subscribe("calc.worker.w-sink", func(*nats.Msg) { sunk.Add(1) })
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,6 +95,7 @@ func BenchmarkPendingMemory(b *testing.B) {
 	var ms runtime.MemStats
 	b.ResetTimer()
 	for range b.N {
+		sunk.Store(0)
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
 		before := ms.HeapAlloc
@@ -110,6 +112,10 @@ func BenchmarkPendingMemory(b *testing.B) {
 		checkFor(b, 30*time.Second, 5*time.Millisecond, func() error {
 			if n := d.Stats().Inflight; n != pending {
 				return fmt.Errorf("in flight = %d", n)
+			}
+			// Nothing of it left in transit, only what the dispatcher holds.
+			if n := sunk.Load(); n != pending {
+				return fmt.Errorf("worker got %d", n)
 			}
 			return nil
 		})

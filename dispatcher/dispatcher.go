@@ -125,20 +125,25 @@ type request struct {
 	id       string
 	client   string
 	start    time.Time
-	deadline time.Time
 	tried    []*member // workers tried, in order
 	open     []uint64  // tokens of attempts still waiting
 	timeouts int       // attempts that timed out
 	retrying bool      // counted in Dispatcher.retrying
 	done     bool
-	dl       timer // the deadline
+	dl       timer // the deadline; dl.at is the deadline itself
+
+	// Room for the common case, one attempt, without more allocations.
+	first    attempt
+	triedBuf [2]*member
+	openBuf  [2]uint64
 }
 
 // attempt is one forward of a request to one worker.
 type attempt struct {
-	req *request
-	w   *member
-	to  timer // the attempt timeout
+	req  *request
+	w    *member
+	to   timer // the attempt timeout
+	gone bool  // its worker was declared down after it was sent
 }
 
 // New validates cfg and returns a dispatcher ready to Start.
@@ -296,6 +301,7 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 	}
 	now := time.Now()
 	r := &request{reply: m.Reply, hdr: m.Header, data: m.Data, start: now}
+	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
 	if m.Header != nil {
 		r.id = m.Header.Get(wire.HdrRequestID)
 		r.client = m.Header.Get(wire.HdrClient)
@@ -313,14 +319,13 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 	if ms, err := strconv.ParseInt(r.hdr.Get(wire.HdrTimeout), 10, 64); err == nil && ms > 0 {
 		timeout = min(time.Duration(ms)*time.Millisecond, d.cfg.MaxRequestTimeout)
 	}
-	r.deadline = now.Add(timeout)
 	if n := d.inflight.Add(1); n > int64(d.cfg.MaxInflight) {
 		d.inflight.Add(-1)
 		d.fail(r, wire.NewError(wire.CodeUnavailable,
 			fmt.Sprintf("dispatcher %s is at capacity (%d requests in flight)", d.cfg.ID, d.cfg.MaxInflight)))
 		return
 	}
-	r.dl = timer{at: r.deadline.UnixNano(), req: r, idx: -1}
+	r.dl = timer{at: now.Add(timeout).UnixNano(), req: r, idx: -1}
 	d.mu.Lock()
 	heap.Push(&d.timers, &r.dl)
 	d.mu.Unlock()
@@ -337,7 +342,7 @@ func (d *Dispatcher) forward(r *request, now time.Time) {
 	}
 	w := d.pick.pick(d.mem.Live(), r.triedSkip())
 	if w == nil {
-		if len(r.open) > 0 {
+		if len(r.open) > 0 && !d.allGoneLocked(r) {
 			d.mu.Unlock()
 			return // an earlier attempt may still answer
 		}
@@ -352,13 +357,17 @@ func (d *Dispatcher) forward(r *request, now time.Time) {
 	}
 	d.nextTok++
 	tok := d.nextTok
-	a := &attempt{req: r, w: w}
+	a := &r.first
+	if len(r.tried) > 0 {
+		a = new(attempt)
+	}
+	*a = attempt{req: r, w: w}
 	a.to = timer{req: r, att: a, idx: -1}
 	d.pending[tok] = a
 	r.open = append(r.open, tok)
 	r.tried = append(r.tried, w)
-	if at := now.Add(d.cfg.AttemptTimeout); at.Before(r.deadline) {
-		a.to.at = at.UnixNano()
+	if at := now.Add(d.cfg.AttemptTimeout).UnixNano(); at < r.dl.at {
+		a.to.at = at
 		heap.Push(&d.timers, &a.to)
 	}
 	d.mu.Unlock()
@@ -390,6 +399,18 @@ func (d *Dispatcher) forward(r *request, now time.Time) {
 			d.fail(r, wire.NewError(code, "forward: "+err.Error()))
 		}
 	}
+}
+
+// allGoneLocked tells whether every open attempt of r is on a worker
+// declared down since it was sent: with no live worker left, r then gets
+// its 503 now rather than at its deadline; d.mu must be held.
+func (d *Dispatcher) allGoneLocked(r *request) bool {
+	for _, t := range r.open {
+		if a := d.pending[t]; a != nil && !a.gone {
+			return false
+		}
+	}
+	return true
 }
 
 // triedSkip returns a skip function for the picker; r is read under d.mu.
@@ -459,7 +480,8 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 		// The worker is gone: take it out now and go on to the next one
 		// without waiting for heartbeats to expire.
 		d.dropLocked(tok)
-		others := len(r.open) > 0
+		// Attempts left on workers already declared down do not count.
+		others := len(r.open) > 0 && !d.allGoneLocked(r)
 		d.mu.Unlock()
 		d.changes(d.mem.MarkDown(a.w, "no responders"))
 		if !others { // else another attempt is out already (a re-dispatch)
@@ -556,6 +578,7 @@ func (d *Dispatcher) redispatch(workerID string) {
 	var reqs []*request
 	for _, a := range d.pending {
 		if a.w.id == workerID && !a.req.done {
+			a.gone = true
 			reqs = append(reqs, a.req)
 		}
 	}
