@@ -1,0 +1,476 @@
+// Package e2e tests Bilancia as its users run it: every role is a separate
+// process of the real binary, talking through a real broker on loopback,
+// killed for real with signals. Nothing is mocked.
+//
+// The default run (go test -race ./e2e/) holds the core scenarios; the fault
+// matrix is behind the build tag chaos (scripts/chaos).
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bilancia/bilancia/wire"
+)
+
+// bin is the bilancia binary built once for the whole run by TestMain.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bilancia-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "bilancia")
+	build := exec.Command("go", "build", "-o", bin, "github.com/bilancia/bilancia/cmd/bilancia")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build bilancia:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// childEnv is the environment of every process we start: ours without the
+// variables that would configure bilancia behind the test's back.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "BILANCIA_") || strings.HasPrefix(kv, "NATS_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// checkFor calls f every interval until it returns nil or timeout passes,
+// and then fails the test with f's last error.
+func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", timeout, err)
+		}
+		time.Sleep(interval) // polling pace, not synchronisation
+	}
+}
+
+// waitFor is checkFor that returns the error instead of failing, for
+// goroutines other than the test's own and for optional conditions.
+func waitFor(timeout, interval time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(interval)
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is one process of the binary.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  string // stdout and stderr
+	log  string // a dispatcher's JSON log; "" for other roles
+
+	done  chan struct{}
+	state *os.ProcessState // set when done is closed
+	err   error
+}
+
+// env starts processes for one test and kills what is left at its end.
+type env struct {
+	t   testing.TB
+	dir string
+
+	mu    sync.Mutex
+	procs []*proc
+	seq   int
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir()}
+	if os.Getenv("E2E_KEEP") != "" {
+		// Keep every output and log for a post-mortem.
+		dir, err := os.MkdirTemp("", "bilancia-e2e-keep-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.dir = dir
+		t.Logf("keeping outputs and logs in %s", dir)
+	}
+	t.Cleanup(e.cleanup)
+	return e
+}
+
+// start runs the binary with args; stdin may be nil.
+func (e *env) start(name string, stdin io.Reader, args ...string) *proc {
+	e.t.Helper()
+	e.mu.Lock()
+	e.seq++
+	out := filepath.Join(e.dir, fmt.Sprintf("%02d-%s.out", e.seq, name))
+	e.mu.Unlock()
+	f, err := os.Create(out)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = childEnv()
+	cmd.Dir = e.dir
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = f, f, stdin
+	// Its own process group: a Ctrl-C on the test does not reach it twice,
+	// and signals we send go to it alone.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		e.t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		p.state = cmd.ProcessState
+		f.Close()
+		close(p.done)
+	}()
+	e.mu.Lock()
+	e.procs = append(e.procs, p)
+	e.mu.Unlock()
+	return p
+}
+
+func (e *env) cleanup() {
+	e.mu.Lock()
+	procs := append([]*proc(nil), e.procs...)
+	e.mu.Unlock()
+	// Clients, workers and dispatchers first, brokers last, so that nobody
+	// spends its exit reconnecting.
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		if !p.exited() {
+			_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		}
+	}
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			e.t.Errorf("%s (pid %d) did not die after SIGKILL", p.name, p.cmd.Process.Pid)
+		}
+	}
+	if e.t.Failed() || testing.Verbose() && os.Getenv("E2E_DUMP") != "" {
+		for _, p := range procs {
+			e.t.Logf("---- %s (%s): %s\n%s", p.name, p.exitString(), p.out, tail(readFile(p.out), 40))
+			if p.log != "" {
+				e.t.Logf("---- %s log without request lines: %s\n%s", p.name, p.log, tail(eventLines(p.log), 60))
+			}
+		}
+	}
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("... (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// eventLines is a dispatcher log without its request lines.
+func eventLines(path string) string {
+	var b strings.Builder
+	for _, l := range readLog(path) {
+		if l.Msg != "request" {
+			b.WriteString(l.raw)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) exitString() string {
+	if !p.exited() {
+		return "running"
+	}
+	return p.state.String()
+}
+
+// signal sends sig to the process; it fails the test if that is impossible.
+func (p *proc) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v to %s: %v", sig, p.name, err)
+	}
+}
+
+// kill SIGKILLs the process and waits until it is gone.
+func (p *proc) kill(t testing.TB) {
+	t.Helper()
+	p.signal(t, syscall.SIGKILL)
+	if _, err := p.wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait waits for the process to exit and returns its exit code (-1 when a
+// signal ended it).
+func (p *proc) wait(timeout time.Duration) (int, error) {
+	select {
+	case <-p.done:
+		return p.state.ExitCode(), nil
+	case <-time.After(timeout):
+		return 0, fmt.Errorf("%s (pid %d) still running after %v", p.name, p.pid(), timeout)
+	}
+}
+
+// output is what the process printed so far.
+func (p *proc) output() string { return readFile(p.out) }
+
+var brokerLine = regexp.MustCompile(`broker listening on (nats://[^,\s]+)(?:, routes on ([^,\s]+))?(?:, monitoring on ([^,\s]+))?\n`)
+
+// broker is a running `bilancia broker`.
+type broker struct {
+	*proc
+	URL, RouteURL, MonitorURL string
+}
+
+// broker starts `bilancia broker` on a random port and waits until it
+// listens. extra are more flags (cluster).
+func (e *env) broker(name string, extra ...string) *broker {
+	e.t.Helper()
+	args := append([]string{"broker", "--port=-1"}, extra...)
+	p := e.start(name, nil, args...)
+	b := &broker{proc: p}
+	checkFor(e.t, 20*time.Second, 10*time.Millisecond, func() error {
+		if p.exited() {
+			e.t.Fatalf("%s exited: %s\n%s", name, p.exitString(), p.output())
+		}
+		m := brokerLine.FindStringSubmatch(p.output())
+		if m == nil {
+			return errors.New(name + " is not listening yet")
+		}
+		b.URL, b.RouteURL, b.MonitorURL = m[1], m[2], m[3]
+		return nil
+	})
+	return b
+}
+
+// dispatcher starts `bilancia dispatcher` with id, a log in the test's
+// directory and 200ms heartbeats; extra flags come last and win.
+func (e *env) dispatcher(url, id string, extra ...string) *proc {
+	e.t.Helper()
+	log := filepath.Join(e.dir, id+".log")
+	args := append([]string{"dispatcher", "--nats", url, "--id", id, "--log", log, "--heartbeat", "200ms", "--connect-wait=10s"}, extra...)
+	p := e.start(id, nil, args...)
+	p.log = log
+	return p
+}
+
+// worker starts `bilancia worker` with id and 200ms heartbeats.
+func (e *env) worker(url, id string, extra ...string) *proc {
+	e.t.Helper()
+	args := append([]string{"worker", "--nats", url, "--id", id, "--heartbeat", "200ms", "--connect-wait=10s"}, extra...)
+	return e.start(id, nil, args...)
+}
+
+// run runs the binary to completion within timeout and returns its exit
+// code, stdout and stderr.
+func (e *env) run(timeout time.Duration, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = childEnv()
+	cmd.Dir = e.dir
+	cmd.Stdin = stdin
+	var o, s bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &s
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		e.t.Fatalf("bilancia %s: still running after %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), timeout, o.String(), s.String())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		e.t.Fatalf("bilancia %s: %v", strings.Join(args, " "), err)
+	}
+	return cmd.ProcessState.ExitCode(), o.String(), s.String()
+}
+
+// status runs `bilancia status --json`.
+func (e *env) status(url string) ([]wire.Status, error) {
+	e.t.Helper()
+	code, out, errOut := e.run(20*time.Second, nil, "status", "--nats", url, "--json")
+	if code != 0 {
+		return nil, fmt.Errorf("bilancia status: exit %d: %s", code, strings.TrimSpace(errOut))
+	}
+	var st []wire.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return nil, fmt.Errorf("bilancia status: %v in %q", err, out)
+	}
+	return st, nil
+}
+
+// upWorkers checks that each of n dispatchers sees exactly the workers ids
+// up.
+func upWorkers(st []wire.Status, dispatchers int, ids ...string) error {
+	if len(st) != dispatchers {
+		return fmt.Errorf("%d dispatcher(s) answered, want %d", len(st), dispatchers)
+	}
+	for _, s := range st {
+		up := map[string]bool{}
+		for _, w := range s.Workers {
+			if w.State == wire.StateUp {
+				up[w.ID] = true
+			}
+		}
+		for _, id := range ids {
+			if !up[id] {
+				return fmt.Errorf("dispatcher %s: worker %s not up (workers: %+v)", s.Dispatcher, id, s.Workers)
+			}
+		}
+	}
+	return nil
+}
+
+// logLine is one line of a dispatcher's JSON log.
+type logLine struct {
+	Time   time.Time `json:"time"`
+	Msg    string    `json:"msg"`
+	Worker string    `json:"worker"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+	// request lines
+	ID        string  `json:"id"`
+	Client    string  `json:"client"`
+	Command   string  `json:"command"`
+	Attempts  int     `json:"attempts"`
+	Status    int     `json:"status"`
+	LatencyMS float64 `json:"latency_ms"`
+
+	raw string
+}
+
+// start is when a request line's request arrived at the dispatcher.
+func (l logLine) start() time.Time {
+	return l.Time.Add(-time.Duration(l.LatencyMS * float64(time.Millisecond)))
+}
+
+// readLog parses a dispatcher's log; a last line still being written is
+// skipped.
+func readLog(path string) []logLine {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []logLine
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l logLine
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
+			continue
+		}
+		l.raw = sc.Text()
+		out = append(out, l)
+	}
+	return out
+}
+
+// requests is the request lines of a log.
+func requests(lines []logLine) []logLine {
+	var out []logLine
+	for _, l := range lines {
+		if l.Msg == "request" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// event finds the first line with msg for worker at or after since.
+func event(lines []logLine, msg, worker string, since time.Time) (logLine, bool) {
+	for _, l := range lines {
+		if l.Msg == msg && l.Worker == worker && !l.Time.Before(since) {
+			return l, true
+		}
+	}
+	return logLine{}, false
+}
+
+var textTime = regexp.MustCompile(`^time=(\S+)`)
+
+// textEvent finds the first line of a process's text log (slog text) that
+// contains msg at or after since, and returns its time.
+func textEvent(out, msg string, since time.Time) (time.Time, bool) {
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, msg) {
+			continue
+		}
+		m := textTime.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil || at.Before(since.Truncate(time.Millisecond)) {
+			continue
+		}
+		return at, true
+	}
+	return time.Time{}, false
+}
