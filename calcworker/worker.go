@@ -337,6 +337,12 @@ func (w *Worker) shutdown(ctx context.Context) error {
 	_ = w.nc.FlushTimeout(time.Second)
 	// Drain delivers what the server already sent us, then closes.
 	for _, s := range w.subs {
+		if !w.nc.IsConnected() {
+			// Nothing more can arrive while cut off from the broker, and
+			// a drain would wait for a reconnect that may never come.
+			_ = s.Unsubscribe()
+			continue
+		}
 		closed := s.StatusChanged(nats.SubscriptionClosed)
 		if err := s.Drain(); err != nil {
 			continue

@@ -340,7 +340,11 @@ func (d *Dispatcher) forward(r *request, now time.Time) {
 		d.mu.Unlock()
 		return
 	}
-	w := d.pick.pick(d.mem.Live(), r.triedSkip())
+	skip := r.triedSkip()
+	w := d.pick.pick(d.mem.Live(), skip)
+	if w == nil {
+		w = d.pick.pick(d.mem.Suspects(), skip)
+	}
 	if w == nil {
 		if len(r.open) > 0 && !d.allGoneLocked(r) {
 			d.mu.Unlock()
@@ -756,7 +760,9 @@ func (d *Dispatcher) shutdown(ctx context.Context) error {
 	if len(d.subs) > 0 {
 		req := d.subs[len(d.subs)-1]
 		closed := req.StatusChanged(nats.SubscriptionClosed)
-		if req.Drain() == nil {
+		if !d.nc.IsConnected() {
+			_ = req.Unsubscribe() // a drain would wait for a reconnect
+		} else if req.Drain() == nil {
 			select {
 			case <-closed:
 			case <-ctx.Done():

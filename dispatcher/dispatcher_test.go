@@ -416,3 +416,19 @@ func TestShutdownIdempotent(t *testing.T) {
 		t.Fatalf("Shutdown again: %v", err)
 	}
 }
+
+// TestSilentButServingWorkerIsTriedWhenNoneIsLive covers a stall that
+// silences every heartbeat: a worker marked down for silence alone still
+// gets requests while no worker is live, instead of every request failing.
+func TestSilentButServingWorkerIsTriedWhenNoneIsLive(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, nil)
+	// One heartbeat at start, then none for an hour.
+	startWorker(t, url, "w-quiet", func(c *calcworker.Config) { c.Heartbeat = time.Hour })
+	waitState(t, d, map[string]string{"w-quiet": wire.StateDown})
+	cl := newClient(t, url, nil)
+	r, err := cl.Do(context.Background(), "add 40 2")
+	if err != nil || r.ResultString() != "42" || r.Worker != "w-quiet" {
+		t.Fatalf("Do = %+v, %v; want 42 from w-quiet", r, err)
+	}
+}

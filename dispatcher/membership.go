@@ -23,6 +23,7 @@ type member struct {
 	hb           wire.Heartbeat
 	ejections    int
 	ejectedUntil time.Time
+	silent       bool // down only because its heartbeats stopped arriving
 
 	inflight  atomic.Int64  // this dispatcher's pending forwards to it
 	forwarded atomic.Uint64 // forwards sent to it
@@ -68,8 +69,9 @@ type Membership struct {
 	outlier     OutlierConfig
 
 	mu      sync.Mutex
-	members map[string]*member
-	live    atomic.Pointer[[]*member] // up members in id order; never mutated
+	members  map[string]*member
+	live     atomic.Pointer[[]*member] // up members in id order; never mutated
+	suspects atomic.Pointer[[]*member] // silent members in id order; never mutated
 }
 
 // NewMembership returns an empty table. A worker is down when no heartbeat
@@ -78,6 +80,7 @@ func NewMembership(deadAfter time.Duration, outlier OutlierConfig) *Membership {
 	outlier.defaults()
 	m := &Membership{deadAfter: deadAfter, forgetAfter: 20 * deadAfter, outlier: outlier, members: make(map[string]*member)}
 	m.live.Store(&[]*member{})
+	m.suspects.Store(&[]*member{})
 	return m
 }
 
@@ -85,16 +88,28 @@ func NewMembership(deadAfter time.Duration, outlier OutlierConfig) *Membership {
 // The slice must not be modified.
 func (m *Membership) Live() []*member { return *m.live.Load() }
 
-// rebuild publishes a new snapshot; m.mu must be held.
+// Suspects are the workers down only because their heartbeats stopped.
+// When no worker is live, they are worth a try: a stall of the broker or
+// of the whole machine can silence every heartbeat at once, and a forward
+// to a worker that is really gone costs one "no responders".
+func (m *Membership) Suspects() []*member { return *m.suspects.Load() }
+
+// rebuild publishes new snapshots; m.mu must be held.
 func (m *Membership) rebuild() {
-	live := make([]*member, 0, len(m.members))
+	var live, suspects []*member
 	for _, w := range m.members {
-		if w.state == wire.StateUp {
+		switch {
+		case w.state == wire.StateUp:
 			live = append(live, w)
+		case w.state == wire.StateDown && w.silent:
+			suspects = append(suspects, w)
 		}
 	}
-	slices.SortFunc(live, func(a, b *member) int { return strings.Compare(a.id, b.id) })
+	byID := func(a, b *member) int { return strings.Compare(a.id, b.id) }
+	slices.SortFunc(live, byID)
+	slices.SortFunc(suspects, byID)
 	m.live.Store(&live)
+	m.suspects.Store(&suspects)
 }
 
 // set changes a member's state; m.mu must be held.
@@ -104,6 +119,7 @@ func (m *Membership) set(w *member, to, reason string, changes []Change) []Chang
 	}
 	from := w.state
 	w.state, w.reason = to, reason
+	w.silent = false
 	c := Change{ID: w.id, From: from, To: to, Reason: reason}
 	if to == wire.StateEjected {
 		c.Until = w.ejectedUntil
@@ -157,10 +173,12 @@ func (m *Membership) Expire(now time.Time) []Change {
 			delete(m.members, id)
 		case w.state != wire.StateDown && silent > m.deadAfter:
 			reason := "no heartbeat for " + silent.Round(time.Millisecond).String()
-			if w.state == wire.StateDraining {
+			wasUp := w.state != wire.StateDraining
+			if !wasUp {
 				reason = "left after draining"
 			}
 			changes = m.set(w, wire.StateDown, reason, changes)
+			w.silent = wasUp
 		case w.state == wire.StateEjected && !now.Before(w.ejectedUntil):
 			w.failures.Store(0)
 			changes = m.set(w, wire.StateUp, "ejection ended", changes)
@@ -177,7 +195,7 @@ func (m *Membership) Expire(now time.Time) []Change {
 func (m *Membership) MarkDown(w *member, reason string) []Change {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if w.state == wire.StateDown {
+	if w.state == wire.StateDown && !w.silent {
 		return nil
 	}
 	if w.state == wire.StateDraining {

@@ -150,3 +150,31 @@ func TestOutlierDisabled(t *testing.T) {
 		t.Fatalf("errors = %d; want 100", got)
 	}
 }
+
+func TestSuspects(t *testing.T) {
+	m := NewMembership(time.Second, OutlierConfig{})
+	m.Heartbeat(t0, hb("a", 1, wire.StateUp))
+	m.Heartbeat(t0, hb("b", 1, wire.StateUp))
+	m.Heartbeat(t0, hb("c", 1, wire.StateDraining))
+	m.Expire(t0.Add(2 * time.Second))
+	ids := func(ws []*member) (out []string) {
+		for _, w := range ws {
+			out = append(out, w.id)
+		}
+		return out
+	}
+	// Silent ones are suspects; a drained one left on purpose.
+	if got := ids(m.Suspects()); !equal(got, []string{"a", "b"}) {
+		t.Fatalf("suspects = %v; want [a b]", got)
+	}
+	// A "no responders" proves a suspect gone.
+	m.MarkDown(m.members["a"], "no responders")
+	if got := ids(m.Suspects()); !equal(got, []string{"b"}) {
+		t.Fatalf("suspects after no responders = %v; want [b]", got)
+	}
+	// A heartbeat brings a suspect back to life.
+	m.Heartbeat(t0.Add(3*time.Second), hb("b", 2, wire.StateUp))
+	if got := ids(m.Suspects()); len(got) != 0 || !equal(liveIDs(m), []string{"b"}) {
+		t.Fatalf("suspects = %v, live = %v; want none and [b]", got, liveIDs(m))
+	}
+}

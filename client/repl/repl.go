@@ -88,7 +88,17 @@ func Run(ctx context.Context, cl *client.Client, cfg Config) (failed int, err er
 // or quit. It is the engine of -c and of piped input. It returns how many
 // requests failed.
 func RunCommands(ctx context.Context, cl *client.Client, cmds []string, out io.Writer) (failed int) {
-	s := newSession(cl, Config{}, out)
+	return RunCommandsWith(ctx, cl, cmds, Config{Out: out})
+}
+
+// RunCommandsWith is RunCommands with the settings of cfg (Concurrency,
+// Quiet, Seed); output goes to cfg.Out.
+func RunCommandsWith(ctx context.Context, cl *client.Client, cmds []string, cfg Config) (failed int) {
+	out := cfg.Out
+	if out == nil {
+		out = os.Stdout
+	}
+	s := newSession(cl, cfg, out)
 	for _, c := range cmds {
 		if ctx.Err() != nil || s.exec(ctx, c) {
 			break

@@ -71,7 +71,7 @@ func runREPL(ctx context.Context, cl *client.Client, commands []string, f *Clien
 				}
 			}
 		}
-		failed = repl.RunCommands(ctx, cl, cmds, os.Stdout)
+		failed = repl.RunCommandsWith(ctx, cl, cmds, repl.Config{Out: os.Stdout, Concurrency: f.Inflight, Quiet: f.Quiet})
 	} else {
 		failed, err = repl.Run(ctx, cl, repl.Config{
 			Interactive: readline.DefaultIsTerminal(),
