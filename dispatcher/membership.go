@@ -68,7 +68,7 @@ type Membership struct {
 	forgetAfter time.Duration // down for this long: dropped from the table
 	outlier     OutlierConfig
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	members  map[string]*member
 	live     atomic.Pointer[[]*member] // up members in id order; never mutated
 	suspects atomic.Pointer[[]*member] // silent members in id order; never mutated
