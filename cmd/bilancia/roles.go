@@ -93,6 +93,7 @@ type DispatcherFlags struct {
 	EjectFor       time.Duration `default:"5s" help:"Base ejection time; it grows with each ejection."`
 	Log            string        `default:"loadbalancer.log" help:"Log file (JSON lines)."`
 	LogRequests    bool          `default:"true" negatable:"" help:"Log every request."`
+	Pprof          string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
 }
 
 func (f *DispatcherFlags) config(d *dispatcher.Config) {
@@ -143,6 +144,13 @@ func (c *DispatcherCmd) Run(g *globals) error {
 	defer nc.Close()
 	cfg := dispatcher.Config{Conn: nc, Prefix: c.Prefix, Logger: events, RequestLogger: requests}
 	c.config(&cfg)
+	if c.Pprof != "" {
+		stop, err := servePprof(c.Pprof)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	d, err := dispatcher.New(cfg)
 	if err != nil {
 		return err
