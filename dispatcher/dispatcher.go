@@ -368,6 +368,7 @@ func (d *Dispatcher) forward(r *request, now time.Time) {
 	*a = attempt{req: r, w: w}
 	a.to = timer{req: r, att: a, idx: -1}
 	d.pending[tok] = a
+	w.inflight.Add(1) // under d.mu: dropLocked's -1 cannot come first
 	r.open = append(r.open, tok)
 	r.tried = append(r.tried, w)
 	if at := now.Add(d.cfg.AttemptTimeout).UnixNano(); at < r.dl.at {
@@ -376,7 +377,6 @@ func (d *Dispatcher) forward(r *request, now time.Time) {
 	}
 	d.mu.Unlock()
 
-	w.inflight.Add(1)
 	w.forwarded.Add(1)
 	var buf [16]byte
 	fwd := &nats.Msg{
@@ -499,7 +499,10 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 			code, _ = strconv.Atoi(h)
 		}
 	}
-	if code >= 500 && len(r.tried) < d.cfg.MaxAttempts {
+	// 500 and 503 say the worker failed or is leaving: another may do
+	// better. A 504 says the request's own time ran out: no retry helps.
+	workerFault := code == wire.CodeInternal || code == wire.CodeUnavailable
+	if workerFault && len(r.tried) < d.cfg.MaxAttempts {
 		// A worker failing or shutting down: another one may do better.
 		d.dropLocked(tok)
 		d.mu.Unlock()
@@ -511,7 +514,7 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 	d.finishLocked(r)
 	d.mu.Unlock()
 
-	if code >= 500 {
+	if workerFault {
 		d.changes(d.mem.Failure(now, a.w, "repeated "+strconv.Itoa(code)+" replies"))
 	} else {
 		d.mem.Success(a.w)
