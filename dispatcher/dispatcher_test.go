@@ -49,13 +49,25 @@ func checkFor(t testing.TB, d, interval time.Duration, f func() error) {
 
 // testLogger shows the dispatcher's events with a failing test's output.
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	w := &tWriter{t: t}
+	// Registered first, so it runs last: a callback that outlives its
+	// dispatcher's Shutdown must not log into a finished test.
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-type tWriter struct{ t testing.TB }
+type tWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
 	return len(p), nil
 }
 
@@ -430,5 +442,63 @@ func TestSilentButServingWorkerIsTriedWhenNoneIsLive(t *testing.T) {
 	r, err := cl.Do(context.Background(), "add 40 2")
 	if err != nil || r.ResultString() != "42" || r.Worker != "w-quiet" {
 		t.Fatalf("Do = %+v, %v; want 42 from w-quiet", r, err)
+	}
+}
+
+// TestBadInputGetsClearErrors sends what a careless or hostile client
+// might, through the dispatcher: each gets an error reply with the right
+// code and a message, and nothing else changes.
+func TestBadInputGetsClearErrors(t *testing.T) {
+	srv := broker.RunTestServer(t)
+	url := srv.ClientURL()
+	d := startDispatcher(t, url, nil)
+	startWorker(t, url, "w-a", nil)
+	startWorker(t, url, "w-b", nil)
+	waitState(t, d, up("w-a", "w-b"))
+	nc := connect(t, url)
+	// Room for the headers nats.go and the dispatcher add, up to the
+	// broker's limit.
+	maxData := int(nc.MaxPayload()) - 512
+	tests := []struct {
+		name    string
+		payload []byte
+		code    int
+	}{
+		{"unknown op", []byte("frobnicate 1 2"), 400},
+		{"wrong arity", []byte("sub 1"), 400},
+		{"not a number", []byte("add 1 x"), 400},
+		{"NaN", []byte("add NaN 1"), 400},
+		{"Inf in JSON", []byte(`{"op":"add","args":["Inf",1]}`), 400},
+		{"division by zero", []byte("div 1 0"), 400},
+		{"out of bounds", []byte("fact 100000"), 400},
+		{"malformed JSON", []byte(`{"op":"add","args":[1,`), 400},
+		{"not UTF-8", []byte("add \xff\xfe 1"), 400},
+		{"empty", []byte(""), 400},
+		{"at the broker's max size", append([]byte("add 1 "), make([]byte, maxData)...), 413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := nc.Request("calc.request", tt.payload, 5*time.Second)
+			if err != nil {
+				t.Fatalf("request: %v", err)
+			}
+			e := wire.ErrorFromMsg(r)
+			if e == nil || e.Code != tt.code || e.Message == "" {
+				t.Fatalf("reply = %v (%q); want code %d with a message", e, r.Data, tt.code)
+			}
+			var body wire.Reply
+			if err := json.Unmarshal(r.Data, &body); err != nil || body.Error == nil || body.Error.Code != tt.code {
+				t.Fatalf("body = %q; want the same error in JSON", r.Data)
+			}
+		})
+	}
+	// Nothing else changed: both workers up, no ejection, service works.
+	for _, w := range d.Status().Workers {
+		if w.State != wire.StateUp || w.Ejections != 0 {
+			t.Fatalf("after bad input: %s is %s (ejections %d)", w.ID, w.State, w.Ejections)
+		}
+	}
+	if r, err := nc.Request("calc.request", []byte("add 2 3"), 5*time.Second); err != nil || wire.ErrorFromMsg(r) != nil {
+		t.Fatalf("good request after bad ones: %v %v", err, r)
 	}
 }
