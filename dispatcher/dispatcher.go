@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -70,9 +71,11 @@ type Config struct {
 	// Logger gets events: start, stop, worker state changes, client
 	// connects. nil = discard.
 	Logger *slog.Logger
-	// LogRequests also logs every request, off the hot path, to
-	// RequestLogger (nil = Logger).
+	// LogRequests also logs every request, off the hot path: to
+	// RequestLog if set, as JSON lines in the shape of slog's JSON
+	// handler, written in batches; else to RequestLogger (nil = Logger).
 	LogRequests   bool
+	RequestLog    io.Writer
 	RequestLogger *slog.Logger
 	// LogQueue bounds request records waiting to be written; when full,
 	// records are dropped and counted rather than slow the hot path.
@@ -86,16 +89,27 @@ type Stats struct {
 	Inflight                                                         int64
 }
 
+// attemptsValues are the header values of the common attempt counts.
+var attemptsValues = [...][]string{{"0"}, {"1"}, {"2"}, {"3"}, {"4"}}
+
+func attemptsValue(n int) []string {
+	if n >= 0 && n < len(attemptsValues) {
+		return attemptsValues[n]
+	}
+	return []string{strconv.Itoa(n)}
+}
+
 // Dispatcher forwards requests to workers. Create it with New.
 type Dispatcher struct {
-	cfg   Config
-	nc    *nats.Conn
-	subj  wire.Subjects
-	log   *slog.Logger
-	mem   *Membership
-	pick  picker
-	inbox string // "<inbox>." prefix of forward reply subjects
-	start time.Time
+	cfg     Config
+	nc      *nats.Conn
+	subj    wire.Subjects
+	log     *slog.Logger
+	mem     *Membership
+	pick    picker
+	inbox   string   // "<inbox>." prefix of forward reply subjects
+	idValue []string // Calc-Dispatcher's value
+	start   time.Time
 
 	mu      sync.Mutex
 	pending map[uint64]*attempt
@@ -200,6 +214,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{
 		cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: log,
+		idValue: []string{cfg.ID},
 		mem:     NewMembership(cfg.DeadAfter, cfg.Outlier),
 		pick:    p,
 		pending: make(map[uint64]*attempt),
@@ -210,7 +225,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		if rl == nil {
 			rl = log
 		}
-		d.reqlog = newRequestLog(rl, cfg.LogQueue)
+		d.reqlog = newRequestLog(rl, cfg.RequestLog, cfg.LogQueue)
 	}
 	return d, nil
 }
@@ -522,8 +537,9 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 	if m.Header == nil {
 		m.Header = nats.Header{}
 	}
-	m.Header.Set(wire.HdrAttempts, strconv.Itoa(attempts))
-	m.Header.Set(wire.HdrDispatcher, d.cfg.ID)
+	// Shared values: nats.go only reads them, and the relay is hot.
+	m.Header[wire.HdrAttempts] = attemptsValue(attempts)
+	m.Header[wire.HdrDispatcher] = d.idValue
 	out := &nats.Msg{Subject: r.reply, Header: m.Header, Data: m.Data}
 	if err := d.nc.PublishMsg(out); err != nil {
 		d.log.Warn("relay failed", "id", r.id, "error", err.Error())
@@ -786,7 +802,20 @@ wait:
 	}
 	close(d.quit)
 	d.wg.Wait()
-	d.unsubscribe()
+	// Drain the rest, so that what already reached the broker for us (a
+	// worker's last "draining" heartbeat, a late reply) is still heard.
+	for _, sub := range d.subs {
+		closed := sub.StatusChanged(nats.SubscriptionClosed)
+		if !sub.IsValid() || !d.nc.IsConnected() || sub.Drain() != nil {
+			_ = sub.Unsubscribe()
+			continue
+		}
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			_ = sub.Unsubscribe()
+		}
+	}
 	// Whatever is still open gets its one reply.
 	d.mu.Lock()
 	var left []*request

@@ -2,7 +2,9 @@ package dispatcher
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,17 +30,25 @@ type record struct {
 // requestLog writes request records from a bounded queue on its own
 // goroutine, so that logging never waits on the disk in the request path.
 // When the queue is full, records are dropped and counted.
+//
+// With a writer, it encodes each record itself, in the shape slog's JSON
+// handler gives the other lines of the log, and writes whatever is queued
+// in one go: at tens of thousands of requests a second, slog's per-record
+// work was a fifth of the dispatcher's CPU. Without one, records go
+// through the slog logger.
 type requestLog struct {
 	log     *slog.Logger
+	w       io.Writer
 	q       chan record
 	dropped atomic.Uint64
 	wg      sync.WaitGroup
 	once    sync.Once
 	quit    chan struct{} // the queue is never closed: a late add must not panic
+	buf     []byte
 }
 
-func newRequestLog(log *slog.Logger, size int) *requestLog {
-	return &requestLog{log: log, q: make(chan record, size), quit: make(chan struct{})}
+func newRequestLog(log *slog.Logger, w io.Writer, size int) *requestLog {
+	return &requestLog{log: log, w: w, q: make(chan record, size), quit: make(chan struct{})}
 }
 
 func (l *requestLog) start() {
@@ -60,6 +70,9 @@ func (l *requestLog) add(r *request, worker string, attempts, status int, now ti
 	}
 }
 
+// maxBatch bounds the records written in one go.
+const maxBatch = 1024
+
 func (l *requestLog) run() {
 	defer l.wg.Done()
 	var reported uint64
@@ -67,6 +80,17 @@ func (l *requestLog) run() {
 		select {
 		case rec := <-l.q:
 			l.write(rec)
+			// Take what else is queued, then write it all at once.
+			for n := 1; n < maxBatch; n++ {
+				select {
+				case rec := <-l.q:
+					l.write(rec)
+					continue
+				default:
+				}
+				break
+			}
+			l.flush()
 			if d := l.dropped.Load(); d != reported && len(l.q) == 0 {
 				l.log.Warn("request log lines dropped", "dropped_total", d)
 				reported = d
@@ -77,6 +101,7 @@ func (l *requestLog) run() {
 				case rec := <-l.q:
 					l.write(rec)
 				default:
+					l.flush()
 					return
 				}
 			}
@@ -84,17 +109,29 @@ func (l *requestLog) run() {
 	}
 }
 
+func (l *requestLog) flush() {
+	if l.w != nil && len(l.buf) > 0 {
+		_, _ = l.w.Write(l.buf)
+		l.buf = l.buf[:0]
+	}
+}
+
 // write logs rec with the time the request ended, not the time it is
 // written.
 func (l *requestLog) write(rec record) {
+	cmd := rec.command
+	if !utf8.Valid(cmd) {
+		cmd = []byte("<not UTF-8>") // what it was matters more than its bytes
+	}
+	latency := float64(rec.latency.Microseconds()) / 1000
+	if l.w != nil {
+		l.buf = appendRecord(l.buf, rec, cmd, latency)
+		return
+	}
 	ctx := context.Background()
 	h := l.log.Handler()
 	if !h.Enabled(ctx, slog.LevelInfo) {
 		return
-	}
-	cmd := rec.command
-	if !utf8.Valid(cmd) {
-		cmd = []byte("<not UTF-8>")
 	}
 	r := slog.NewRecord(rec.at, slog.LevelInfo, "request", 0)
 	r.AddAttrs(
@@ -104,9 +141,67 @@ func (l *requestLog) write(rec record) {
 		slog.String("worker", rec.worker),
 		slog.Int("attempts", rec.attempts),
 		slog.Int("status", rec.status),
-		slog.Float64("latency_ms", float64(rec.latency.Microseconds())/1000),
+		slog.Float64("latency_ms", latency),
 	)
 	_ = h.Handle(ctx, r)
+}
+
+// appendRecord appends rec as one JSON line, keys in slog's order.
+func appendRecord(b []byte, rec record, cmd []byte, latency float64) []byte {
+	b = append(b, `{"time":"`...)
+	b = rec.at.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","id":`...)
+	b = appendJSONString(b, rec.id)
+	b = append(b, `,"client":`...)
+	b = appendJSONString(b, rec.client)
+	b = append(b, `,"command":`...)
+	b = appendJSONString(b, cmd)
+	b = append(b, `,"worker":`...)
+	b = appendJSONString(b, rec.worker)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(rec.attempts), 10)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(rec.status), 10)
+	b = append(b, `,"latency_ms":`...)
+	b = strconv.AppendFloat(b, latency, 'f', -1, 64)
+	return append(b, "}\n"...)
+}
+
+// appendJSONString quotes s for JSON, as encoding/json would: strconv's
+// quoting is Go syntax, which differs for control characters, and every
+// string here comes from a client. Invalid UTF-8 becomes U+FFFD.
+func appendJSONString[S string | []byte](b []byte, s S) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, "\\ufffd"...)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(b, '"')
 }
 
 // stop writes what is queued and returns. Safe to call more than once.

@@ -110,19 +110,18 @@ func (f *DispatcherFlags) config(d *dispatcher.Config) {
 }
 
 // openLog opens the log file and returns the event logger (file and, if
-// echo is set, stderr) and the request logger (file only).
-func (f *DispatcherFlags) openLog(echo io.Writer) (events, requests *slog.Logger, closer io.Closer, err error) {
-	lf, err := logfile.Open(f.Log, 0)
+// echo is set, stderr) and the file, where request lines go directly.
+func (f *DispatcherFlags) openLog(echo io.Writer) (events *slog.Logger, lf *logfile.File, err error) {
+	lf, err = logfile.Open(f.Log, 0)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open log: %w", err)
+		return nil, nil, fmt.Errorf("open log: %w", err)
 	}
 	file := slog.NewJSONHandler(lf, nil)
-	requests = slog.New(file)
-	events = requests
+	events = slog.New(file)
 	if echo != nil {
 		events = slog.New(slog.NewMultiHandler(file, slog.NewTextHandler(echo, nil)))
 	}
-	return events, requests, lf, nil
+	return events, lf, nil
 }
 
 // DispatcherCmd runs a dispatcher.
@@ -132,7 +131,7 @@ type DispatcherCmd struct {
 }
 
 func (c *DispatcherCmd) Run(g *globals) error {
-	events, requests, lf, err := c.openLog(os.Stderr)
+	events, lf, err := c.openLog(os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -142,7 +141,7 @@ func (c *DispatcherCmd) Run(g *globals) error {
 		return &exitError{1, err.Error()}
 	}
 	defer nc.Close()
-	cfg := dispatcher.Config{Conn: nc, Prefix: c.Prefix, Logger: events, RequestLogger: requests}
+	cfg := dispatcher.Config{Conn: nc, Prefix: c.Prefix, Logger: events, RequestLog: lf}
 	c.config(&cfg)
 	if c.Pprof != "" {
 		stop, err := servePprof(c.Pprof)

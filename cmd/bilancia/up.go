@@ -30,7 +30,7 @@ func (c *UpCmd) Run(g *globals) error {
 	if c.Workers < 0 || c.Workers > 1000 {
 		return fmt.Errorf("--workers must be between 0 and 1000")
 	}
-	events, requests, lf, err := c.openLog(nil)
+	events, lf, err := c.openLog(nil)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (c *UpCmd) Run(g *globals) error {
 		return err
 	}
 	defer dnc.Close()
-	dcfg := dispatcher.Config{Conn: dnc, Prefix: c.Prefix, Logger: events, RequestLogger: requests}
+	dcfg := dispatcher.Config{Conn: dnc, Prefix: c.Prefix, Logger: events, RequestLog: lf}
 	c.DispatcherFlags.config(&dcfg)
 	d, err := dispatcher.New(dcfg)
 	if err != nil {
