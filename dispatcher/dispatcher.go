@@ -111,10 +111,12 @@ type Dispatcher struct {
 	idValue []string // Calc-Dispatcher's value
 	start   time.Time
 
-	mu      sync.Mutex
-	pending map[uint64]*attempt
-	timers  timerHeap
-	nextTok uint64
+	mu       sync.Mutex
+	pending  map[uint64]*attempt
+	timers   timerHeap
+	nextTok  uint64
+	nextWake int64         // when the sweep plans to wake, unix nanoseconds
+	wake     chan struct{} // wakes the sweep for a timer due sooner
 
 	inflight atomic.Int64
 	retrying atomic.Int64 // requests with a timeout retry outstanding
@@ -219,6 +221,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		pick:    p,
 		pending: make(map[uint64]*attempt),
 		quit:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
 	}
 	if cfg.LogRequests {
 		rl := cfg.RequestLogger
@@ -342,7 +345,7 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 	}
 	r.dl = timer{at: now.Add(timeout).UnixNano(), req: r, idx: -1}
 	d.mu.Lock()
-	heap.Push(&d.timers, &r.dl)
+	d.pushLocked(&r.dl)
 	d.mu.Unlock()
 	d.forward(r, now)
 }
@@ -388,7 +391,7 @@ func (d *Dispatcher) forward(r *request, now time.Time) {
 	r.tried = append(r.tried, w)
 	if at := now.Add(d.cfg.AttemptTimeout).UnixNano(); at < r.dl.at {
 		a.to.at = at
-		heap.Push(&d.timers, &a.to)
+		d.pushLocked(&a.to)
 	}
 	d.mu.Unlock()
 
@@ -666,33 +669,58 @@ func (d *Dispatcher) Stats() Stats {
 }
 
 // sweep handles attempt timeouts and deadlines, and expires silent workers.
+// It sleeps until the next of them is due (never less than Tick), so that
+// an idle dispatcher does not wake every Tick.
 func (d *Dispatcher) sweep() {
 	defer d.wg.Done()
-	t := time.NewTicker(d.cfg.Tick)
-	defer t.Stop()
 	expireEvery := max(d.cfg.Heartbeat/4, d.cfg.Tick)
 	lastExpire := time.Now()
+	t := time.NewTimer(d.cfg.Tick)
+	defer t.Stop()
 	var due []*timer
 	for {
 		select {
 		case <-d.quit:
 			return
-		case now := <-t.C:
-			due = d.due(now, due[:0])
-			for _, tm := range due {
-				d.expire(tm, now)
+		case <-d.wake:
+		case <-t.C:
+		}
+		now := time.Now()
+		due = d.due(now, due[:0])
+		for _, tm := range due {
+			d.expire(tm, now)
+		}
+		clear(due)
+		if gap := now.Sub(lastExpire); gap >= expireEvery {
+			lastExpire = now
+			// Heartbeats received but not yet handled, or a sweep
+			// that ran late (this process starved or paused), say
+			// nothing about the workers: expire only when we are
+			// sure to have heard what they said.
+			if n, _, _ := d.hbSub.Pending(); n == 0 && gap < d.cfg.DeadAfter/2 {
+				d.changes(d.mem.Expire(now))
 			}
-			clear(due)
-			if gap := now.Sub(lastExpire); gap >= expireEvery {
-				lastExpire = now
-				// Heartbeats received but not yet handled, or a sweep
-				// that ran late (this process starved or paused), say
-				// nothing about the workers: expire only when we are
-				// sure to have heard what they said.
-				if n, _, _ := d.hbSub.Pending(); n == 0 && gap < d.cfg.DeadAfter/2 {
-					d.changes(d.mem.Expire(now))
-				}
-			}
+		}
+		next := lastExpire.Add(expireEvery).UnixNano()
+		d.mu.Lock()
+		if len(d.timers) > 0 && d.timers[0].at < next {
+			next = d.timers[0].at
+		}
+		d.nextWake = next
+		d.mu.Unlock()
+		t.Reset(max(time.Duration(next-time.Now().UnixNano()), d.cfg.Tick))
+	}
+}
+
+// pushLocked arms tm, and wakes the sweep if tm is due before it planned
+// to wake; d.mu must be held.
+func (d *Dispatcher) pushLocked(tm *timer) {
+	heap.Push(&d.timers, tm)
+	if tm.at < d.nextWake {
+		d.nextWake = tm.at
+		select {
+		case d.wake <- struct{}{}:
+		default:
 		}
 	}
 }
