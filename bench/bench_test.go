@@ -17,6 +17,7 @@ import (
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/dispatcher"
 	"github.com/bilancia/bilancia/internal/logfile"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -79,28 +80,13 @@ func startSystem(tb testing.TB, n int) *system {
 	// workers and the server.
 	tb.Cleanup(func() { _ = d.Shutdown(context.Background()) })
 	s.disp = d
-	checkFor(tb, 5*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(tb, 5*time.Second, 5*time.Millisecond, func() error {
 		if live := len(d.Membership().Live()); live != n {
 			return fmt.Errorf("dispatcher sees %d workers; want %d", live, n)
 		}
 		return nil
 	})
 	return s
-}
-
-func checkFor(tb testing.TB, total, every time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal(err)
-		}
-		time.Sleep(every)
-	}
 }
 
 // served returns what each worker says it served.

@@ -20,26 +20,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
+
+	"github.com/bilancia/bilancia/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// checkFor polls f every interval until it returns nil or d has passed.
-func checkFor(t testing.TB, d, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", d, err)
-		}
-		time.Sleep(interval)
-	}
 }
 
 func startBroker(t testing.TB, cfg Config) *Broker {
@@ -143,7 +129,7 @@ func TestStartShutdown(t *testing.T) {
 	if err := b.Start(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Start after Shutdown = %v; want ErrClosed", err)
 	}
-	checkFor(t, 2*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, 10*time.Millisecond, func() error {
 		if nc.IsConnected() {
 			return errors.New("client still connected")
 		}
@@ -456,7 +442,7 @@ func TestCluster(t *testing.T) {
 
 	waitRoutes := func(want int, names ...string) {
 		t.Helper()
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 			for _, n := range names {
 				if got := nodes[n].NumRoutes(); got != want {
 					return fmt.Errorf("%s.NumRoutes() = %d; want %d", n, got, want)
@@ -498,18 +484,18 @@ func TestCluster(t *testing.T) {
 		return nil
 	}
 	// Interest crosses the route asynchronously.
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error { return request("via-C") })
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error { return request("via-C") })
 
 	c.Shutdown()
 	waitRoutes(1, "A", "B")
 	reconnected.Wait()
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if u := responder.ConnectedUrl(); u == "" || u == c.ClientURL() {
 			return fmt.Errorf("responder connected to %q; want A or B", u)
 		}
 		return nil
 	})
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error { return request("after-failover") })
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error { return request("after-failover") })
 }
 
 func TestRunTestServer(t *testing.T) {

@@ -198,3 +198,42 @@ func TestConnectNoServer(t *testing.T) {
 		t.Fatalf("Connect = %v; want ErrNoServer", err)
 	}
 }
+
+// TestRetryBudget swallows the first send of every request: with a budget
+// of one retry at a time, the others wait their turn, and all succeed.
+func TestRetryBudget(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	nc := connect(t, url)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	responder(t, nc, func(m *nats.Msg, _ int64) *nats.Msg {
+		id := m.Header.Get(wire.HdrRequestID)
+		mu.Lock()
+		defer mu.Unlock()
+		if !seen[id] {
+			seen[id] = true
+			return nil // the first send is lost
+		}
+		return ok(m)
+	})
+	c := newClient(t, url, client.Config{AttemptTimeout: 20 * time.Millisecond, RetryBudget: 0.01, MinRetries: 1})
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Do(context.Background(), "add 2 3"); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Do: %v", err)
+	}
+	if st := c.Stats(); st.Retries < 20 || st.RetriesDenied == 0 {
+		t.Fatalf("stats = %+v; want 20 or more retries, some denied by the budget", st)
+	}
+}

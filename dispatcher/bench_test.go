@@ -15,6 +15,7 @@ import (
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/dispatcher"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -109,7 +110,7 @@ func BenchmarkPendingMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		checkFor(b, 30*time.Second, 5*time.Millisecond, func() error {
+		testutil.CheckFor(b, 30*time.Second, 5*time.Millisecond, func() error {
 			if n := d.Stats().Inflight; n != pending {
 				return fmt.Errorf("in flight = %d", n)
 			}

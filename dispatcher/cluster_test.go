@@ -14,6 +14,7 @@ import (
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/dispatcher"
+	"github.com/bilancia/bilancia/internal/testutil"
 )
 
 func startNode(t testing.TB, name string, routes ...string) *broker.Broker {
@@ -52,7 +53,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	a := startNode(t, "A")
 	b := startNode(t, "B", a.ClusterURL())
 	c := startNode(t, "C", a.ClusterURL())
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		for _, n := range []*broker.Broker{a, b, c} {
 			if n.NumRoutes() != 2 {
 				return fmt.Errorf("routes not formed yet")
@@ -114,7 +115,7 @@ func TestClusterNodeLoss(t *testing.T) {
 		t.Fatalf("%d wrong results", n)
 	}
 	// The worker that lived on B is back in rotation through another node.
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		r, err := cl.Do(context.Background(), "add 1 1")
 		if err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 	"github.com/bilancia/bilancia/calcworker/calc"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/dispatcher"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -31,21 +32,6 @@ const (
 	testHeartbeat = 100 * time.Millisecond
 	testDeadAfter = time.Second
 )
-
-func checkFor(t testing.TB, d, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", d, err)
-		}
-		time.Sleep(interval)
-	}
-}
 
 // testLogger shows the dispatcher's events with a failing test's output.
 func testLogger(t testing.TB) *slog.Logger {
@@ -142,7 +128,7 @@ func newClient(t testing.TB, url string, mod func(*client.Config)) *client.Clien
 // waitWorkers waits until d has exactly the given workers in a state.
 func waitState(t testing.TB, d *dispatcher.Dispatcher, want map[string]string) {
 	t.Helper()
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		got := map[string]string{}
 		for _, w := range d.Status().Workers {
 			got[w.ID] = w.State
@@ -279,7 +265,7 @@ func TestDrainingWorkerLeavesRotation(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	// It said draining, then went silent: draining, or down once silent.
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		for _, w := range d.Status().Workers {
 			if w.ID == "w-a" && w.State != wire.StateDraining && !(w.State == wire.StateDown && w.Reason == "left after draining") {
 				return fmt.Errorf("drained worker is %s (%s); want draining, or down after draining", w.State, w.Reason)
@@ -355,7 +341,7 @@ func TestInflightCapAnswers503(t *testing.T) {
 	for range 2 {
 		go func() { _, err := cl.Do(context.Background(), "sleep 2000"); results <- err }()
 	}
-	checkFor(t, 5*time.Second, 2*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 2*time.Millisecond, func() error {
 		if n := d.Stats().Inflight; n != 2 {
 			return fmt.Errorf("in flight = %d; want 2", n)
 		}
@@ -500,5 +486,32 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 	}
 	if r, err := nc.Request("calc.request", []byte("add 2 3"), 5*time.Second); err != nil || wire.ErrorFromMsg(r) != nil {
 		t.Fatalf("good request after bad ones: %v %v", err, r)
+	}
+}
+
+// TestRetryBudgetBoundsHedges sends a burst at a slow worker with a tiny
+// retry budget: only the allowance of hedges goes out at once, the rest
+// wait for their first attempt, and every request still succeeds.
+func TestRetryBudgetBoundsHedges(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, func(c *dispatcher.Config) {
+		c.AttemptTimeout = 50 * time.Millisecond
+		c.RetryBudget = 0.01 // of 20 in flight: 0, so MinRetries rules
+		c.MinRetries = 1
+		c.Outlier = dispatcher.OutlierConfig{Consecutive: -1}
+	})
+	startWorker(t, url, "w-fast", nil)
+	startWorker(t, url, "w-slow", func(c *calcworker.Config) {
+		c.Env = calc.Env{Delay: 500 * time.Millisecond}
+		c.Concurrency = 64
+	})
+	waitState(t, d, up("w-fast", "w-slow"))
+	cl := newClient(t, url, func(c *client.Config) { c.MaxAttempts = 1 })
+	if errs := load(t, cl, 20, 20, func(i int) string { return fmt.Sprintf("add %d 1", i) }, nil); len(errs) > 0 {
+		t.Fatalf("%d requests failed; first: %v", len(errs), errs[0])
+	}
+	st := d.Stats()
+	if st.Retries == 0 || st.RetriesDenied == 0 {
+		t.Fatalf("stats = %+v; want some hedges sent and some denied by the budget", st)
 	}
 }

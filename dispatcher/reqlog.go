@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/bilancia/bilancia/internal/jsonstr"
 )
 
 // maxLoggedCommand bounds the command text kept per log line.
@@ -151,13 +153,13 @@ func appendRecord(b []byte, rec record, cmd []byte, latency float64) []byte {
 	b = append(b, `{"time":"`...)
 	b = rec.at.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"INFO","msg":"request","id":`...)
-	b = appendJSONString(b, rec.id)
+	b = jsonstr.Append(b, rec.id)
 	b = append(b, `,"client":`...)
-	b = appendJSONString(b, rec.client)
+	b = jsonstr.Append(b, rec.client)
 	b = append(b, `,"command":`...)
-	b = appendJSONString(b, cmd)
+	b = jsonstr.Append(b, cmd)
 	b = append(b, `,"worker":`...)
-	b = appendJSONString(b, rec.worker)
+	b = jsonstr.Append(b, rec.worker)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(rec.attempts), 10)
 	b = append(b, `,"status":`...)
@@ -165,43 +167,6 @@ func appendRecord(b []byte, rec record, cmd []byte, latency float64) []byte {
 	b = append(b, `,"latency_ms":`...)
 	b = strconv.AppendFloat(b, latency, 'f', -1, 64)
 	return append(b, "}\n"...)
-}
-
-// appendJSONString quotes s for JSON, as encoding/json would: strconv's
-// quoting is Go syntax, which differs for control characters, and every
-// string here comes from a client. Invalid UTF-8 becomes U+FFFD.
-func appendJSONString[S string | []byte](b []byte, s S) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c < 0x20 || c == '<' || c == '>' || c == '&':
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
-		if r == utf8.RuneError && n == 1 {
-			b = append(b, "\\ufffd"...)
-		} else {
-			b = append(b, s[i:i+n]...)
-		}
-		i += n
-	}
-	return append(b, '"')
 }
 
 // stop writes what is queued and returns. Safe to call more than once.

@@ -35,6 +35,7 @@ import (
 
 	"github.com/bilancia/bilancia/calcworker/calc"
 	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -159,7 +160,7 @@ func (r *rig) statusWait(wait time.Duration) ([]wire.Status, error) {
 
 func (r *rig) waitUp(timeout time.Duration, dispatchers int, ids ...string) {
 	r.t.Helper()
-	checkFor(r.t, timeout, 50*time.Millisecond, func() error {
+	testutil.CheckFor(r.t, timeout, 50*time.Millisecond, func() error {
 		st, err := r.statusNow()
 		if err != nil {
 			return err
@@ -523,14 +524,14 @@ func mustCorrect(r *rig, m *metrics) {
 func runFault(t *testing.T, f fault) {
 	r := newRig(t, f)
 	r.load = startLoad(t, r.url, cmp.Or(f.sleepMS, 20))
-	checkFor(t, 60*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 60*time.Second, 5*time.Millisecond, func() error {
 		if n := r.load.sent.Load(); n < injectAt {
 			return fmt.Errorf("%d requests sent, want %d before the fault", n, injectAt)
 		}
 		return nil
 	})
 	if f.ready != nil {
-		checkFor(t, 20*time.Second, time.Millisecond, func() error { return f.ready(r) })
+		testutil.CheckFor(t, 20*time.Second, time.Millisecond, func() error { return f.ready(r) })
 	}
 	r.injected = time.Now()
 	f.inject(r)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -28,7 +29,7 @@ func cluster1(t *testing.T, e *env, workerFlags []string, ids ...string) (url st
 	for _, id := range ids {
 		workers[id] = e.worker(b.URL, id, workerFlags...)
 	}
-	checkFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		st, err := e.status(b.URL)
 		if err != nil {
 			return err
@@ -59,7 +60,7 @@ func TestEndToEndKillWorker(t *testing.T) {
 	}
 	feed.Close()
 
-	checkFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
 		if n := len(requests(readLog(d.log))); n < 50 {
 			return fmt.Errorf("%d request lines in the log, want 50", n)
 		}
@@ -267,7 +268,7 @@ func TestEndToEndDrain(t *testing.T) {
 	}()
 
 	// SIGTERM w2 once it has work in hand.
-	checkFor(t, 20*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 20*time.Second, 5*time.Millisecond, func() error {
 		sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
 		defer scancel()
 		st, err := cl.Status(sctx, time.Millisecond)
@@ -305,7 +306,7 @@ func TestEndToEndDrain(t *testing.T) {
 		t.Errorf("w2 did not stop with errors=0:\n%s", wout)
 	}
 	var lines []logLine
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		lines = readLog(d.log)
 		if _, ok := event(lines, "worker draining", "w2", termAt.Add(-time.Second)); !ok {
 			return fmt.Errorf("no \"worker draining\" line for w2 in the dispatcher's log")

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -61,23 +62,6 @@ func childEnv() []string {
 		env = append(env, kv)
 	}
 	return env
-}
-
-// checkFor calls f every interval until it returns nil or timeout passes,
-// and then fails the test with f's last error.
-func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", timeout, err)
-		}
-		time.Sleep(interval) // polling pace, not synchronisation
-	}
 }
 
 // waitFor is checkFor that returns the error instead of failing, for
@@ -295,7 +279,7 @@ func (e *env) broker(name string, extra ...string) *broker {
 	args := append([]string{"broker", "--port=-1"}, extra...)
 	p := e.start(name, nil, args...)
 	b := &broker{proc: p}
-	checkFor(e.t, 20*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(e.t, 20*time.Second, 10*time.Millisecond, func() error {
 		if p.exited() {
 			e.t.Fatalf("%s exited: %s\n%s", name, p.exitString(), p.output())
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bilancia/bilancia/internal/jsonstr"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -411,7 +412,7 @@ func TestOpsInfo(t *testing.T) {
 
 func TestAppendJSONString(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"b\\`, "\x00\x01\v\f\b\n\r\t\x7f", "é€😀", "<&>", "bad\xffutf8", "\u2028"} {
-		b := appendJSONString(nil, s)
+		b := jsonstr.Append(nil, s)
 		var got string
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Errorf("appendJSONString(%q) = %s: not JSON: %v", s, b, err)

@@ -5,8 +5,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/bilancia/bilancia/internal/jsonstr"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -48,46 +48,9 @@ func (a Arg) String() string {
 // numbers, integers beyond ±2^53 and text as JSON strings.
 func (a Arg) appendJSON(dst []byte) []byte {
 	if a.Kind == KindText {
-		return appendJSONString(dst, a.Text)
+		return jsonstr.Append(dst, a.Text)
 	}
 	return a.num().appendJSON(dst)
-}
-
-// appendJSONString appends s as a JSON string. strconv.Quote will not do:
-// its \v and \x escapes are Go, not JSON. Invalid UTF-8 becomes U+FFFD, as
-// with encoding/json.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20 || c == 0x7f:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(dst, '"')
 }
 
 func (a Arg) num() num {

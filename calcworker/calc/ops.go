@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bilancia/bilancia/internal/jsonstr"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -223,7 +224,7 @@ func runSleep(ctx context.Context, env *Env, args []Arg) (json.RawMessage, *wire
 	if e := wait(ctx, d); e != nil {
 		return nil, e
 	}
-	return appendJSONString(nil, env.WorkerID), nil
+	return jsonstr.Append(nil, env.WorkerID), nil
 }
 
 func runSpin(ctx context.Context, env *Env, args []Arg) (json.RawMessage, *wire.Error) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/bilancia/bilancia/calcworker/calc"
 	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -97,22 +98,6 @@ func newClient(t testing.TB, url string, cfg client.Config) *client.Client {
 	}
 	t.Cleanup(cl.Close)
 	return cl
-}
-
-// checkFor polls f until it succeeds or timeout passes.
-func checkFor(t testing.TB, timeout, every time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(every)
-	}
 }
 
 // syncBuffer is an output that tests can read while the REPL writes.
@@ -478,7 +463,7 @@ func TestInteractive(t *testing.T) {
 		}
 	}
 	type1("add 2 3")
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if !strings.Contains(out.String(), "[w-a] add 2 3 = 5") {
 			return fmt.Errorf("no reply yet:\n%s", out.String())
 		}
