@@ -64,7 +64,7 @@ func childEnv() []string {
 	return env
 }
 
-// waitFor is checkFor that returns the error instead of failing, for
+// waitFor is testutil.CheckFor that returns the error instead of failing, for
 // goroutines other than the test's own and for optional conditions.
 func waitFor(timeout, interval time.Duration, f func() error) error {
 	deadline := time.Now().Add(timeout)
