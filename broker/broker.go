@@ -73,6 +73,11 @@ type Config struct {
 	// MaxPayload is the largest message accepted; 0 means nats-server's
 	// default of 1 MiB.
 	MaxPayload int32
+	// PingInterval is how often the server pings its clients and routes, so
+	// that a peer cut off without a TCP reset is noticed; 0 keeps
+	// nats-server's defaults (2 minutes for clients, 30 s for routes). A
+	// peer is dropped after 2 pings unanswered.
+	PingInterval time.Duration
 
 	// Logger receives nats-server's log lines; nil means silent.
 	Logger *slog.Logger
@@ -166,6 +171,10 @@ func buildOptions(cfg Config) (*server.Options, error) {
 	}
 	if opts.HTTPPort != 0 && opts.HTTPHost == "" {
 		opts.HTTPHost = opts.Host
+	}
+	if cfg.PingInterval > 0 {
+		opts.PingInterval = cfg.PingInterval
+		opts.Cluster.PingInterval = cfg.PingInterval
 	}
 	if cfg.MaxPayload != 0 {
 		opts.MaxPayload = cfg.MaxPayload

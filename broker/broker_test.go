@@ -523,3 +523,14 @@ func TestServerURL(t *testing.T) {
 		}
 	}
 }
+
+func TestPingInterval(t *testing.T) {
+	b := startBroker(t, Config{Port: -1, PingInterval: 2 * time.Second})
+	v, err := b.Server().Varz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.PingInterval != 2*time.Second {
+		t.Fatalf("ping interval = %v; want 2s", v.PingInterval)
+	}
+}

@@ -22,18 +22,19 @@ const shutdownGrace = 30 * time.Second
 
 // BrokerCmd runs an embedded nats-server.
 type BrokerCmd struct {
-	Host        string   `default:"127.0.0.1" help:"Client listen address (0.0.0.0 for all)."`
-	Port        int      `default:"4222" help:"Client port (-1 = random)."`
-	Name        string   `help:"Server name (default: generated)."`
-	Config      string   `type:"existingfile" help:"A nats-server configuration file; flags given explicitly override it."`
-	ClusterName string   `help:"Cluster name (default bilancia when clustered)."`
-	ClusterHost string   `help:"Route listen address (default: --host)."`
-	ClusterPort int      `help:"Route port; 0 = no cluster."`
-	Routes      []string `help:"Routes to other brokers, e.g. nats://b2:6222,nats://b3:6222."`
-	HTTPPort    int      `name:"http-port" help:"Monitoring port for /varz, /routez, /connz; 0 = off."`
-	MaxPayload  int32    `help:"Largest message in bytes (0 = 1 MiB)."`
-	Debug       bool     `help:"Log nats-server debug lines."`
-	Trace       bool     `help:"Log nats-server protocol traces."`
+	Host         string        `default:"127.0.0.1" help:"Client listen address (0.0.0.0 for all)."`
+	Port         int           `default:"4222" help:"Client port (-1 = random)."`
+	Name         string        `help:"Server name (default: generated)."`
+	Config       string        `type:"existingfile" help:"A nats-server configuration file; flags given explicitly override it."`
+	ClusterName  string        `help:"Cluster name (default bilancia when clustered)."`
+	ClusterHost  string        `help:"Route listen address (default: --host)."`
+	ClusterPort  int           `help:"Route port; 0 = no cluster."`
+	Routes       []string      `help:"Routes to other brokers, e.g. nats://b2:6222,nats://b3:6222."`
+	HTTPPort     int           `name:"http-port" help:"Monitoring port for /varz, /routez, /connz; 0 = off."`
+	MaxPayload   int32         `help:"Largest message in bytes (0 = 1 MiB)."`
+	PingInterval time.Duration `help:"Ping clients and routes this often, to notice a peer cut off without a reset (0 = nats-server's defaults: 2m clients, 30s routes)."`
+	Debug        bool          `help:"Log nats-server debug lines."`
+	Trace        bool          `help:"Log nats-server protocol traces."`
 }
 
 func (c *BrokerCmd) Run(g *globals) error {
@@ -41,7 +42,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 	b, err := broker.New(broker.Config{
 		Host: c.Host, Port: c.Port, ServerName: c.Name, ConfigFile: c.Config,
 		ClusterName: c.ClusterName, ClusterHost: c.ClusterHost, ClusterPort: c.ClusterPort,
-		Routes: c.Routes, HTTPPort: c.HTTPPort, MaxPayload: c.MaxPayload,
+		Routes: c.Routes, HTTPPort: c.HTTPPort, MaxPayload: c.MaxPayload, PingInterval: c.PingInterval,
 		Logger: log, Debug: c.Debug, Trace: c.Trace,
 	})
 	if err != nil {
