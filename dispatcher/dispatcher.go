@@ -264,21 +264,23 @@ func (d *Dispatcher) Start() error {
 	// Worker replies and heartbeats before requests: nothing is forwarded
 	// before its answer can be heard.
 	for _, s := range []struct {
-		subj, queue string
-		cb          nats.MsgHandler
+		subj string
+		cb   nats.MsgHandler
 	}{
-		{d.inbox + "*", "", d.onReply},
-		{d.subj.Heartbeats(), "", d.onHeartbeat},
-		{d.subj.Status(), "", d.onStatus},
-		{d.subj.ClientConnect(), "", d.onClient},
-		{d.subj.ClientDisconnect(), "", d.onClient},
+		{d.inbox + "*", d.onReply},
+		{d.subj.Heartbeats(), d.onHeartbeat},
+		{d.subj.Status(), d.onStatus},
+		{d.subj.ClientConnect(), d.onClient},
+		{d.subj.ClientDisconnect(), d.onClient},
 	} {
-		if err := subscribe(s.subj, s.queue, s.cb); err != nil {
+		if err := subscribe(s.subj, "", s.cb); err != nil {
 			d.unsubscribe()
 			return err
 		}
+		if s.subj == d.subj.Heartbeats() {
+			d.hbSub = d.subs[len(d.subs)-1] // the sweep reads its backlog
+		}
 	}
-	d.hbSub = d.subs[1]
 	if err := d.nc.Flush(); err != nil {
 		d.unsubscribe()
 		return fmt.Errorf("dispatcher: flush: %w", err)
@@ -344,16 +346,21 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 		return
 	}
 	r.dl = timer{at: now.Add(timeout).UnixNano(), req: r, idx: -1}
-	d.mu.Lock()
+	d.mu.Lock() // one lock for the deadline and the first forward
 	d.pushLocked(&r.dl)
-	d.mu.Unlock()
-	d.forward(r, now)
+	d.forwardLocked(r, now)
 }
 
 // forward sends r to the next live worker it has not tried. With none
 // left, r waits for its open attempts, or fails with 503 if it has none.
 func (d *Dispatcher) forward(r *request, now time.Time) {
 	d.mu.Lock()
+	d.forwardLocked(r, now)
+}
+
+// forwardLocked is forward with d.mu held; it releases d.mu before
+// publishing, so that no lock is held across the network write.
+func (d *Dispatcher) forwardLocked(r *request, now time.Time) {
 	if r.done {
 		d.mu.Unlock()
 		return

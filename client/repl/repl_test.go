@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,24 +99,6 @@ func newClient(t testing.TB, url string, cfg client.Config) *client.Client {
 	return cl
 }
 
-// syncBuffer is an output that tests can read while the REPL writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var (
 	replyLine   = regexp.MustCompile(`^\[w-[ab]\] .+ = .+ +\(\d+\.\d+ (ms|s)\)( sends=\d+)?$`)
 	errorLine   = regexp.MustCompile(`^\[error( \d+)?\] .+: .+ \(\d+\.\d+ (ms|s)\)( sends=\d+)?$`)
@@ -131,7 +112,7 @@ func TestRunCommands(t *testing.T) {
 	nb := startResponder(t, url, "w-b")
 	cl := newClient(t, url, client.Config{})
 
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	failed := RunCommands(context.Background(), cl, []string{"add 2 3", "div 1 0", "random 50", "exit", "add 7 7"}, &out)
 	got := out.String()
 	if failed != 1 {
@@ -181,7 +162,7 @@ func TestPerWorkerSummary(t *testing.T) {
 	nb := startResponder(t, url, "w-b")
 	cl := newClient(t, url, client.Config{})
 
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	if failed := RunCommands(context.Background(), cl, []string{"random 40 -q"}, &out); failed != 0 {
 		t.Fatalf("failed = %d; want 0\n%s", failed, out.String())
 	}
@@ -222,7 +203,7 @@ func TestRunPiped(t *testing.T) {
 		"QUIT",
 		"add 9 9",
 	}, "\n") + "\n"
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	failed, err := Run(context.Background(), cl, Config{In: strings.NewReader(in), Out: &out})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -444,7 +425,7 @@ func TestInteractive(t *testing.T) {
 	cl := newClient(t, url, client.Config{})
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pw.Close() })
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		failed, err := Run(context.Background(), cl, Config{
