@@ -72,43 +72,51 @@ func (l *requestLog) add(r *request, worker string, attempts, status int, now ti
 	}
 }
 
-// maxBatch bounds the records written in one go.
+// maxBatch bounds the records encoded before a write.
 const maxBatch = 1024
+
+// linger is how long the writer lets records gather after the first one:
+// at low rates, a wakeup and a write per request cost the dispatcher more
+// CPU than the request itself, and lines are at most this late.
+const linger = 10 * time.Millisecond
 
 func (l *requestLog) run() {
 	defer l.wg.Done()
 	var reported uint64
+	t := time.NewTimer(linger)
+	t.Stop()
 	for {
 		select {
 		case rec := <-l.q:
 			l.write(rec)
-			// Take what else is queued, then write it all at once.
-			for n := 1; n < maxBatch; n++ {
-				select {
-				case rec := <-l.q:
-					l.write(rec)
-					continue
-				default:
-				}
-				break
+			t.Reset(linger)
+			select {
+			case <-t.C:
+			case <-l.quit: // stop writes at once
+				t.Stop()
 			}
-			l.flush()
+			l.drain()
 			if d := l.dropped.Load(); d != reported && len(l.q) == 0 {
 				l.log.Warn("request log lines dropped", "dropped_total", d)
 				reported = d
 			}
 		case <-l.quit:
-			for {
-				select {
-				case rec := <-l.q:
-					l.write(rec)
-				default:
-					l.flush()
-					return
-				}
-			}
+			l.drain()
+			return
 		}
 	}
+}
+
+// drain writes what is queued now, in writes of up to maxBatch records;
+// records queued meanwhile wait for the next round, so it ends.
+func (l *requestLog) drain() {
+	for n := len(l.q); n > 0; n-- {
+		l.write(<-l.q)
+		if n%maxBatch == 0 {
+			l.flush()
+		}
+	}
+	l.flush()
 }
 
 func (l *requestLog) flush() {
