@@ -624,8 +624,8 @@ func (d *Dispatcher) redispatch(workerID string) {
 }
 
 func (d *Dispatcher) onHeartbeat(m *nats.Msg) {
-	var hb wire.Heartbeat
-	if err := json.Unmarshal(m.Data, &hb); err != nil || hb.ID == "" {
+	hb, err := wire.DecodeHeartbeat(m.Data)
+	if err != nil || hb.ID == "" {
 		d.log.Warn("bad heartbeat", "subject", m.Subject, "error", fmt.Sprint(err))
 		return
 	}
