@@ -40,8 +40,10 @@ type CompareConfig struct {
 	// 0 = 3.
 	Rounds int
 	// Strategies are the dispatcher's balancing strategies to compare;
-	// empty = round-robin. With several, the dispatcher is restarted when
-	// the next run needs another one.
+	// empty = round-robin. An entry may add dispatcher flags after the
+	// strategy ("round-robin --procs 2"), to compare settings. With
+	// several, the dispatcher is restarted when the next run needs another
+	// one.
 	Strategies []string
 	// Workers is how many worker processes to start; 0 = the number of
 	// WorkerDelays, or 3 without them.
@@ -208,7 +210,7 @@ func (cc *CompareConfig) defaults() error {
 		}
 	}
 	for _, s := range cc.Strategies {
-		if s == "" || strings.HasPrefix(s, "-") {
+		if f := strings.Fields(s); len(f) == 0 || strings.HasPrefix(f[0], "-") {
 			return fmt.Errorf("%w: bad strategy %q", ErrConfig, s)
 		}
 	}
@@ -646,8 +648,10 @@ func (c *cluster) ensureDispatcher(ctx context.Context, strategy string) error {
 	}
 	c.dispN++
 	id := fmt.Sprintf("bd-%d", c.dispN)
-	args := []string{"dispatcher", "--nats", c.url, "--id", id, "--strategy", strategy,
+	f := strings.Fields(strategy) // the strategy, then any extra flags
+	args := []string{"dispatcher", "--nats", c.url, "--id", id, "--strategy", f[0],
 		"--log", filepath.Join(c.dir, id+"-loadbalancer.log")}
+	args = append(args, f[1:]...)
 	if c.cc.Load.Prefix != "" {
 		args = append(args, "--prefix", c.cc.Load.Prefix)
 	}

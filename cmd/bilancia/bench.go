@@ -35,7 +35,7 @@ type BenchCmd struct {
 
 	Compare           bool            `help:"Start a broker, workers and a dispatcher as child processes, and compare the load through the dispatcher with the same load sent straight to the workers' queue group."`
 	Rounds            int             `default:"3" help:"--compare: runs of each path per level, interleaved; the medians are reported."`
-	Strategy          []string        `default:"round-robin" help:"--compare: dispatcher strategies (round-robin, least-inflight); a list compares them in turn."`
+	Strategy          []string        `default:"round-robin" help:"--compare: dispatcher strategies (round-robin, least-inflight); a list compares them in turn; an entry may add dispatcher flags, as in 'round-robin --procs 0'."`
 	Workers           int             `help:"--compare: worker processes (default 3, or one per --worker-delays entry)."`
 	WorkerDelays      []time.Duration `help:"--compare: the workers' --delay, in order, e.g. 0,0,2ms, to make them unequal."`
 	WorkerConcurrency int             `help:"--compare: each worker's --concurrency (default: the worker's)."`

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -129,9 +130,16 @@ func (f *DispatcherFlags) openLog(echo io.Writer) (events *slog.Logger, lf *logf
 type DispatcherCmd struct {
 	NATSFlags
 	DispatcherFlags
+	Procs int `default:"1" help:"Threads running its Go code at once (GOMAXPROCS; 0 = one per core; the GOMAXPROCS variable, when set, wins). Its hot path is serial, one connection's read loop and one lock: on a loaded machine one thread saves the hand-offs between threads (see BENCHMARKS.md). Run more dispatchers to use more cores."`
 }
 
 func (c *DispatcherCmd) Run(g *globals) error {
+	if c.Procs < 0 {
+		return fmt.Errorf("--procs %d must not be negative", c.Procs)
+	}
+	if c.Procs > 0 && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(c.Procs)
+	}
 	events, lf, err := c.openLog(os.Stderr)
 	if err != nil {
 		return err
