@@ -515,3 +515,75 @@ func TestRetryBudgetBoundsHedges(t *testing.T) {
 		t.Fatalf("stats = %+v; want some hedges sent and some denied by the budget", st)
 	}
 }
+
+// TestSameIDTwiceOnOneWorker: two requests with one id, pending on the
+// same worker at once (a client resending, or two clients reusing an id),
+// each get their own answer: the second cannot share the worker's reply
+// subject, keyed by request id, and gets one of its own.
+func TestSameIDTwiceOnOneWorker(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, nil)
+	startWorker(t, url, "w-slow", func(c *calcworker.Config) { c.Env.Delay = 300 * time.Millisecond })
+	waitState(t, d, up("w-slow"))
+	nc := connect(t, url)
+	send := func(cmd string) *nats.Msg {
+		m := nats.NewMsg(wire.Subjects{}.Request())
+		m.Header.Set(wire.HdrRequestID, "same-id")
+		m.Data = []byte(cmd)
+		return m
+	}
+	results := make([]string, 2)
+	var wg sync.WaitGroup
+	for i, cmd := range []string{"add 1 1", "add 2 2"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := nc.RequestMsg(send(cmd), 5*time.Second)
+			if err != nil {
+				results[i] = err.Error()
+				return
+			}
+			var rep wire.Reply
+			if err := json.Unmarshal(r.Data, &rep); err != nil {
+				results[i] = err.Error()
+				return
+			}
+			results[i] = string(rep.Result)
+		}()
+	}
+	wg.Wait()
+	if results[0] != "2" || results[1] != "4" {
+		t.Fatalf("results = %q; want 2 and 4, each its own", results)
+	}
+}
+
+// TestNoRespondersOnAWorkersSubject: a worker that heartbeats but has no
+// subscription makes the broker answer "no responders" on its reply
+// subject, which carries no request id. The dispatcher takes it out and
+// sends the request on at once: with an attempt timeout far beyond the
+// client's deadline, a request left waiting on it would fail.
+func TestNoRespondersOnAWorkersSubject(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.AttemptTimeout = time.Minute })
+	startWorker(t, url, "w-real", nil)
+	ghost := connect(t, url)
+	beat := func() {
+		b, _ := json.Marshal(wire.Heartbeat{ID: "w-ghost", Subject: wire.Subjects{}.Worker("w-ghost"),
+			State: wire.StateUp, IntervalMS: testHeartbeat.Milliseconds(), StartedAt: time.Now()})
+		if err := ghost.Publish(wire.Subjects{}.Heartbeat("w-ghost"), b); err != nil {
+			t.Error(err)
+		}
+	}
+	beat()
+	waitState(t, d, up("w-real", "w-ghost"))
+	cl := newClient(t, url, func(c *client.Config) { c.Timeout = 3 * time.Second; c.MaxAttempts = 1 })
+	for i := range 20 {
+		beat() // back in rotation, if it was taken out
+		if _, err := cl.Do(context.Background(), fmt.Sprintf("add %d 1", i)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if st := d.Stats(); st.Failed != 0 {
+		t.Fatalf("dispatcher failed %d requests; want 0", st.Failed)
+	}
+}

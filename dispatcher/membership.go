@@ -15,6 +15,7 @@ import (
 type member struct {
 	id      string // immutable
 	subject string // immutable
+	replyTo string // the dispatcher's reply subject for it; guarded by Dispatcher.mu
 
 	// guarded by Membership.mu
 	state        string
@@ -84,8 +85,16 @@ func NewMembership(deadAfter time.Duration, outlier OutlierConfig) *Membership {
 	return m
 }
 
+// Get returns the worker with id, or nil.
+func (m *Membership) Get(id string) *member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.members[id]
+}
+
 // Live is the current snapshot of workers in rotation, in a stable order.
 // The slice must not be modified.
+
 func (m *Membership) Live() []*member { return *m.live.Load() }
 
 // Suspects are the workers down only because their heartbeats stopped.
