@@ -77,7 +77,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.ID == "" {
 		cfg.ID = NewID()
 	}
-	if !validToken(cfg.ID) {
+	if !wire.ValidID(cfg.ID) {
 		return nil, fmt.Errorf("calcworker: id %q must be a single subject token", cfg.ID)
 	}
 	if cfg.Heartbeat <= 0 {
@@ -98,18 +98,6 @@ func New(cfg Config) (*Worker, error) {
 
 // NewID returns a short random worker id, "w-" and 4 hex digits.
 func NewID() string { return fmt.Sprintf("w-%04x", rand.N(1<<16)) }
-
-func validToken(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == '.' || r == '*' || r == '>' || r > 126 {
-			return false
-		}
-	}
-	return true
-}
 
 // ID is the worker's id.
 func (w *Worker) ID() string { return w.cfg.ID }

@@ -674,8 +674,11 @@ func (d *Dispatcher) redispatch(workerID string) {
 
 func (d *Dispatcher) onHeartbeat(m *nats.Msg) {
 	hb, err := wire.DecodeHeartbeat(m.Data)
-	if err != nil || hb.ID == "" {
-		d.log.Warn("bad heartbeat", "subject", m.Subject, "error", fmt.Sprint(err))
+	if err == nil && !wire.ValidID(hb.ID) {
+		err = fmt.Errorf("worker id %q is not a subject token of up to 64 printable characters", hb.ID)
+	}
+	if err != nil {
+		d.log.Warn("bad heartbeat", "subject", m.Subject, "error", err.Error())
 		return
 	}
 	if hb.Subject == "" {

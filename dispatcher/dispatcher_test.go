@@ -587,3 +587,32 @@ func TestNoRespondersOnAWorkersSubject(t *testing.T) {
 		t.Fatalf("dispatcher failed %d requests; want 0", st.Failed)
 	}
 }
+
+// TestBadHeartbeatsChangeNothing: heartbeats whose worker id could not be a
+// subject token (ids name the worker's subjects) or that are not JSON are
+// logged and dropped; a good one sent after them on the same connection
+// shows they were handled.
+func TestBadHeartbeatsChangeNothing(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, nil)
+	nc := connect(t, url)
+	beat := func(id string) {
+		b, _ := json.Marshal(wire.Heartbeat{ID: id, State: wire.StateUp, IntervalMS: 100, StartedAt: time.Now()})
+		if err := nc.Publish(wire.Subjects{}.Heartbeat("x"), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"", "a.b", "t.5", "x y", "w-*", "w->", strings.Repeat("w", 65), "w-\u00e8"} {
+		beat(id)
+	}
+	for _, raw := range []string{"", "{", "null", `{"id":5}`, "\xff"} {
+		if err := nc.Publish(wire.Subjects{}.Heartbeat("x"), []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat("w-ok")
+	waitState(t, d, up("w-ok"))
+	if ws := d.Status().Workers; len(ws) != 1 {
+		t.Fatalf("workers = %+v; want only w-ok", ws)
+	}
+}

@@ -96,6 +96,22 @@ const (
 	StateEjected  = "ejected"
 )
 
+// ValidID tells whether s can be a worker id: one subject token of
+// printable ASCII, at most 64 bytes. Ids name subjects (<prefix>.worker.<id>,
+// the dispatcher's reply subject for the worker), so a dot, a wildcard or
+// white space in one would change what those subjects match.
+func ValidID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == '.' || c == '*' || c == '>' || c > 126 {
+			return false
+		}
+	}
+	return true
+}
+
 // Heartbeat is what a worker publishes every interval.
 type Heartbeat struct {
 	ID          string    `json:"id"`
