@@ -145,10 +145,11 @@ type Dispatcher struct {
 // request is one client request in flight.
 type request struct {
 	reply    string      // the client's inbox
-	hdr      nats.Header // the client's headers, forwarded untouched
+	hdr      nats.Header // the client's headers, kept only if it sent others than ours
 	data     []byte
 	id       string
 	client   string
+	timeout  string // Calc-Timeout-Ms as sent
 	start    time.Time
 	tried    []*member // workers tried, in order
 	open     []uint64  // tokens of attempts still waiting
@@ -161,6 +162,54 @@ type request struct {
 	first    attempt
 	triedBuf [2]*member
 	openBuf  [2]uint64
+}
+
+// The client's headers are forwarded as they came. When they are just the
+// three a client sets, the request keeps their values, not the header map
+// nats.go decoded (about 400 bytes, most of what a pending request held),
+// and each forward encodes them from a pooled map instead.
+var ourHeaders = [...]string{wire.HdrRequestID, wire.HdrClient, wire.HdrTimeout}
+
+// hasOtherHeaders tells whether h holds headers beyond ours, or several
+// values for one of them.
+func hasOtherHeaders(h nats.Header) bool {
+	n := 0
+	for _, k := range ourHeaders {
+		switch len(h[k]) {
+		case 0:
+		case 1:
+			n++
+		default:
+			return true
+		}
+	}
+	return len(h) > n
+}
+
+type fwdHeader struct {
+	h    nats.Header
+	vals [len(ourHeaders)][1]string
+}
+
+var fwdHeaders = sync.Pool{New: func() any { return &fwdHeader{h: make(nats.Header, len(ourHeaders))} }}
+
+// newFwdHeader returns r's headers as the client sent them.
+func newFwdHeader(r *request) *fwdHeader {
+	f := fwdHeaders.Get().(*fwdHeader)
+	for i, v := range [...]string{r.id, r.client, r.timeout} {
+		if v == "" {
+			delete(f.h, ourHeaders[i])
+			continue
+		}
+		f.vals[i][0] = v
+		f.h[ourHeaders[i]] = f.vals[i][:]
+	}
+	return f
+}
+
+func (f *fwdHeader) release() {
+	f.vals = [len(ourHeaders)][1]string{} // hold no request's strings
+	fwdHeaders.Put(f)
 }
 
 // attemptKey finds an attempt from a reply on its worker's subject.
@@ -334,23 +383,24 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 		return // nobody to answer; computing it would be wasted
 	}
 	now := time.Now()
-	r := &request{reply: m.Reply, hdr: m.Header, data: m.Data, start: now}
+	r := &request{reply: m.Reply, data: m.Data, start: now}
 	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
-	if m.Header != nil {
-		r.id = m.Header.Get(wire.HdrRequestID)
-		r.client = m.Header.Get(wire.HdrClient)
+	if h := m.Header; h != nil {
+		r.id, r.client, r.timeout = h.Get(wire.HdrRequestID), h.Get(wire.HdrClient), h.Get(wire.HdrTimeout)
+		if hasOtherHeaders(h) {
+			r.hdr = h // forwarded as they came
+		}
 	}
 	if r.id == "" {
 		// A request from a plain NATS client: give it an id, for the log
 		// and for the worker to echo.
 		r.id = nuid.Next()
-		if r.hdr == nil {
-			r.hdr = nats.Header{}
+		if r.hdr != nil {
+			r.hdr.Set(wire.HdrRequestID, r.id)
 		}
-		r.hdr.Set(wire.HdrRequestID, r.id)
 	}
 	timeout := d.cfg.RequestTimeout
-	if ms, err := strconv.ParseInt(r.hdr.Get(wire.HdrTimeout), 10, 64); err == nil && ms > 0 {
+	if ms, err := strconv.ParseInt(r.timeout, 10, 64); err == nil && ms > 0 {
 		timeout = min(time.Duration(ms)*time.Millisecond, d.cfg.MaxRequestTimeout)
 	}
 	if n := d.inflight.Add(1); n > int64(d.cfg.MaxInflight) {
@@ -427,13 +477,22 @@ func (d *Dispatcher) forwardLocked(r *request, now time.Time) {
 
 	w.forwarded.Add(1)
 	fwd := &nats.Msg{Subject: w.subject, Header: r.hdr, Data: r.data}
+	var fh *fwdHeader
+	if fwd.Header == nil {
+		fh = newFwdHeader(r)
+		fwd.Header = fh.h
+	}
 	if shared {
 		fwd.Reply = replyTo
 	} else {
 		var buf [16]byte
 		fwd.Reply = d.inbox + "t." + string(strconv.AppendUint(buf[:0], tok, 36))
 	}
-	if err := d.nc.PublishMsg(fwd); err != nil {
+	err := d.nc.PublishMsg(fwd)
+	if fh != nil {
+		fh.release() // the headers were encoded in PublishMsg
+	}
+	if err != nil {
 		// The connection is closed or the payload too large for it: no
 		// worker can help, answer now.
 		d.mu.Lock()

@@ -616,3 +616,61 @@ func TestBadHeartbeatsChangeNothing(t *testing.T) {
 		t.Fatalf("workers = %+v; want only w-ok", ws)
 	}
 }
+
+// TestForwardKeepsTheClientsHeaders: a worker gets the headers the client
+// sent, whether they are just the three a client sets (which the
+// dispatcher re-encodes from pooled maps) or more; a request without any
+// gets a generated id.
+func TestForwardKeepsTheClientsHeaders(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	d := startDispatcher(t, url, nil)
+	// A worker of our own that answers with the headers it got.
+	wc := connect(t, url)
+	subj := wire.Subjects{}.Worker("w-echo")
+	if _, err := wc.Subscribe(subj, func(m *nats.Msg) {
+		b, _ := json.Marshal(m.Header)
+		out := nats.NewMsg(m.Reply)
+		out.Header.Set(wire.HdrRequestID, m.Header.Get(wire.HdrRequestID))
+		out.Data = b
+		_ = m.RespondMsg(out)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := json.Marshal(wire.Heartbeat{ID: "w-echo", Subject: subj, State: wire.StateUp, IntervalMS: 100, StartedAt: time.Now()})
+	if err := wc.Publish(wire.Subjects{}.Heartbeat("w-echo"), hb); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, d, up("w-echo"))
+
+	nc := connect(t, url)
+	ask := func(h nats.Header) nats.Header {
+		t.Helper()
+		m := &nats.Msg{Subject: wire.Subjects{}.Request(), Header: h, Data: []byte("add 1 2")}
+		r, err := nc.RequestMsg(m, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got nats.Header
+		if err := json.Unmarshal(r.Data, &got); err != nil {
+			t.Fatalf("%s: %v", r.Data, err)
+		}
+		return got
+	}
+	ours := nats.Header{wire.HdrRequestID: {"id-1"}, wire.HdrClient: {"alice"}, wire.HdrTimeout: {"3000"}}
+	for range 3 { // the pooled maps are reused: nothing may leak from one to the next
+		if got := ask(ours); fmt.Sprint(got) != fmt.Sprint(ours) {
+			t.Fatalf("worker got %v; want %v", got, ours)
+		}
+	}
+	idOnly := nats.Header{wire.HdrRequestID: {"id-2"}}
+	if got := ask(idOnly); fmt.Sprint(got) != fmt.Sprint(idOnly) {
+		t.Fatalf("worker got %v; want %v", got, idOnly)
+	}
+	more := nats.Header{wire.HdrRequestID: {"id-3"}, "Traceparent": {"00-abc-def-01"}, wire.HdrClient: {"a", "b"}}
+	if got := ask(more); fmt.Sprint(got) != fmt.Sprint(more) {
+		t.Fatalf("worker got %v; want %v", got, more)
+	}
+	if got := ask(nil); len(got) != 1 || got.Get(wire.HdrRequestID) == "" {
+		t.Fatalf("worker got %v; want a generated %s alone", got, wire.HdrRequestID)
+	}
+}
