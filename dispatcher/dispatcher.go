@@ -44,6 +44,10 @@ type Config struct {
 	Conn   *nats.Conn // required; the dispatcher does not close it
 	ID     string     // "" = "d-" and 4 random hex digits
 	Prefix string     // "" = "calc"
+	// HeartbeatConn, if set, carries the workers' heartbeats instead of
+	// Conn, so that they can be read in batches (PacedDialer) without
+	// delaying requests. The dispatcher does not close it.
+	HeartbeatConn *nats.Conn
 	// Heartbeat is the workers' heartbeat interval. 0 = 1s.
 	Heartbeat time.Duration
 	// DeadAfter marks a silent worker down. 0 = 3 × Heartbeat.
@@ -136,6 +140,7 @@ type Dispatcher struct {
 	reqlog *requestLog
 	subs   []*nats.Subscription
 	hbSub  *nats.Subscription
+	hbConn *nats.Conn // hbSub's connection: Config.HeartbeatConn or nc
 	quit   chan struct{}
 	wg     sync.WaitGroup
 
@@ -276,8 +281,11 @@ func New(cfg Config) (*Dispatcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.HeartbeatConn == nil {
+		cfg.HeartbeatConn = cfg.Conn
+	}
 	d := &Dispatcher{
-		cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: log,
+		cfg: cfg, nc: cfg.Conn, hbConn: cfg.HeartbeatConn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: log,
 		idValue: []string{cfg.ID},
 		mem:     NewMembership(cfg.DeadAfter, cfg.Outlier),
 		pick:    p,
@@ -308,13 +316,18 @@ func (d *Dispatcher) Start() error {
 	d.start = time.Now()
 	// A private inbox prefix per dispatcher: "_INBOX.<nuid>.".
 	d.inbox = nats.InboxPrefix + nuid.Next() + "."
+	hbConn := d.hbConn
 	subscribe := func(subj, queue string, cb nats.MsgHandler) error {
+		nc := d.nc
+		if subj == d.subj.Heartbeats() {
+			nc = hbConn
+		}
 		var s *nats.Subscription
 		var err error
 		if queue != "" {
-			s, err = d.nc.QueueSubscribe(subj, queue, cb)
+			s, err = nc.QueueSubscribe(subj, queue, cb)
 		} else {
-			s, err = d.nc.Subscribe(subj, cb)
+			s, err = nc.Subscribe(subj, cb)
 		}
 		if err != nil {
 			return fmt.Errorf("dispatcher: subscribe %s: %w", subj, err)
@@ -344,9 +357,11 @@ func (d *Dispatcher) Start() error {
 			d.hbSub = d.subs[len(d.subs)-1] // the sweep reads its backlog
 		}
 	}
-	if err := d.nc.Flush(); err != nil {
-		d.unsubscribe()
-		return fmt.Errorf("dispatcher: flush: %w", err)
+	for _, nc := range []*nats.Conn{hbConn, d.nc} {
+		if err := nc.Flush(); err != nil {
+			d.unsubscribe()
+			return fmt.Errorf("dispatcher: flush: %w", err)
+		}
 	}
 	if err := d.nc.Publish(d.subj.Discover(), nil); err != nil {
 		d.unsubscribe()
@@ -951,8 +966,12 @@ wait:
 	// Drain the rest, so that what already reached the broker for us (a
 	// worker's last "draining" heartbeat, a late reply) is still heard.
 	for _, sub := range d.subs {
+		nc := d.nc
+		if sub == d.hbSub {
+			nc = d.hbConn
+		}
 		closed := sub.StatusChanged(nats.SubscriptionClosed)
-		if !sub.IsValid() || !d.nc.IsConnected() || sub.Drain() != nil {
+		if !sub.IsValid() || !nc.IsConnected() || sub.Drain() != nil {
 			_ = sub.Unsubscribe()
 			continue
 		}

@@ -674,3 +674,27 @@ func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 		t.Fatalf("worker got %v; want a generated %s alone", got, wire.HdrRequestID)
 	}
 }
+
+// TestHeartbeatsOnAPacedConnection: with heartbeats on a connection of
+// their own, read in batches, workers still come up, serve, and go down
+// when they fall silent.
+func TestHeartbeatsOnAPacedConnection(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	hb, err := nats.Connect(url, nats.SetCustomDialer(dispatcher.PacedDialer{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hb.Close)
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.HeartbeatConn = hb })
+	startWorker(t, url, "w-a", nil)
+	b := startWorker(t, url, "w-b", nil)
+	waitState(t, d, up("w-a", "w-b"))
+	cl := newClient(t, url, nil)
+	for i := range 10 {
+		if _, err := cl.Do(context.Background(), fmt.Sprintf("add %d 1", i)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	b.nc.Close() // silent from now on
+	waitState(t, d, map[string]string{"w-a": wire.StateUp, "w-b": wire.StateDown})
+}

@@ -31,7 +31,7 @@ var errNoServer = errors.New("no NATS server answered")
 
 // connect dials NATS with reconnects that never give up: a role outlives
 // broker restarts and moves to another cluster node on its own.
-func (f *NATSFlags) connect(name string, log *slog.Logger) (*nats.Conn, error) {
+func (f *NATSFlags) connect(name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -62,6 +62,7 @@ func (f *NATSFlags) connect(name string, log *slog.Logger) (*nats.Conn, error) {
 		return nil, err
 	}
 	opts = append(opts, auth...)
+	opts = append(opts, extra...)
 	deadline := time.Now().Add(f.ConnectWait)
 	for {
 		nc, err := nats.Connect(f.NATS, opts...)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/bilancia/bilancia/broker"
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/calcworker/calc"
@@ -150,7 +152,15 @@ func (c *DispatcherCmd) Run(g *globals) error {
 		return &exitError{1, err.Error()}
 	}
 	defer nc.Close()
-	cfg := dispatcher.Config{Conn: nc, Prefix: c.Prefix, Logger: events, RequestLog: lf}
+	// Heartbeats on a connection of their own, read in 10ms batches: with
+	// a large fleet, reading them one by one is most of an idle
+	// dispatcher's CPU.
+	hb, err := c.connect("bilancia-dispatcher-heartbeats", events, nats.SetCustomDialer(dispatcher.PacedDialer{}))
+	if err != nil {
+		return &exitError{1, err.Error()}
+	}
+	defer hb.Close()
+	cfg := dispatcher.Config{Conn: nc, HeartbeatConn: hb, Prefix: c.Prefix, Logger: events, RequestLog: lf}
 	c.config(&cfg)
 	if c.Pprof != "" {
 		stop, err := servePprof(c.Pprof)
