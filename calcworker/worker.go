@@ -37,6 +37,14 @@ type Config struct {
 	ServeDirect bool
 	// Env bounds and slows computations (see calc.Env).
 	Env calc.Env
+	// DrainGrace is how long a shutting-down worker keeps serving after
+	// it announced draining, before it stops listening. With 0 it relies
+	// on its draining heartbeat reaching each dispatcher before any
+	// request it would refuse, which holds when the dispatcher hears
+	// heartbeats and replies on one connection; bilancia dispatcher reads
+	// heartbeats on a connection of its own, in 10ms batches, so the
+	// worker command sets 200ms.
+	DrainGrace time.Duration
 	// OnError, if set, hears about asynchronous failures (a reply that
 	// could not be sent). Library code does not log.
 	OnError func(error)
@@ -323,6 +331,14 @@ func (w *Worker) shutdown(ctx context.Context) error {
 	// a dispatcher then takes us out of rotation without one "no
 	// responders" on the way.
 	_ = w.nc.FlushTimeout(time.Second)
+	if w.cfg.DrainGrace > 0 {
+		t := time.NewTimer(w.cfg.DrainGrace)
+		select { // requests that arrive meanwhile are still served
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	// Drain delivers what the server already sent us, then closes.
 	for _, s := range w.subs {
 		if !w.nc.IsConnected() {

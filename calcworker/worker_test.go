@@ -212,3 +212,42 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainGraceKeepsServing: after its draining heartbeat, a worker with
+// a grace still answers what reaches it, for dispatchers that hear the
+// announcement late.
+func TestDrainGraceKeepsServing(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	nc := connect(t, url)
+	draining := make(chan struct{}, 1)
+	if _, err := nc.Subscribe(wire.Subjects{}.Heartbeat("w-g"), func(m *nats.Msg) {
+		var hb wire.Heartbeat
+		if json.Unmarshal(m.Data, &hb) == nil && hb.State == wire.StateDraining {
+			select {
+			case draining <- struct{}{}:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w := start(t, url, calcworker.Config{ID: "w-g", DrainGrace: time.Second})
+	done := make(chan error, 1)
+	go func() { done <- w.Shutdown(context.Background()) }()
+	select {
+	case <-draining:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no draining heartbeat")
+	}
+	r := request(t, nc, wire.Subjects{}.Worker("w-g"), "add 2 3")
+	var rep wire.Reply
+	if err := json.Unmarshal(r.Data, &rep); err != nil || string(rep.Result) != "5" {
+		t.Fatalf("reply during the grace: %s (%v)", r.Data, err)
+	}
+	if err := <-done; err != nil { // after the grace, it drains and stops
+		t.Fatalf("Shutdown: %v", err)
+	}
+}

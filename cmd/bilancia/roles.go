@@ -203,9 +203,10 @@ func (f *WorkerFlags) config(id, prefix string, heartbeat time.Duration) calcwor
 type WorkerCmd struct {
 	NATSFlags
 	WorkerFlags
-	ID        string        `help:"Worker id (default: w- and 4 random hex digits)."`
-	Heartbeat time.Duration `default:"1s" help:"Heartbeat interval (jittered by 10%)."`
-	Replicas  int           `default:"1" help:"Run this many workers in one process on one connection, with ids <id>-0, <id>-1, ... (to simulate a large fleet)."`
+	ID         string        `help:"Worker id (default: w- and 4 random hex digits)."`
+	Heartbeat  time.Duration `default:"1s" help:"Heartbeat interval (jittered by 10%)."`
+	Replicas   int           `default:"1" help:"Run this many workers in one process on one connection, with ids <id>-0, <id>-1, ... (to simulate a large fleet)."`
+	DrainGrace time.Duration `default:"200ms" help:"On SIGTERM, keep serving this long after announcing draining, before no longer listening: dispatchers read heartbeats in 10ms batches, on a connection of their own, so the announcement can trail a request already on its way."`
 }
 
 func (c *WorkerCmd) Run(g *globals) error {
@@ -229,7 +230,7 @@ func (c *WorkerCmd) Run(g *globals) error {
 			wid = fmt.Sprintf("%s-%d", id, i)
 		}
 		cfg := c.config(wid, c.Prefix, c.Heartbeat)
-		cfg.Conn = nc
+		cfg.Conn, cfg.DrainGrace = nc, c.DrainGrace
 		cfg.OnError = func(err error) { log.Warn(err.Error()) }
 		w, err := calcworker.New(cfg)
 		if err != nil {
