@@ -175,20 +175,20 @@ type request struct {
 // and each forward encodes them from a pooled map instead.
 var ourHeaders = [...]string{wire.HdrRequestID, wire.HdrClient, wire.HdrTimeout}
 
-// hasOtherHeaders tells whether h holds headers beyond ours, or several
+// ourHeaderValues reads the first value of each of ourHeaders into v, in
+// their order, and tells whether h holds headers beyond ours, or several
 // values for one of them.
-func hasOtherHeaders(h nats.Header) bool {
+func ourHeaderValues(h nats.Header, v *[len(ourHeaders)]string) (others bool) {
 	n := 0
-	for _, k := range ourHeaders {
-		switch len(h[k]) {
-		case 0:
-		case 1:
+	for i, k := range ourHeaders {
+		vs := h[k]
+		if len(vs) > 0 {
+			v[i] = vs[0]
 			n++
-		default:
-			return true
 		}
+		others = others || len(vs) > 1
 	}
-	return len(h) > n
+	return others || len(h) > n
 }
 
 type fwdHeader struct {
@@ -201,7 +201,7 @@ var fwdHeaders = sync.Pool{New: func() any { return &fwdHeader{h: make(nats.Head
 // newFwdHeader returns r's headers as the client sent them.
 func newFwdHeader(r *request) *fwdHeader {
 	f := fwdHeaders.Get().(*fwdHeader)
-	for i, v := range [...]string{r.id, r.client, r.timeout} {
+	for i, v := range [len(ourHeaders)]string{r.id, r.client, r.timeout} {
 		if v == "" {
 			delete(f.h, ourHeaders[i])
 			continue
@@ -401,10 +401,11 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 	r := &request{reply: m.Reply, data: m.Data, start: now}
 	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
 	if h := m.Header; h != nil {
-		r.id, r.client, r.timeout = h.Get(wire.HdrRequestID), h.Get(wire.HdrClient), h.Get(wire.HdrTimeout)
-		if hasOtherHeaders(h) {
+		var v [len(ourHeaders)]string
+		if ourHeaderValues(h, &v) {
 			r.hdr = h // forwarded as they came
 		}
+		r.id, r.client, r.timeout = v[0], v[1], v[2]
 	}
 	if r.id == "" {
 		// A request from a plain NATS client: give it an id, for the log
@@ -615,17 +616,9 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 		return // late: the request was answered by another attempt
 	}
 	r := a.req
-	if isNoResponders(m) {
-		// The worker is gone: take it out now and go on to the next one
-		// without waiting for heartbeats to expire.
-		d.dropLocked(tok)
-		// Attempts left on workers already declared down do not count.
-		others := len(r.open) > 0 && !d.allGoneLocked(r)
+	if isNoResponders(m) { // on an attempt's own subject
 		d.mu.Unlock()
-		d.changes(d.mem.MarkDown(a.w, "no responders"))
-		if !others { // else another attempt is out already (a re-dispatch)
-			d.forward(r, now)
-		}
+		d.workerGone(a.w.id)
 		return
 	}
 	code := 0
@@ -716,16 +709,23 @@ func (d *Dispatcher) changes(cs []Change) {
 	}
 }
 
-// workerGone handles "no responders" on a worker's reply subject. The
-// broker's status reply carries no request id, so which forward found no
-// subscriber is unknown; but the worker has none left, so it goes down and
-// every request waiting on it goes on to the next worker at once. Their
-// attempts stay open: a draining worker still answers what it holds.
+// workerGone handles "no responders" for a forward to a worker: it has no
+// subscription left, so it goes down, without waiting for its heartbeats
+// to stop, and every request waiting on it goes on to the next worker at
+// once. On the worker's shared reply subject the broker's status reply
+// carries no request id, so which forward found no subscriber is not known;
+// all are sent on, their attempts left open, since a draining worker still
+// answers what it holds.
 func (d *Dispatcher) workerGone(workerID string) {
+	var cs []Change
 	if w := d.mem.Get(workerID); w != nil {
-		d.changes(d.mem.MarkDown(w, "no responders"))
+		cs = d.mem.MarkDown(w, "no responders")
 	}
-	// A worker already down (tried as a suspect) made no change above.
+	if len(cs) > 0 {
+		d.changes(cs) // a worker going down is re-dispatched there
+		return
+	}
+	// Already down (tried as a suspect): nothing re-dispatched it yet.
 	d.redispatch(workerID)
 }
 
