@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,8 +32,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/bilancia/bilancia/calcworker/calc"
 	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/internal/loadcheck"
 	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
@@ -207,78 +206,32 @@ func (r *rig) stopDispatchers() {
 
 // ---- load ----
 
-type record struct {
-	cmd   string
-	want  json.RawMessage // nil: sleep, whose result is the worker id
-	sent  time.Time
-	done  time.Time
-	res   *client.Result
-	err   error
-	wrong string
-}
-
-func (rc *record) ok() bool { return rc.err == nil && rc.wrong == "" }
-
-func (rc *record) code() int {
-	var we *wire.Error
-	if errors.As(rc.err, &we) {
-		return we.Code
-	}
-	return 0
-}
-
-// hurt says the fault touched this request: it failed, or needed a retry
-// by the client or a second worker.
-func (rc *record) hurt() bool {
-	return !rc.ok() || rc.res == nil || rc.res.Sends > 1 || rc.res.Attempts > 1
-}
-
-// load sends loadTotal requests through loadClients clients and checks
-// every reply. It also listens on each client's inbox to count the replies
-// that reach the wire, duplicates included.
+// load sends loadTotal requests through loadClients clients with
+// loadcheck's checked load, in the background, and counts the replies that
+// reach the wire, duplicates included.
 type load struct {
 	clients []*client.Client
 	conns   []*nats.Conn
-	recs    []*record
-	sent    atomic.Int64
-	wg      sync.WaitGroup // senders
-	stopped chan struct{}
-	stop    func()
-
-	wireMu  sync.Mutex
-	wireN   map[string]int // replies per Calc-Request-Id on the wire
-	noResp  atomic.Int64   // "no responders" statuses seen by clients
+	recs    []*loadcheck.Record
+	wire    loadcheck.Wire
+	sent    atomic.Int64 // requests sent so far
+	n       int          // requests sent in all; set before allDone is closed
+	err     error        // why the sending stopped short; likewise
+	stop    context.CancelFunc
 	allDone chan struct{}
 }
 
 func startLoad(t *testing.T, url string, sleepMS int) *load {
-	l := &load{wireN: map[string]int{}, stopped: make(chan struct{}), allDone: make(chan struct{})}
-	var once sync.Once
-	l.stop = func() { once.Do(func() { close(l.stopped) }) }
+	l := &load{allDone: make(chan struct{})}
 	for i := range loadClients {
 		nc, err := nats.Connect(url, nats.Name(fmt.Sprintf("chaos-c%d", i)), nats.MaxReconnects(-1),
 			nats.ReconnectWait(250*time.Millisecond), nats.ReconnectJitter(100*time.Millisecond, 100*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The client's inbox prefix is its connection's response inbox
-		// prefix; a second subscription sees what the client sees.
-		inbox := nc.NewRespInbox()
-		inbox = inbox[:strings.LastIndexByte(inbox, '.')+1]
-		sub, err := nc.Subscribe(inbox+"*", func(m *nats.Msg) {
-			if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-				l.noResp.Add(1)
-				return
-			}
-			id := m.Header.Get(wire.HdrRequestID)
-			l.wireMu.Lock()
-			l.wireN[id]++
-			l.wireMu.Unlock()
-		})
-		if err != nil {
+		if err := l.wire.Watch(nc); err != nil {
 			t.Fatal(err)
 		}
-		sub.SetPendingLimits(-1, -1)
 		c, err := client.Connect(client.Config{Conn: nc, Name: fmt.Sprintf("chaos-c%d", i)})
 		if err != nil {
 			t.Fatal(err)
@@ -286,6 +239,8 @@ func startLoad(t *testing.T, url string, sleepMS int) *load {
 		l.clients = append(l.clients, c)
 		l.conns = append(l.conns, nc)
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	l.stop = stop
 	t.Cleanup(func() {
 		l.stop()
 		l.wait(30 * time.Second)
@@ -296,73 +251,14 @@ func startLoad(t *testing.T, url string, sleepMS int) *load {
 	})
 
 	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
-	l.recs = make([]*record, 0, loadTotal)
-	for i := range loadTotal {
-		rc := &record{}
-		if i%sleepEvery == sleepEvery-1 {
-			rc.cmd = "sleep " + strconv.Itoa(sleepMS)
-		} else {
-			rc.cmd = calc.Random(rng)
-			rep, err := calc.Compute(context.Background(), []byte(rc.cmd), calc.Env{})
-			if err != nil {
-				t.Fatalf("calc.Compute(%q): %v", rc.cmd, err)
-			}
-			rc.want = rep.Result
-		}
-		l.recs = append(l.recs, rc)
-	}
-
-	go l.run()
-	return l
-}
-
-func (l *load) run() {
-	defer func() {
-		l.wg.Wait()
-		close(l.allDone)
+	l.recs = loadcheck.Draw(rng, loadTotal, sleepEvery, time.Duration(sleepMS)*time.Millisecond)
+	// Each request has the client's own deadline, 10 s.
+	pace := loadcheck.Pace{Rate: loadRate, MaxOpen: loadMaxOpen}
+	go func() {
+		defer close(l.allDone)
+		l.n, l.err = loadcheck.Send(ctx, l.clients, l.recs, pace, func(i int) { l.sent.Store(int64(i) + 1) })
 	}()
-	tick := time.NewTicker(time.Second / loadRate)
-	defer tick.Stop()
-	open := make(chan struct{}, loadMaxOpen)
-	end := time.After(3 * loadTotal / loadRate * time.Second)
-	for i, rc := range l.recs {
-		select {
-		case <-tick.C:
-		case <-l.stopped:
-			return
-		case <-end:
-			return
-		}
-		select {
-		case open <- struct{}{}:
-		case <-l.stopped:
-			return
-		case <-end:
-			return
-		}
-		c := l.clients[i%len(l.clients)]
-		l.wg.Add(1)
-		l.sent.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer func() { <-open }()
-			rc.sent = time.Now()
-			res, err := c.Do(context.Background(), rc.cmd) // the client's 10 s deadline
-			rc.done = time.Now()
-			rc.res, rc.err = res, err
-			if err != nil {
-				return
-			}
-			switch {
-			case res.Reply.ID != res.ID:
-				rc.wrong = fmt.Sprintf("reply for id %q, want %q", res.Reply.ID, res.ID)
-			case rc.want == nil && res.ResultString() != res.Worker:
-				rc.wrong = fmt.Sprintf("sleep returned %s from worker %s", res.Reply.Result, res.Worker)
-			case rc.want != nil && string(res.Reply.Result) != string(rc.want):
-				rc.wrong = fmt.Sprintf("%s = %s; want %s", rc.cmd, res.Reply.Result, rc.want)
-			}
-		}()
-	}
+	return l
 }
 
 func (l *load) wait(timeout time.Duration) bool {
@@ -374,10 +270,10 @@ func (l *load) wait(timeout time.Duration) bool {
 	}
 }
 
-// done returns the records of requests sent, once all are answered.
-func (l *load) records() []*record {
+// records returns the records of requests sent, once all are answered.
+func (l *load) records() []*loadcheck.Record {
 	<-l.allDone
-	return l.recs[:l.sent.Load()]
+	return l.recs[:l.n]
 }
 
 // ---- metrics ----
@@ -393,64 +289,53 @@ type metrics struct {
 	wrongs, losts                        []string
 }
 
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	i := int(float64(len(ds))*p/100+0.5) - 1
-	return ds[max(0, min(i, len(ds)-1))]
-}
-
-func (r *rig) measure(f fault, recs []*record) *metrics {
+func (r *rig) measure(f fault, recs []*loadcheck.Record) *metrics {
 	m := &metrics{sent: len(recs)}
 	ids := map[string]bool{}
 	var during []time.Duration
 	var lastHurt time.Time
 	from, to := r.injected.Add(-3*time.Second), r.injected.Add(f.window)
-	r.load.wireMu.Lock()
-	wireN := copyCounts(r.load.wireN)
-	r.load.wireMu.Unlock()
+	wireN := r.load.wire.Counts()
 	for _, rc := range recs {
 		switch {
-		case rc.ok():
+		case rc.OK():
 			m.ok++
-		case rc.wrong != "":
+		case rc.Wrong != "":
 			m.wrong++
-			m.wrongs = append(m.wrongs, rc.wrong)
+			m.wrongs = append(m.wrongs, rc.Wrong)
 		default:
 			m.lost++
-			if rc.res == nil {
+			if rc.Res == nil {
 				m.noReply++
 			}
-			if rc.code() == wire.CodeUnavailable && rc.res != nil {
+			if rc.Code() == wire.CodeUnavailable && rc.Res != nil {
 				m.e503++
 			}
 			if len(m.losts) < 10 {
-				m.losts = append(m.losts, fmt.Sprintf("%s: %v (after %v)", rc.cmd, rc.err, rc.done.Sub(rc.sent).Round(time.Millisecond)))
+				m.losts = append(m.losts, fmt.Sprintf("%s: %v (after %v)", rc.Cmd, rc.Err, rc.Done.Sub(rc.Sent).Round(time.Millisecond)))
 			}
 		}
-		if rc.res != nil {
-			if ids[rc.res.ID] {
+		if rc.Res != nil {
+			if ids[rc.Res.ID] {
 				m.dup++
 			}
-			ids[rc.res.ID] = true
-			if n := wireN[rc.res.ID]; n > rc.res.Sends {
-				m.wireOverSends = append(m.wireOverSends, fmt.Sprintf("%s: %d replies to %d sends", rc.res.ID, n, rc.res.Sends))
+			ids[rc.Res.ID] = true
+			if n := wireN[rc.Res.ID]; n > rc.Res.Sends {
+				m.wireOverSends = append(m.wireOverSends, fmt.Sprintf("%s: %d replies to %d sends", rc.Res.ID, n, rc.Res.Sends))
 			}
 		}
-		if !rc.sent.Before(r.injected) && rc.sent.Before(to) {
-			during = append(during, rc.done.Sub(rc.sent))
+		if !rc.Sent.Before(r.injected) && rc.Sent.Before(to) {
+			during = append(during, rc.Done.Sub(rc.Sent))
 		}
-		if rc.hurt() && !rc.sent.Before(from) && rc.sent.Before(to) && rc.done.After(lastHurt) {
-			lastHurt = rc.done
+		if rc.Hurt() && !rc.Sent.Before(from) && rc.Sent.Before(to) && rc.Done.After(lastHurt) {
+			lastHurt = rc.Done
 		}
 	}
 	m.distinct = len(ids)
 	for _, n := range wireN {
 		m.wireDup += max(0, n-1)
 	}
-	m.p99 = pct(during, 99)
+	m.p99 = loadcheck.Percentile(during, 99)
 	if at, ok := f.detect(r); ok {
 		m.detect, m.detected = at.Sub(r.injected), true
 	}
@@ -467,14 +352,6 @@ func (r *rig) measure(f fault, recs []*record) *metrics {
 		m.recover, m.recovered = max(0, end.Sub(r.injected)), true
 	}
 	return m
-}
-
-func copyCounts(m map[string]int) map[string]int {
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func ms(d time.Duration, ok bool) string {
@@ -597,7 +474,7 @@ var faults = []fault{
 			}
 			hedged := 0
 			for _, rc := range r.load.records() {
-				if rc.res != nil && rc.res.Attempts > 1 && !rc.sent.Before(r.injected.Add(-time.Second)) && rc.sent.Before(r.healed) {
+				if rc.Res != nil && rc.Res.Attempts > 1 && !rc.Sent.Before(r.injected.Add(-time.Second)) && rc.Sent.Before(r.healed) {
 					hedged++
 				}
 			}
@@ -745,17 +622,17 @@ var faults = []fault{
 			// healthy worker), before and during the fault.
 			var before, during []time.Duration
 			for _, rc := range r.load.records() {
-				if rc.res == nil || rc.res.Attempts != 1 || rc.res.Worker == "w4" || rc.want == nil {
+				if rc.Res == nil || rc.Res.Attempts != 1 || rc.Res.Worker == "w4" || rc.Want == nil {
 					continue
 				}
-				d := rc.done.Sub(rc.sent)
-				if rc.sent.Before(r.injected) {
+				d := rc.Done.Sub(rc.Sent)
+				if rc.Sent.Before(r.injected) {
 					before = append(before, d)
-				} else if rc.sent.Before(r.injected.Add(3 * time.Second)) {
+				} else if rc.Sent.Before(r.injected.Add(3 * time.Second)) {
 					during = append(during, d)
 				}
 			}
-			r.note("others_p99_before=%dms others_p99_during=%dms", pct(before, 99).Milliseconds(), pct(during, 99).Milliseconds())
+			r.note("others_p99_before=%dms others_p99_during=%dms", loadcheck.Percentile(before, 99).Milliseconds(), loadcheck.Percentile(during, 99).Milliseconds())
 		},
 	},
 	{
@@ -782,8 +659,8 @@ var faults = []fault{
 			// client sent it again.
 			var first time.Time
 			for _, rc := range r.load.records() {
-				if rc.res != nil && rc.res.Sends > 1 && !rc.done.Before(r.injected) && (first.IsZero() || rc.done.Before(first)) {
-					first = rc.done
+				if rc.Res != nil && rc.Res.Sends > 1 && !rc.Done.Before(r.injected) && (first.IsZero() || rc.Done.Before(first)) {
+					first = rc.Done
 				}
 			}
 			return first, !first.IsZero()
@@ -792,7 +669,7 @@ var faults = []fault{
 			mustNoLoss(r, m)
 			retried := 0
 			for _, rc := range r.load.records() {
-				if rc.res != nil && rc.res.Sends > 1 {
+				if rc.Res != nil && rc.Res.Sends > 1 {
 					retried++
 				}
 			}
@@ -887,8 +764,8 @@ var faults = []fault{
 		detect: func(r *rig) (time.Time, bool) {
 			var first time.Time
 			for _, rc := range r.load.records() {
-				if rc.code() == wire.CodeUnavailable && !rc.done.Before(r.injected) && (first.IsZero() || rc.done.Before(first)) {
-					first = rc.done
+				if rc.Code() == wire.CodeUnavailable && !rc.Done.Before(r.injected) && (first.IsZero() || rc.Done.Before(first)) {
+					first = rc.Done
 				}
 			}
 			return first, !first.IsZero()
@@ -897,8 +774,8 @@ var faults = []fault{
 			// Service is back at the first success after the restart.
 			var first time.Time
 			for _, rc := range r.load.records() {
-				if rc.ok() && rc.sent.After(r.healed) && (first.IsZero() || rc.done.Before(first)) {
-					first = rc.done
+				if rc.OK() && rc.Sent.After(r.healed) && (first.IsZero() || rc.Done.Before(first)) {
+					first = rc.Done
 				}
 			}
 			return first, !first.IsZero()
@@ -910,22 +787,22 @@ var faults = []fault{
 			var otherEx []string
 			resumedFail := 0
 			for _, rc := range r.load.records() {
-				if rc.ok() {
+				if rc.OK() {
 					continue
 				}
-				if rc.res != nil && rc.code() == wire.CodeUnavailable {
-					fast = append(fast, rc.done.Sub(rc.sent))
+				if rc.Res != nil && rc.Code() == wire.CodeUnavailable {
+					fast = append(fast, rc.Done.Sub(rc.Sent))
 				} else {
 					others++
 					if len(otherEx) < 5 {
-						otherEx = append(otherEx, fmt.Sprintf("%s: %v after %v", rc.cmd, rc.err, rc.done.Sub(rc.sent).Round(time.Millisecond)))
+						otherEx = append(otherEx, fmt.Sprintf("%s: %v after %v", rc.Cmd, rc.Err, rc.Done.Sub(rc.Sent).Round(time.Millisecond)))
 					}
 				}
-				if rc.sent.After(r.healed.Add(2 * time.Second)) {
+				if rc.Sent.After(r.healed.Add(2 * time.Second)) {
 					resumedFail++
 				}
 			}
-			p99, worst := pct(fast, 99), pct(fast, 100)
+			p99, worst := loadcheck.Percentile(fast, 99), loadcheck.Percentile(fast, 100)
 			r.note("e503=%d p99_503=%dms max_503=%dms other_failures=%d", len(fast), p99.Milliseconds(), worst.Milliseconds(), others)
 			if m.noReply != 0 || others != 0 {
 				r.t.Errorf("%d requests without a reply and %d other failures; want every request answered ok or 503: %v", m.noReply, others, otherEx)

@@ -17,11 +17,9 @@ package loadcheck
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +28,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/bilancia/bilancia/calcworker/calc"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/wire"
 )
@@ -294,37 +291,6 @@ func (r *Report) Err() error {
 	return errors.New(strings.Join(errs, "; "))
 }
 
-// record is one request of the load.
-type record struct {
-	cmd   string
-	want  json.RawMessage // nil: a sleep, whose result is the worker id
-	sent  time.Time
-	done  time.Time
-	res   *client.Result
-	err   error
-	wrong string
-}
-
-func (rc *record) ok() bool { return rc.err == nil && rc.wrong == "" }
-
-// hurt says the fault touched the request: it failed, or needed a resend by
-// the client or a second worker.
-func (rc *record) hurt() bool {
-	return !rc.ok() || rc.res == nil || rc.res.Sends > 1 || rc.res.Attempts > 1
-}
-
-func (rc *record) check() {
-	res := rc.res
-	switch {
-	case res.Reply.ID != res.ID:
-		rc.wrong = fmt.Sprintf("%s: reply for id %q, want %q", rc.cmd, res.Reply.ID, res.ID)
-	case rc.want == nil && res.ResultString() != res.Worker:
-		rc.wrong = fmt.Sprintf("%s returned %s from worker %s", rc.cmd, res.Reply.Result, res.Worker)
-	case rc.want != nil && string(res.Reply.Result) != string(rc.want):
-		rc.wrong = fmt.Sprintf("%s = %s; want %s", rc.cmd, res.Reply.Result, rc.want)
-	}
-}
-
 // run is one Run in progress.
 type run struct {
 	cfg     Config
@@ -332,8 +298,7 @@ type run struct {
 	clients []*client.Client
 	poller  *poller
 
-	wireMu sync.Mutex
-	wireN  map[string]int // replies per Calc-Request-Id seen on the wire
+	wire Wire // replies per Calc-Request-Id seen on the wire
 
 	reconnects atomic.Int64
 
@@ -349,7 +314,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, wireN: map[string]int{}}
+	r := &run{cfg: cfg}
 	defer r.close()
 	if err := r.connect(); err != nil {
 		return nil, err
@@ -365,9 +330,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Logf("deployment whole after %v", rep.ReadyAfter.Round(time.Millisecond))
 	}
 
-	recs := r.records()
+	recs := Draw(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), cfg.Requests, cfg.SleepEvery, cfg.Sleep)
 	f := &faultRun{}
-	loadErr := r.load(ctx, recs, f)
+	cfg.Logf("sending %d requests at %.0f/s through %d connections", len(recs), cfg.Rate, len(r.clients))
+	_, loadErr := Send(ctx, r.clients, recs, Pace{Rate: cfg.Rate, MaxOpen: cfg.MaxOpen, Timeout: cfg.Timeout}, func(i int) {
+		if i == cfg.InjectAt && cfg.Inject != nil {
+			f.start(ctx, &r.cfg)
+		}
+	})
 	f.wait()
 	rep.FaultErr = f.err
 	rep.InjectTook, rep.HealTook = f.injectTook, f.healTook
@@ -404,15 +374,9 @@ func (r *run) connect() error {
 			return err
 		}
 		r.conns = append(r.conns, nc)
-		// The client's inbox prefix is its connection's response inbox
-		// prefix: a second subscription sees every reply the client gets.
-		inbox := nc.NewRespInbox()
-		inbox = inbox[:strings.LastIndexByte(inbox, '.')+1]
-		sub, err := nc.Subscribe(inbox+"*", r.onWire)
-		if err != nil {
+		if err := r.wire.Watch(nc); err != nil {
 			return fmt.Errorf("%w: %w", ErrConnect, err)
 		}
-		sub.SetPendingLimits(-1, -1)
 		c, err := client.Connect(client.Config{Conn: nc, Name: name, Prefix: r.cfg.Prefix, Timeout: r.cfg.Timeout})
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrConnect, err)
@@ -474,16 +438,6 @@ func (r *run) dial(name string, first int) (*nats.Conn, error) {
 	return nc, nil
 }
 
-func (r *run) onWire(m *nats.Msg) {
-	if len(m.Data) == 0 && m.Header.Get("Status") != "" {
-		return // "no responders": not a reply
-	}
-	id := m.Header.Get(wire.HdrRequestID)
-	r.wireMu.Lock()
-	r.wireN[id]++
-	r.wireMu.Unlock()
-}
-
 func (r *run) close() {
 	if r.poller != nil {
 		r.poller.stop()
@@ -494,30 +448,6 @@ func (r *run) close() {
 	for _, nc := range r.conns {
 		nc.Close()
 	}
-}
-
-// records draws the requests and computes their expected results.
-func (r *run) records() []*record {
-	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	recs := make([]*record, r.cfg.Requests)
-	for i := range recs {
-		rc := &record{}
-		if r.cfg.SleepEvery > 0 && i%r.cfg.SleepEvery == r.cfg.SleepEvery-1 {
-			rc.cmd = "sleep " + strconv.FormatInt(r.cfg.Sleep.Milliseconds(), 10)
-		} else {
-			rc.cmd = calc.Random(rng)
-			// calc.Random draws only requests that succeed; one that does
-			// not shows up as lost, with this error as the example.
-			rep, err := calc.Compute(context.Background(), []byte(rc.cmd), calc.Env{})
-			if err == nil {
-				rc.want = rep.Result
-			} else {
-				rc.want = json.RawMessage(strconv.Quote("error: " + err.Error()))
-			}
-		}
-		recs[i] = rc
-	}
-	return recs
 }
 
 // faultRun is the fault's progress; its times are written before done is
@@ -577,71 +507,16 @@ func (f *faultRun) start(ctx context.Context, cfg *Config) {
 	}()
 }
 
-// load sends the records at cfg.Rate, starting the fault once InjectAt
-// were sent, and waits for every reply (or deadline). It is bounded: the
-// sending stops at three times its nominal duration plus 30s.
-func (r *run) load(ctx context.Context, recs []*record, f *faultRun) error {
-	cfg := &r.cfg
-	nominal := time.Duration(float64(len(recs)) / cfg.Rate * float64(time.Second))
-	end := time.NewTimer(3*nominal + 30*time.Second)
-	defer end.Stop()
-	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
-	defer tick.Stop()
-	open := make(chan struct{}, cfg.MaxOpen)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	cfg.Logf("sending %d requests at %.0f/s through %d connections", len(recs), cfg.Rate, len(r.clients))
-	for i, rc := range recs {
-		if i == cfg.InjectAt && cfg.Inject != nil {
-			f.start(ctx, cfg)
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-end.C:
-			return fmt.Errorf("loadcheck: sent only %d of %d requests in time", i, len(recs))
-		}
-		select {
-		case open <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-end.C:
-			return fmt.Errorf("loadcheck: sent only %d of %d requests in time", i, len(recs))
-		}
-		c := r.clients[i%len(r.clients)]
-		rc.sent = time.Now()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-open }()
-			rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-			defer cancel()
-			rc.res, rc.err = c.Do(rctx, rc.cmd)
-			rc.done = time.Now()
-			if rc.err == nil {
-				rc.check()
-			}
-		}()
-	}
-	return nil
-}
-
 // measure fills the report from the records, the wire counters and the
 // polls.
-func (r *run) measure(rep *Report, all []*record, f *faultRun, rejoinAt time.Time, rejoined bool) {
+func (r *run) measure(rep *Report, all []*Record, f *faultRun, rejoinAt time.Time, rejoined bool) {
 	cfg := &r.cfg
-	r.wireMu.Lock()
-	wireN := make(map[string]int, len(r.wireN))
-	for k, v := range r.wireN {
-		wireN[k] = v
-	}
-	r.wireMu.Unlock()
+	wireN := r.wire.Counts()
 	rep.Reconnects = int(r.reconnects.Load())
 
-	var recs []*record
+	var recs []*Record
 	for _, rc := range all {
-		if !rc.sent.IsZero() {
+		if !rc.Sent.IsZero() {
 			recs = append(recs, rc)
 		}
 	}
@@ -652,42 +527,41 @@ func (r *run) measure(rep *Report, all []*record, f *faultRun, rejoinAt time.Tim
 	var lastHurt, firstResend time.Time
 	for _, rc := range recs {
 		switch {
-		case rc.ok():
+		case rc.OK():
 			rep.OK++
-		case rc.wrong != "":
+		case rc.Wrong != "":
 			rep.Wrong++
-			rep.example(rc.wrong)
+			rep.example(rc.Wrong)
 		default:
 			rep.Lost++
-			var we *wire.Error
-			if errors.As(rc.err, &we) && we.Code == wire.CodeUnavailable {
+			if rc.Code() == wire.CodeUnavailable {
 				rep.E503++
 			}
-			rep.example(fmt.Sprintf("%s: %v (after %v)", rc.cmd, rc.err, rc.done.Sub(rc.sent).Round(time.Millisecond)))
+			rep.example(fmt.Sprintf("%s: %v (after %v)", rc.Cmd, rc.Err, rc.Done.Sub(rc.Sent).Round(time.Millisecond)))
 		}
-		if rc.res != nil {
-			if n := wireN[rc.res.ID]; n > rc.res.Sends {
+		if rc.Res != nil {
+			if n := wireN[rc.Res.ID]; n > rc.Res.Sends {
 				rep.Dup++
-				rep.example(fmt.Sprintf("%s: %d replies to %d sends", rc.res.ID, n, rc.res.Sends))
+				rep.example(fmt.Sprintf("%s: %d replies to %d sends", rc.Res.ID, n, rc.Res.Sends))
 			}
-			if rc.res.Sends > 1 {
+			if rc.Res.Sends > 1 {
 				rep.Resent++
-				if !inj.IsZero() && !rc.done.Before(inj) && (firstResend.IsZero() || rc.done.Before(firstResend)) {
-					firstResend = rc.done
+				if !inj.IsZero() && !rc.Done.Before(inj) && (firstResend.IsZero() || rc.Done.Before(firstResend)) {
+					firstResend = rc.Done
 				}
 			}
 		}
-		if inj.IsZero() || !rc.sent.Before(inj) && rc.sent.Before(to) {
-			during = append(during, rc.done.Sub(rc.sent))
+		if inj.IsZero() || !rc.Sent.Before(inj) && rc.Sent.Before(to) {
+			during = append(during, rc.Done.Sub(rc.Sent))
 		}
-		if !inj.IsZero() && rc.hurt() && !rc.sent.Before(from) && rc.sent.Before(to) && rc.done.After(lastHurt) {
-			lastHurt = rc.done
+		if !inj.IsZero() && rc.Hurt() && !rc.Sent.Before(from) && rc.Sent.Before(to) && rc.Done.After(lastHurt) {
+			lastHurt = rc.Done
 		}
 	}
 	for _, n := range wireN {
 		rep.WireDup += max(0, n-1)
 	}
-	rep.P99 = percentile(during, 99)
+	rep.P99 = Percentile(during, 99)
 	if inj.IsZero() {
 		return
 	}
@@ -762,13 +636,4 @@ func (rep *Report) example(s string) {
 	if len(rep.Failures) < 10 {
 		rep.Failures = append(rep.Failures, s)
 	}
-}
-
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	i := int(float64(len(ds))*p/100+0.5) - 1
-	return ds[max(0, min(i, len(ds)-1))]
 }
