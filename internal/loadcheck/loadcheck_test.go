@@ -3,6 +3,7 @@ package loadcheck
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,45 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrConfig) {
 			t.Errorf("Run(%+v) = %v; want ErrConfig", cfg, err)
 		}
+	}
+}
+
+func TestSendRefusesABadPace(t *testing.T) {
+	for _, p := range []Pace{{}, {Rate: 10}, {MaxOpen: 10}} {
+		n, err := Send(context.Background(), nil, Draw(rand.New(rand.NewPCG(1, 2)), 3, 0, 0), p, nil)
+		if n != 0 || !errors.Is(err, ErrConfig) {
+			t.Errorf("Send with %+v = %d, %v; want 0, ErrConfig", p, n, err)
+		}
+	}
+}
+
+func TestDrawKnowsTheAnswers(t *testing.T) {
+	recs := Draw(rand.New(rand.NewPCG(1, 2)), 50, 5, 20*time.Millisecond)
+	for i, rc := range recs {
+		if i%5 == 4 {
+			if rc.Cmd != "sleep 20" || rc.Want != nil {
+				t.Errorf("record %d = %q, want %q; a sleep's answer is the worker, not a value", i, rc.Cmd, "sleep 20")
+			}
+			continue
+		}
+		if rc.Want == nil || strings.HasPrefix(string(rc.Want), `"error:`) {
+			t.Errorf("record %d: %q has no expected result (%s)", i, rc.Cmd, rc.Want)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ds := []time.Duration{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{0, 1}, {50, 5}, {90, 9}, {99, 10}, {100, 10}} {
+		if got := Percentile(ds, c.p); got != c.want {
+			t.Errorf("Percentile(p%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := Percentile(nil, 99); got != 0 {
+		t.Errorf("Percentile of nothing = %v, want 0", got)
 	}
 }
 
