@@ -11,9 +11,13 @@ FROM scratch
 COPY dist/bilancia /bilancia
 
 # Logs (loadbalancer.log) go to the working directory unless --log says
-# otherwise. The process runs as root: without a shell or BuildKit there is
-# no way to make /data writable for another user. To run unprivileged, pass
-# --user and mount a directory that user owns on /data.
+# otherwise. scratch has no mkdir or chown, so /data is an empty directory
+# that scripts/docker-build leaves in dist/, copied in owned by the user the
+# process runs as: an unprivileged one (65532, "nonroot" by convention). A
+# new named volume on /data takes that ownership; a host directory mounted
+# there must be writable by 65532 (or pass --user).
+COPY --chown=65532:65532 dist/data /data
+USER 65532:65532
 WORKDIR /data
 VOLUME ["/data"]
 
