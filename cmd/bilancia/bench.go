@@ -32,6 +32,7 @@ type BenchCmd struct {
 	JSON           bool          `help:"Print the report as JSON instead of text."`
 	JSONFile       string        `name:"json-file" help:"Also write the JSON report to this file."`
 	Strict         bool          `help:"Exit 1 if any request failed, or if none succeeded."`
+	CPUProfile     string        `name:"cpuprofile" placeholder:"FILE" help:"Write a CPU profile of the load generator itself to FILE (go tool pprof), to see what the load costs on the client side."`
 
 	Compare           bool            `help:"Start a broker, workers and a dispatcher as child processes, and compare the load through the dispatcher with the same load sent straight to the workers' queue group."`
 	Rounds            int             `default:"3" help:"--compare: runs of each path per level, interleaved; the medians are reported."`
@@ -64,6 +65,13 @@ func (c *BenchCmd) Run(g *globals) error {
 		load.Duration = 0 // --requests ends the run, not the default duration
 	}
 	progress := &bench.ProgressPrinter{W: os.Stderr, TTY: readline.IsTerminal(int(os.Stderr.Fd()))}
+	if c.CPUProfile != "" {
+		stop, err := startCPUProfile(c.CPUProfile)
+		if err != nil {
+			return &exitError{1, err.Error()}
+		}
+		defer stop()
+	}
 
 	var out any
 	var failed bool
