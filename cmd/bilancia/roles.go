@@ -207,6 +207,7 @@ type WorkerCmd struct {
 	Heartbeat  time.Duration `default:"1s" help:"Heartbeat interval (jittered by 10%)."`
 	Replicas   int           `default:"1" help:"Run this many workers in one process on one connection, with ids <id>-0, <id>-1, ... (to simulate a large fleet)."`
 	DrainGrace time.Duration `default:"200ms" help:"On SIGTERM, keep serving this long after announcing draining, before no longer listening: dispatchers read heartbeats in 10ms batches, on a connection of their own, so the announcement can trail a request already on its way."`
+	Pprof      string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6061 (off by default)."`
 }
 
 func (c *WorkerCmd) Run(g *globals) error {
@@ -223,6 +224,13 @@ func (c *WorkerCmd) Run(g *globals) error {
 		return &exitError{1, err.Error()}
 	}
 	defer nc.Close()
+	if c.Pprof != "" {
+		stop, err := servePprof(c.Pprof)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	var workers []*calcworker.Worker
 	for i := range c.Replicas {
 		wid := id
