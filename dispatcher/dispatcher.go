@@ -138,13 +138,20 @@ type Dispatcher struct {
 	}
 
 	reqlog *requestLog
-	subs   []*nats.Subscription
+	subs   []subscription
 	hbSub  *nats.Subscription
 	hbConn *nats.Conn // hbSub's connection: Config.HeartbeatConn or nc
 	quit   chan struct{}
 	wg     sync.WaitGroup
 
 	stopOnce sync.Once
+}
+
+// subscription is one of the dispatcher's subscriptions and the connection
+// it is on.
+type subscription struct {
+	*nats.Subscription
+	nc *nats.Conn
 }
 
 // request is one client request in flight.
@@ -316,12 +323,7 @@ func (d *Dispatcher) Start() error {
 	d.start = time.Now()
 	// A private inbox prefix per dispatcher: "_INBOX.<nuid>.".
 	d.inbox = nats.InboxPrefix + nuid.Next() + "."
-	hbConn := d.hbConn
-	subscribe := func(subj, queue string, cb nats.MsgHandler) error {
-		nc := d.nc
-		if subj == d.subj.Heartbeats() {
-			nc = hbConn
-		}
+	subscribe := func(nc *nats.Conn, subj, queue string, cb nats.MsgHandler) error {
 		var s *nats.Subscription
 		var err error
 		if queue != "" {
@@ -334,30 +336,34 @@ func (d *Dispatcher) Start() error {
 		}
 		// MaxInflight bounds the work; the buffers only absorb bursts.
 		_ = s.SetPendingLimits(-1, 256<<20)
-		d.subs = append(d.subs, s)
+		d.subs = append(d.subs, subscription{s, nc})
 		return nil
 	}
 	// Worker replies and heartbeats before requests: nothing is forwarded
 	// before its answer can be heard.
+	if err := subscribe(d.hbConn, d.subj.Heartbeats(), "", d.onHeartbeat); err != nil {
+		return err
+	}
+	d.hbSub = d.subs[0].Subscription // the sweep reads its backlog
 	for _, s := range []struct {
 		subj string
 		cb   nats.MsgHandler
 	}{
 		{d.inbox + ">", d.onReply}, // "<worker id>" and "t.<token>"
-		{d.subj.Heartbeats(), d.onHeartbeat},
 		{d.subj.Status(), d.onStatus},
 		{d.subj.ClientConnect(), d.onClient},
 		{d.subj.ClientDisconnect(), d.onClient},
 	} {
-		if err := subscribe(s.subj, "", s.cb); err != nil {
+		if err := subscribe(d.nc, s.subj, "", s.cb); err != nil {
 			d.unsubscribe()
 			return err
 		}
-		if s.subj == d.subj.Heartbeats() {
-			d.hbSub = d.subs[len(d.subs)-1] // the sweep reads its backlog
-		}
 	}
-	for _, nc := range []*nats.Conn{hbConn, d.nc} {
+	conns := []*nats.Conn{d.nc}
+	if d.hbConn != d.nc {
+		conns = append(conns, d.hbConn)
+	}
+	for _, nc := range conns {
 		if err := nc.Flush(); err != nil {
 			d.unsubscribe()
 			return fmt.Errorf("dispatcher: flush: %w", err)
@@ -367,7 +373,7 @@ func (d *Dispatcher) Start() error {
 		d.unsubscribe()
 		return fmt.Errorf("dispatcher: discover: %w", err)
 	}
-	if err := subscribe(d.subj.Request(), wire.DispatcherQueue, d.onRequest); err != nil {
+	if err := subscribe(d.nc, d.subj.Request(), wire.DispatcherQueue, d.onRequest); err != nil {
 		d.unsubscribe()
 		return err
 	}
@@ -940,7 +946,7 @@ func (d *Dispatcher) shutdown(ctx context.Context) error {
 	if len(d.subs) > 0 {
 		req := d.subs[len(d.subs)-1]
 		closed := req.StatusChanged(nats.SubscriptionClosed)
-		if !d.nc.IsConnected() {
+		if !req.nc.IsConnected() {
 			_ = req.Unsubscribe() // a drain would wait for a reconnect
 		} else if req.Drain() == nil {
 			select {
@@ -966,12 +972,8 @@ wait:
 	// Drain the rest, so that what already reached the broker for us (a
 	// worker's last "draining" heartbeat, a late reply) is still heard.
 	for _, sub := range d.subs {
-		nc := d.nc
-		if sub == d.hbSub {
-			nc = d.hbConn
-		}
 		closed := sub.StatusChanged(nats.SubscriptionClosed)
-		if !sub.IsValid() || !nc.IsConnected() || sub.Drain() != nil {
+		if !sub.IsValid() || !sub.nc.IsConnected() || sub.Drain() != nil {
 			_ = sub.Unsubscribe()
 			continue
 		}

@@ -695,6 +695,9 @@ func TestHeartbeatsOnAPacedConnection(t *testing.T) {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
+	if hb.Stats().InMsgs == 0 {
+		t.Fatal("no heartbeat came in on the heartbeat connection")
+	}
 	b.nc.Close() // silent from now on
 	waitState(t, d, map[string]string{"w-a": wire.StateUp, "w-b": wire.StateDown})
 }

@@ -392,7 +392,7 @@ func mustCorrect(r *rig, m *metrics) {
 		t.Errorf("a send answered more than once on the wire: %v", m.wireOverSends[:min(5, len(m.wireOverSends))])
 	}
 	if m.sent < loadTotal {
-		t.Errorf("the load sent %d of %d requests", m.sent, loadTotal)
+		t.Errorf("the load sent %d of %d requests (%v)", m.sent, loadTotal, r.load.err)
 	}
 }
 
