@@ -53,6 +53,10 @@ type CompareConfig struct {
 	WorkerDelays []time.Duration
 	// WorkerConcurrency is each worker's --concurrency; 0 = its default.
 	WorkerConcurrency int
+	// InBroker adds a target: a dispatcher run inside the broker's process
+	// (broker --dispatcher), on an in-process connection, with the first
+	// strategy, taking requests on <prefix>.inbroker.
+	InBroker bool
 	// Dir receives the children's output and the dispatcher's log; "" = a
 	// temporary directory, removed at the end unless Keep is set.
 	Dir  string
@@ -73,6 +77,7 @@ type CompareReport struct {
 	Workers      int      `json:"workers"`
 	WorkerDelays []string `json:"worker_delays,omitempty"`
 	Strategies   []string `json:"strategies"`
+	InBroker     bool     `json:"in_broker,omitempty"`
 	Rounds       int      `json:"rounds"`
 	Mode         string   `json:"mode"`
 	Mix          string   `json:"mix"`
@@ -95,7 +100,8 @@ type Level struct {
 	// Ratios has, per dispatcher target, each round's dispatcher/direct
 	// ratios and their median.
 	Ratios []Ratio `json:"ratios"`
-	// Memory is each dispatcher's memory after its last run of the level.
+	// Memory is each dispatcher's memory after its last run of the level;
+	// for the dispatcher in the broker, the broker process's.
 	Memory []Memory `json:"dispatcher_memory"`
 }
 
@@ -158,8 +164,16 @@ const DirectTarget = "direct (queue group)"
 // DispatcherTarget names the runs through a dispatcher with strategy.
 func DispatcherTarget(strategy string) string { return "dispatcher " + strategy }
 
+// InBrokerTarget names the runs through the dispatcher in the broker's
+// process.
+func InBrokerTarget(strategy string) string { return DispatcherTarget(strategy) + " in the broker" }
+
+// inBrokerID is the dispatcher in the broker's id.
+const inBrokerID = "bd-broker"
+
 type target struct {
 	name, subject, strategy string // strategy "" = direct
+	inBroker                bool   // the dispatcher in the broker's process
 }
 
 func (cc *CompareConfig) defaults() error {
@@ -231,7 +245,7 @@ func Compare(ctx context.Context, cc CompareConfig) (rep *CompareReport, err err
 	}
 	load := cc.Load
 	rep = &CompareReport{
-		Workers: cc.Workers, Strategies: cc.Strategies, Rounds: cc.Rounds, Mix: load.Mix.String(),
+		Workers: cc.Workers, Strategies: cc.Strategies, InBroker: cc.InBroker, Rounds: cc.Rounds, Mix: load.Mix.String(),
 		Clients: load.Clients, MaxAttempts: load.MaxAttempts, DurationS: load.Duration.Seconds(),
 		Requests: load.Requests, WarmupS: load.Warmup.Seconds(), Mode: "closed",
 	}
@@ -268,9 +282,13 @@ func Compare(ctx context.Context, cc CompareConfig) (rep *CompareReport, err err
 	subj := wire.Subjects{Prefix: load.Prefix}
 	targets := []target{}
 	for _, s := range cc.Strategies {
-		targets = append(targets, target{DispatcherTarget(s), subj.Request(), s})
+		targets = append(targets, target{name: DispatcherTarget(s), subject: subj.Request(), strategy: s})
 	}
-	targets = append(targets, target{DirectTarget, subj.Direct(), ""})
+	if cc.InBroker {
+		s := strings.Fields(cc.Strategies[0])[0]
+		targets = append(targets, target{name: InBrokerTarget(s), subject: subj.InBroker(), strategy: s, inBroker: true})
+	}
+	targets = append(targets, target{name: DirectTarget, subject: subj.Direct()})
 
 	for _, level := range cc.Levels {
 		lvl := Level{Concurrency: level, Rate: load.Rate}
@@ -282,7 +300,7 @@ func Compare(ctx context.Context, cc CompareConfig) (rep *CompareReport, err err
 			// Rotate the order, so that no target always runs first.
 			order := append(slices.Clone(targets[round%len(targets):]), targets[:round%len(targets)]...)
 			for _, t := range order {
-				if t.strategy != "" {
+				if t.strategy != "" && !t.inBroker {
 					if err := c.ensureDispatcher(ctx, t.strategy); err != nil {
 						return rep, err
 					}
@@ -316,8 +334,11 @@ func Compare(ctx context.Context, cc CompareConfig) (rep *CompareReport, err err
 					rep.Levels = append(rep.Levels, lvl.summarize(targets, mem))
 					return rep, err
 				}
-				if t.strategy != "" {
-					mem[t.name] = c.dispatcherMemory(t.name)
+				switch {
+				case t.inBroker:
+					mem[t.name] = processMemory(t.name, c.broker)
+				case t.strategy != "":
+					mem[t.name] = processMemory(t.name, c.disp)
 				}
 			}
 		}
@@ -500,7 +521,17 @@ func (c *cluster) start(ctx context.Context) error {
 		return err
 	}
 	c.url = "nats://127.0.0.1:" + strconv.Itoa(port)
-	if c.broker, err = c.spawn("broker", "broker", "--host", "127.0.0.1", "--port", strconv.Itoa(port)); err != nil {
+	args := []string{"broker", "--host", "127.0.0.1", "--port", strconv.Itoa(port)}
+	if c.cc.InBroker {
+		subj := wire.Subjects{Prefix: c.cc.Load.Prefix}
+		args = append(args, "--dispatcher", "--id", inBrokerID, "--subject", subj.InBroker(),
+			"--strategy", strings.Fields(c.cc.Strategies[0])[0],
+			"--log", filepath.Join(c.dir, inBrokerID+"-loadbalancer.log"))
+		if c.cc.Load.Prefix != "" {
+			args = append(args, "--prefix", c.cc.Load.Prefix)
+		}
+	}
+	if c.broker, err = c.spawn("broker", args...); err != nil {
 		return err
 	}
 	if err := c.waitBroker(ctx); err != nil {
@@ -527,6 +558,9 @@ func (c *cluster) start(ctx context.Context) error {
 	c.ctl, err = client.Connect(client.Config{URL: c.url, Prefix: c.cc.Load.Prefix, Name: "bench-control"})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
+	}
+	if c.cc.InBroker {
+		return c.waitSees(ctx, inBrokerID)
 	}
 	return nil
 }
@@ -660,7 +694,16 @@ func (c *cluster) ensureDispatcher(ctx context.Context, strategy string) error {
 		return err
 	}
 	c.disp, c.dispFor = d, strategy
-	err = c.poll(ctx, fmt.Sprintf("dispatcher %s seeing %d workers", id, c.cc.Workers), func() error {
+	if err := c.waitSees(ctx, id); err != nil {
+		return err
+	}
+	c.event(fmt.Sprintf("dispatcher %s (%s) sees %d workers", id, strategy, c.cc.Workers))
+	return nil
+}
+
+// waitSees waits until dispatcher id sees every worker up.
+func (c *cluster) waitSees(ctx context.Context, id string) error {
+	return c.poll(ctx, fmt.Sprintf("dispatcher %s seeing %d workers", id, c.cc.Workers), func() error {
 		sctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		sts, err := c.ctl.Status(sctx, 20*time.Millisecond)
@@ -684,14 +727,10 @@ func (c *cluster) ensureDispatcher(ctx context.Context, strategy string) error {
 		}
 		return errors.New("no status from it yet")
 	})
-	if err == nil {
-		c.event(fmt.Sprintf("dispatcher %s (%s) sees %d workers", id, strategy, c.cc.Workers))
-	}
-	return err
 }
 
-func (c *cluster) dispatcherMemory(target string) Memory {
-	m := Memory{Target: target, PID: c.disp.cmd.Process.Pid}
+func processMemory(target string, ch *child) Memory {
+	m := Memory{Target: target, PID: ch.cmd.Process.Pid}
 	var err error
 	m.RSSKiB, m.PeakKiB, err = ReadMemory(m.PID)
 	if err != nil {

@@ -94,6 +94,7 @@ func TestCompare(t *testing.T) {
 		Rounds:       2,
 		Strategies:   []string{"round-robin", "least-inflight"},
 		WorkerDelays: []time.Duration{0, 0, time.Millisecond},
+		InBroker:     true,
 		Event:        p.event,
 	})
 	if err != nil {
@@ -108,8 +109,8 @@ func TestCompare(t *testing.T) {
 		t.Fatalf("%d levels; want 2", len(rep.Levels))
 	}
 	for _, l := range rep.Levels {
-		if len(l.Runs) != 2*3 {
-			t.Errorf("level %d: %d runs; want 2 rounds × 3 targets", l.Concurrency, len(l.Runs))
+		if len(l.Runs) != 2*4 {
+			t.Errorf("level %d: %d runs; want 2 rounds × 4 targets", l.Concurrency, len(l.Runs))
 		}
 		for _, r := range l.Runs {
 			var sum uint64
@@ -124,8 +125,8 @@ func TestCompare(t *testing.T) {
 					l.Concurrency, r.Round, r.Target, r.Report.OK, r.Report.Errors, r.Report.Workers)
 			}
 		}
-		if len(l.Medians) != 3 || len(l.Ratios) != 2 || len(l.Memory) != 2 {
-			t.Errorf("level %d: %d medians, %d ratios, %d memory readings; want 3, 2, 2",
+		if len(l.Medians) != 4 || len(l.Ratios) != 3 || len(l.Memory) != 3 {
+			t.Errorf("level %d: %d medians, %d ratios, %d memory readings; want 4, 3, 3",
 				l.Concurrency, len(l.Medians), len(l.Ratios), len(l.Memory))
 		}
 		for _, m := range l.Memory {
@@ -133,10 +134,15 @@ func TestCompare(t *testing.T) {
 				t.Errorf("memory %+v; want a resident set and a peak at least as large", m)
 			}
 		}
+		inBroker := false
 		for _, ra := range l.Ratios {
 			if len(ra.Rounds) != 2 || ra.Median.Throughput <= 0 {
 				t.Errorf("ratio %+v; want 2 rounds and a median", ra)
 			}
+			inBroker = inBroker || ra.Target == InBrokerTarget("round-robin")
+		}
+		if !inBroker {
+			t.Errorf("level %d: no ratio for the dispatcher in the broker", l.Concurrency)
 		}
 	}
 }

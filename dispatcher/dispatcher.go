@@ -44,6 +44,10 @@ type Config struct {
 	Conn   *nats.Conn // required; the dispatcher does not close it
 	ID     string     // "" = "d-" and 4 random hex digits
 	Prefix string     // "" = "calc"
+	// Subject is where requests come in, in the dispatchers' queue group;
+	// "" = <prefix>.request. Another subject lets a dispatcher with other
+	// settings run beside the usual ones, on the same workers.
+	Subject string
 	// HeartbeatConn, if set, carries the workers' heartbeats instead of
 	// Conn, so that they can be read in batches (PacedDialer) without
 	// delaying requests. The dispatcher does not close it.
@@ -244,6 +248,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.ID == "" {
 		cfg.ID = fmt.Sprintf("d-%04x", rand.N(1<<16))
 	}
+	if cfg.Subject == "" {
+		cfg.Subject = wire.Subjects{Prefix: cfg.Prefix}.Request()
+	}
+	if !wire.ValidSubject(cfg.Subject) {
+		return nil, fmt.Errorf("dispatcher: subject %q must be a literal subject (dot-separated tokens, no wildcards)", cfg.Subject)
+	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Second
 	}
@@ -373,7 +383,7 @@ func (d *Dispatcher) Start() error {
 		d.unsubscribe()
 		return fmt.Errorf("dispatcher: discover: %w", err)
 	}
-	if err := subscribe(d.nc, d.subj.Request(), wire.DispatcherQueue, d.onRequest); err != nil {
+	if err := subscribe(d.nc, d.cfg.Subject, wire.DispatcherQueue, d.onRequest); err != nil {
 		d.unsubscribe()
 		return err
 	}
@@ -386,7 +396,7 @@ func (d *Dispatcher) Start() error {
 	}
 	d.wg.Add(1)
 	go d.sweep()
-	d.log.Info("dispatcher started", "dispatcher", d.cfg.ID, "subject", d.subj.Request(),
+	d.log.Info("dispatcher started", "dispatcher", d.cfg.ID, "subject", d.cfg.Subject,
 		"queue", wire.DispatcherQueue, "strategy", d.cfg.Strategy, "max_inflight", d.cfg.MaxInflight,
 		"request_timeout", d.cfg.RequestTimeout.String(), "dead_after", d.cfg.DeadAfter.String())
 	return nil
@@ -785,7 +795,7 @@ func (d *Dispatcher) Status() wire.Status {
 	return wire.Status{
 		Dispatcher: d.cfg.ID, Version: wire.Version, StartedAt: d.start,
 		Inflight: st.Inflight, Served: st.Served, Failed: st.Failed,
-		Strategy: d.cfg.Strategy, Workers: d.mem.Snapshot(),
+		Strategy: d.cfg.Strategy, Subject: d.cfg.Subject, Workers: d.mem.Snapshot(),
 	}
 }
 

@@ -701,3 +701,34 @@ func TestHeartbeatsOnAPacedConnection(t *testing.T) {
 	b.nc.Close() // silent from now on
 	waitState(t, d, map[string]string{"w-a": wire.StateUp, "w-b": wire.StateDown})
 }
+
+// A dispatcher on a subject of its own serves there, beside one on the
+// usual subject, on the same workers; each answers only its own clients.
+func TestDispatcherOnItsOwnSubject(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	usual := startDispatcher(t, url, nil)
+	other := startDispatcher(t, url, func(c *dispatcher.Config) { c.ID, c.Subject = "d-other", "calc.canary" })
+	startWorker(t, url, "w-a", nil)
+	waitState(t, usual, up("w-a"))
+	waitState(t, other, up("w-a"))
+	for subj, want := range map[string]string{"calc.request": "d-test", "calc.canary": "d-other"} {
+		cl := newClient(t, url, func(c *client.Config) { c.Subject = subj })
+		for range 4 {
+			res, err := cl.Do(context.Background(), "add 2 3")
+			if err != nil || res.Dispatcher != want || res.ResultString() != "5" {
+				t.Fatalf("on %s: %+v, %v; want 5 from %s", subj, res, err, want)
+			}
+		}
+	}
+	st := other.Status()
+	if st.Subject != "calc.canary" || st.Served != 4 {
+		t.Errorf("status subject %q, served %d; want calc.canary, 4", st.Subject, st.Served)
+	}
+	for _, bad := range []string{"calc.>", "calc.*.x", "calc..x", ".calc", "calc request", ""} {
+		nc := connect(t, url)
+		_, err := dispatcher.New(dispatcher.Config{Conn: nc, Subject: bad})
+		if (err == nil) != (bad == "") {
+			t.Errorf("New with subject %q: %v", bad, err)
+		}
+	}
+}

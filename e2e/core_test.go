@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,9 +23,23 @@ import (
 // cluster1 starts a broker, one dispatcher d1 and the workers ids (each
 // with workerFlags), and waits until the dispatcher sees them all up.
 func cluster1(t *testing.T, e *env, workerFlags []string, ids ...string) (url string, d *proc, workers map[string]*proc) {
+	return cluster1With(t, e, false, workerFlags, ids...)
+}
+
+// cluster1With is cluster1 with, if inBroker, the dispatcher run inside
+// the broker's process (broker --dispatcher): d is then the broker.
+func cluster1With(t *testing.T, e *env, inBroker bool, workerFlags []string, ids ...string) (url string, d *proc, workers map[string]*proc) {
 	t.Helper()
-	b := e.broker("broker")
-	d = e.dispatcher(b.URL, "d1")
+	var b *broker
+	if inBroker {
+		log := filepath.Join(e.dir, "d1.log")
+		b = e.broker("broker", "--dispatcher", "--id", "d1", "--log", log, "--heartbeat", "200ms")
+		d = b.proc
+		d.log = log
+	} else {
+		b = e.broker("broker")
+		d = e.dispatcher(b.URL, "d1")
+	}
 	workers = map[string]*proc{}
 	for _, id := range ids {
 		workers[id] = e.worker(b.URL, id, workerFlags...)
@@ -42,12 +57,18 @@ func cluster1(t *testing.T, e *env, workerFlags []string, ids ...string) (url st
 // TestEndToEndKillWorker runs `bilancia client` with random 300 against
 // three worker processes and SIGKILLs one of them mid-run: every request
 // must still succeed, exactly once, and the dispatcher must say the worker
-// went down.
+// went down. The dispatcher runs as a process of its own, then inside the
+// broker's.
 func TestEndToEndKillWorker(t *testing.T) {
+	t.Run("dispatcher process", func(t *testing.T) { testKillWorker(t, false) })
+	t.Run("dispatcher in the broker", func(t *testing.T) { testKillWorker(t, true) })
+}
+
+func testKillWorker(t *testing.T, inBroker bool) {
 	e := newEnv(t)
 	// A small delay per request stretches the run to a couple of seconds,
 	// so that the kill lands in its middle on any machine.
-	url, d, workers := cluster1(t, e, []string{"--delay", "40ms"}, "w1", "w2", "w3")
+	url, d, workers := cluster1With(t, e, inBroker, []string{"--delay", "40ms"}, "w1", "w2", "w3")
 
 	// Piped input (not -c) so that --inflight applies to random. No client
 	// resends (--retries 0): the dispatcher alone must get every request
@@ -84,7 +105,8 @@ func TestEndToEndKillWorker(t *testing.T) {
 		t.Fatalf("client output lacks \"300 ok, 0 failed\":\n%s", out)
 	}
 
-	// Stop the dispatcher so that its log is complete, then read it.
+	// Stop the dispatcher (with its broker, if in it) so that its log is
+	// complete, then read it.
 	d.signal(t, syscall.SIGTERM)
 	if code, err := d.wait(30 * time.Second); err != nil || code != 0 {
 		t.Fatalf("dispatcher exit %d, %v", code, err)

@@ -6,6 +6,7 @@ package wire
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -71,6 +72,10 @@ func (s Subjects) Worker(id string) string { return s.p() + ".worker." + id }
 // that the same load can bypass the dispatcher for comparison.
 func (s Subjects) Direct() string { return s.p() + ".direct" }
 
+// InBroker is where bench --compare's dispatcher in the broker's process
+// takes requests, beside the usual dispatchers.
+func (s Subjects) InBroker() string { return s.p() + ".inbroker" }
+
 // Heartbeat is where worker id publishes its heartbeats.
 func (s Subjects) Heartbeat(id string) string { return s.p() + ".heartbeat." + id }
 
@@ -106,6 +111,20 @@ func ValidID(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c == '.' || c == '*' || c == '>' || c > 126 {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidSubject tells whether s is a literal subject a dispatcher can serve:
+// dot-separated ValidID tokens, so no wildcard and no empty token.
+func ValidSubject(s string) bool {
+	if len(s) > 255 {
+		return false
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if !ValidID(tok) {
 			return false
 		}
 	}
@@ -203,6 +222,7 @@ type Status struct {
 	Served     uint64         `json:"served"`
 	Failed     uint64         `json:"failed"`
 	Strategy   string         `json:"strategy"`
+	Subject    string         `json:"subject,omitempty"` // where it takes requests
 	Workers    []WorkerStatus `json:"workers"`
 }
 

@@ -116,6 +116,9 @@ func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 		if d.Strategy != "" {
 			about = append(about, d.Strategy)
 		}
+		if d.Subject != "" && !strings.HasSuffix(d.Subject, ".request") {
+			about = append(about, "on "+d.Subject) // beside the usual dispatchers
+		}
 		if !d.StartedAt.IsZero() {
 			about = append(about, "up "+max(now.Sub(d.StartedAt), 0).Round(time.Second).String())
 		}

@@ -40,6 +40,7 @@ type BenchCmd struct {
 	Workers           int             `help:"--compare: worker processes (default 3, or one per --worker-delays entry)."`
 	WorkerDelays      []time.Duration `help:"--compare: the workers' --delay, in order, e.g. 0,0,2ms, to make them unequal."`
 	WorkerConcurrency int             `help:"--compare: each worker's --concurrency (default: the worker's)."`
+	InBroker          bool            `help:"--compare: also measure a dispatcher inside the broker's process (broker --dispatcher, with the first --strategy), beside the separate one."`
 	Keep              string          `placeholder:"DIR" help:"--compare: put the children's output and the dispatcher's log in DIR and keep them (default: a temporary directory, removed unless something fails)."`
 }
 
@@ -82,7 +83,7 @@ func (c *BenchCmd) Run(g *globals) error {
 		rep, err := bench.Compare(g.ctx, bench.CompareConfig{
 			Load: load, Levels: c.Concurrency, Rounds: c.Rounds, Strategies: c.Strategy,
 			Workers: c.Workers, WorkerDelays: c.WorkerDelays, WorkerConcurrency: c.WorkerConcurrency,
-			Dir: c.Keep, Keep: c.Keep != "",
+			InBroker: c.InBroker, Dir: c.Keep, Keep: c.Keep != "",
 			Progress: progress.Func,
 			Event:    func(msg string) { fmt.Fprintln(os.Stderr, "bench: "+msg) },
 		})

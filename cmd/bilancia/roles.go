@@ -38,6 +38,10 @@ type BrokerCmd struct {
 	PingInterval time.Duration `help:"Ping clients and routes this often, to notice a peer cut off without a reset (0 = nats-server's defaults: 2m clients, 30s routes)."`
 	Debug        bool          `help:"Log nats-server debug lines."`
 	Trace        bool          `help:"Log nats-server protocol traces."`
+
+	Dispatcher      bool   `help:"Also run a dispatcher in this process, reaching the broker without sockets: a request's detour through it then costs far less latency (see BENCHMARKS.md). The dispatcher flags below configure it; run one per broker of a cluster."`
+	Prefix          string `default:"calc" help:"Subject prefix (with --dispatcher)."`
+	DispatcherFlags `embed:""`
 }
 
 func (c *BrokerCmd) Run(g *globals) error {
@@ -62,12 +66,71 @@ func (c *BrokerCmd) Run(g *globals) error {
 		fmt.Fprintf(os.Stderr, ", monitoring on %s", u)
 	}
 	fmt.Fprintln(os.Stderr)
+	if c.Pprof != "" {
+		stop, err := servePprof(c.Pprof)
+		if err != nil {
+			b.Shutdown()
+			return err
+		}
+		defer stop()
+	}
+	var stopDispatcher func() error
+	if c.Dispatcher {
+		if stopDispatcher, err = c.startDispatcher(b); err != nil {
+			b.Shutdown()
+			return err
+		}
+	}
 	select {
 	case <-g.ctx.Done():
 	case <-waitChan(b.WaitForShutdown):
 	}
+	if stopDispatcher != nil {
+		// The dispatcher drains first, while the broker still carries its
+		// last replies.
+		err = stopDispatcher()
+	}
 	b.Shutdown()
-	return nil
+	return err
+}
+
+// startDispatcher runs a dispatcher on an in-process connection to b and
+// returns the function that drains and stops it.
+func (c *BrokerCmd) startDispatcher(b *broker.Broker) (stop func() error, err error) {
+	events, lf, err := c.openLog(os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	nf := NATSFlags{NATS: b.ClientURL(), Prefix: c.Prefix}
+	// One connection for requests, replies and heartbeats: in process,
+	// heartbeats cost no system calls, so the paced connection a
+	// dispatcher process reads them on would save little; and a paced
+	// pipe would stall the broker's writes into it.
+	nc, err := nf.connect("bilancia-dispatcher", events, nats.InProcessServer(b.Server()))
+	if err != nil {
+		lf.Close()
+		return nil, &exitError{1, fmt.Sprintf("the dispatcher could not connect to its broker: %v "+
+			"(a broker that requires authentication needs the dispatcher as a process of its own, with credentials)", err)}
+	}
+	cfg := dispatcher.Config{Conn: nc, Prefix: c.Prefix, Logger: events, RequestLog: lf}
+	c.config(&cfg)
+	d, err := dispatcher.New(cfg)
+	if err == nil {
+		err = d.Start()
+	}
+	if err != nil {
+		nc.Close()
+		lf.Close()
+		return nil, err
+	}
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		err := d.Shutdown(ctx)
+		nc.Close()
+		lf.Close()
+		return err
+	}, nil
 }
 
 func logLevel(debug bool) slog.Level {
@@ -86,6 +149,7 @@ func waitChan(f func()) <-chan struct{} {
 // DispatcherFlags configure a dispatcher, in its own process or in up.
 type DispatcherFlags struct {
 	ID             string        `help:"Dispatcher id (default: random)."`
+	Subject        string        `help:"Take requests on this subject instead of <prefix>.request, to run a dispatcher with other settings beside the usual ones, on the same workers."`
 	Heartbeat      time.Duration `default:"1s" help:"Workers' heartbeat interval."`
 	DeadAfter      time.Duration `help:"Mark a silent worker down after this long (default 3 heartbeats)."`
 	RequestTimeout time.Duration `default:"5s" help:"Deadline of a request that carries none."`
@@ -102,6 +166,7 @@ type DispatcherFlags struct {
 
 func (f *DispatcherFlags) config(d *dispatcher.Config) {
 	d.ID = f.ID
+	d.Subject = f.Subject
 	d.Heartbeat = f.Heartbeat
 	d.DeadAfter = f.DeadAfter
 	d.RequestTimeout = f.RequestTimeout
