@@ -48,6 +48,10 @@ type Config struct {
 	// OnError, if set, hears about asynchronous failures (a reply that
 	// could not be sent). Library code does not log.
 	OnError func(error)
+	// Shared, if set, delivers this worker's messages through a channel
+	// and compute goroutines shared with other workers of the process,
+	// instead of goroutines of its own; Concurrency is then the Shared's.
+	Shared *Shared
 }
 
 // Worker is a running calc worker.
@@ -59,8 +63,8 @@ type Worker struct {
 	jobs  chan *nats.Msg
 
 	subs     []*nats.Subscription
-	quit     chan struct{}
-	loops    sync.WaitGroup // heartbeat loop
+	hbMu     sync.Mutex     // serialises heartbeats from the timer with hbTimer's end
+	hbTimer  *time.Timer    // the next heartbeat; nil once stopped
 	pool     sync.WaitGroup // compute goroutines
 	work     sync.WaitGroup // requests accepted and not yet answered
 	mu       sync.RWMutex   // guards stopped against enqueue
@@ -95,7 +99,10 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Concurrency = 16
 	}
 	cfg.Env.WorkerID = cfg.ID
-	w := &Worker{cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, quit: make(chan struct{})}
+	if cfg.Shared != nil {
+		cfg.Concurrency = cfg.Shared.concurrency
+	}
+	w := &Worker{cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}}
 	w.jobs = make(chan *nats.Msg)
 	w.state.Store(wire.StateUp)
 	// Computations get a context that ends only at the very end of a
@@ -117,42 +124,54 @@ func (w *Worker) Subject() string { return w.subj.Worker(w.cfg.ID) }
 // sends the first heartbeat at once.
 func (w *Worker) Start() error {
 	w.start = time.Now()
-	for range w.cfg.Concurrency {
-		w.pool.Add(1)
-		go w.compute()
+	if w.cfg.Shared == nil {
+		for range w.cfg.Concurrency {
+			w.pool.Add(1)
+			go w.compute()
+		}
 	}
-	sub, err := w.nc.Subscribe(w.Subject(), w.enqueue)
-	if err != nil {
-		w.abort()
-		return fmt.Errorf("calcworker: subscribe: %w", err)
-	}
-	w.subs = append(w.subs, sub)
-	if w.cfg.ServeDirect {
-		sub, err := w.nc.QueueSubscribe(w.subj.Direct(), wire.WorkerQueue, w.enqueue)
+	subscribe := func(subj, queue string, cb nats.MsgHandler) error {
+		var s *nats.Subscription
+		var err error
+		switch {
+		case w.cfg.Shared != nil:
+			s, err = w.cfg.Shared.subscribe(w, subj, queue)
+		case queue != "":
+			s, err = w.nc.QueueSubscribe(subj, queue, cb)
+		default:
+			s, err = w.nc.Subscribe(subj, cb)
+		}
 		if err != nil {
 			w.abort()
 			return fmt.Errorf("calcworker: subscribe: %w", err)
 		}
-		w.subs = append(w.subs, sub)
+		if w.cfg.Shared == nil {
+			// The compute pool is the bound; the subscription buffer
+			// only absorbs bursts, and dispatchers cap what they send.
+			_ = s.SetPendingLimits(-1, 256<<20)
+		}
+		w.subs = append(w.subs, s)
+		return nil
 	}
-	sub, err = w.nc.Subscribe(w.subj.Discover(), func(*nats.Msg) { w.heartbeat() })
-	if err != nil {
-		w.abort()
-		return fmt.Errorf("calcworker: subscribe: %w", err)
+	if err := subscribe(w.Subject(), "", w.enqueue); err != nil {
+		return err
 	}
-	w.subs = append(w.subs, sub)
-	for _, s := range w.subs {
-		// The compute pool is the bound; the subscription buffer only
-		// absorbs bursts, and dispatchers cap what they send.
-		_ = s.SetPendingLimits(-1, 256<<20)
+	if w.cfg.ServeDirect {
+		if err := subscribe(w.subj.Direct(), wire.WorkerQueue, w.enqueue); err != nil {
+			return err
+		}
+	}
+	if err := subscribe(w.subj.Discover(), "", func(*nats.Msg) { w.heartbeat() }); err != nil {
+		return err
 	}
 	if err := w.nc.Flush(); err != nil {
 		w.abort()
 		return fmt.Errorf("calcworker: flush: %w", err)
 	}
 	w.heartbeat()
-	w.loops.Add(1)
-	go w.heartbeatLoop()
+	w.hbMu.Lock()
+	w.hbTimer = time.AfterFunc(jittered(w.cfg.Heartbeat), w.heartbeatTick)
+	w.hbMu.Unlock()
 	return nil
 }
 
@@ -174,6 +193,14 @@ func (w *Worker) abort() {
 // enqueue hands a request to the compute pool. It blocks the subscription
 // while the pool is full, so the bound is Concurrency.
 func (w *Worker) enqueue(m *nats.Msg) {
+	if w.accept(m) {
+		w.jobs <- m
+	}
+}
+
+// accept counts m as work to answer, or, once the worker has stopped,
+// answers it 503 and returns false.
+func (w *Worker) accept(m *nats.Msg) bool {
 	w.mu.RLock()
 	if w.stopped {
 		// Only a message racing the end of a drain lands here; a
@@ -183,12 +210,12 @@ func (w *Worker) enqueue(m *nats.Msg) {
 			_ = w.nc.PublishMsg(withSubject(wire.ErrorMsg(headerGet(m, wire.HdrRequestID),
 				wire.NewError(wire.CodeUnavailable, "worker "+w.cfg.ID+" is shutting down")), m.Reply))
 		}
-		return
+		return false
 	}
 	w.work.Add(1)
 	w.inflight.Add(1)
 	w.mu.RUnlock()
-	w.jobs <- m
+	return true
 }
 
 func withSubject(m *nats.Msg, subject string) *nats.Msg {
@@ -199,10 +226,15 @@ func withSubject(m *nats.Msg, subject string) *nats.Msg {
 func (w *Worker) compute() {
 	defer w.pool.Done()
 	for m := range w.jobs {
-		w.handle(m)
-		w.inflight.Add(-1)
-		w.work.Done()
+		w.serve(m)
 	}
+}
+
+// serve answers an accepted request.
+func (w *Worker) serve(m *nats.Msg) {
+	w.handle(m)
+	w.inflight.Add(-1)
+	w.work.Done()
 }
 
 func (w *Worker) handle(m *nats.Msg) {
@@ -262,18 +294,27 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-func (w *Worker) heartbeatLoop() {
-	defer w.loops.Done()
-	t := time.NewTimer(jittered(w.cfg.Heartbeat))
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			w.heartbeat()
-			t.Reset(jittered(w.cfg.Heartbeat))
-		case <-w.quit:
-			return
-		}
+// heartbeatTick sends a heartbeat from the timer and sets the next. A
+// timer rather than a goroutine per worker: a process of a thousand
+// simulated workers would park a thousand goroutines for it.
+func (w *Worker) heartbeatTick() {
+	w.hbMu.Lock()
+	defer w.hbMu.Unlock()
+	if w.hbTimer == nil {
+		return // stopped: the draining heartbeat has the last word
+	}
+	w.heartbeat()
+	w.hbTimer.Reset(jittered(w.cfg.Heartbeat))
+}
+
+// stopHeartbeats ends the timer's heartbeats; none is sent after it
+// returns.
+func (w *Worker) stopHeartbeats() {
+	w.hbMu.Lock()
+	defer w.hbMu.Unlock()
+	if w.hbTimer != nil {
+		w.hbTimer.Stop()
+		w.hbTimer = nil
 	}
 }
 
@@ -324,8 +365,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 
 func (w *Worker) shutdown(ctx context.Context) error {
 	w.state.Store(wire.StateDraining)
-	close(w.quit)
-	w.loops.Wait()
+	w.stopHeartbeats()
 	w.heartbeat()
 	// Flush so the draining heartbeat leaves before the subscription goes:
 	// a dispatcher then takes us out of rotation without one "no

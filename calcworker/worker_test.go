@@ -251,3 +251,73 @@ func TestDrainGraceKeepsServing(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// Workers sharing one connection, channel and pool each answer on their
+// own subject, as themselves; they heartbeat and introduce themselves on
+// discover; one that shuts down leaves the others serving.
+func TestSharedWorkers(t *testing.T) {
+	url := broker.RunTestServer(t).ClientURL()
+	wnc := connect(t, url)
+	shared := calcworker.NewShared(2, 0)
+	const n = 20
+	var workers []*calcworker.Worker
+	for i := range n {
+		w, err := calcworker.New(calcworker.Config{Conn: wnc, ID: fmt.Sprintf("sim-%d", i), Shared: shared, Heartbeat: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		workers = append(workers, w)
+	}
+	nc := connect(t, url)
+	hbs, err := nc.SubscribeSync("calc.heartbeat.*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("calc.discover", nil); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < n {
+		m, err := hbs.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("heartbeats after discover from %d of %d workers: %v", len(seen), n, err)
+		}
+		hb, err := wire.DecodeHeartbeat(m.Data)
+		if err != nil || hb.State != wire.StateUp || hb.Concurrency != 2 {
+			t.Fatalf("heartbeat %s: %+v, %v", m.Data, hb, err)
+		}
+		seen[hb.ID] = true
+	}
+	for range 3 {
+		for _, w := range workers {
+			r := request(t, nc, w.Subject(), "add 2 3")
+			var rep wire.Reply
+			if err := json.Unmarshal(r.Data, &rep); err != nil || string(rep.Result) != "5" ||
+				r.Header.Get(wire.HdrWorker) != w.ID() {
+				t.Fatalf("%s answered %q from %q (%v)", w.ID(), r.Data, r.Header.Get(wire.HdrWorker), err)
+			}
+		}
+	}
+	if err := workers[0].Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Request(workers[0].Subject(), []byte("add 1 1"), 5*time.Second); err != nats.ErrNoResponders {
+		t.Errorf("request to a worker shut down: %v; want no responders", err)
+	}
+	if r := request(t, nc, workers[1].Subject(), "add 1 1"); r.Header.Get(wire.HdrWorker) != workers[1].ID() {
+		t.Errorf("after another's shutdown %s answered as %q", workers[1].ID(), r.Header.Get(wire.HdrWorker))
+	}
+	for _, w := range workers {
+		if err := w.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st := w.Stats(); w != workers[0] && st.Served < 3 {
+			t.Errorf("%s served %d; want at least 3", w.ID(), st.Served)
+		}
+	}
+	wnc.Close()
+	shared.Close()
+}

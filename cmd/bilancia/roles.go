@@ -270,7 +270,7 @@ type WorkerCmd struct {
 	WorkerFlags
 	ID         string        `help:"Worker id (default: w- and 4 random hex digits)."`
 	Heartbeat  time.Duration `default:"1s" help:"Heartbeat interval (jittered by 10%)."`
-	Replicas   int           `default:"1" help:"Run this many workers in one process on one connection, with ids <id>-0, <id>-1, ... (to simulate a large fleet)."`
+	Replicas   int           `default:"1" help:"Run this many workers in one process on one connection, with ids <id>-0, <id>-1, ... (to simulate a large fleet); they share --concurrency compute goroutines."`
 	DrainGrace time.Duration `default:"200ms" help:"On SIGTERM, keep serving this long after announcing draining, before no longer listening: dispatchers read heartbeats in 10ms batches, on a connection of their own, so the announcement can trail a request already on its way."`
 	Pprof      string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6061 (off by default)."`
 }
@@ -296,6 +296,14 @@ func (c *WorkerCmd) Run(g *globals) error {
 		}
 		defer stop()
 	}
+	var shared *calcworker.Shared
+	if c.Replicas > 1 {
+		shared = calcworker.NewShared(c.Concurrency, 0)
+		defer func() {
+			nc.Close() // nothing more arrives for the pool
+			shared.Close()
+		}()
+	}
 	var workers []*calcworker.Worker
 	for i := range c.Replicas {
 		wid := id
@@ -303,7 +311,7 @@ func (c *WorkerCmd) Run(g *globals) error {
 			wid = fmt.Sprintf("%s-%d", id, i)
 		}
 		cfg := c.config(wid, c.Prefix, c.Heartbeat)
-		cfg.Conn, cfg.DrainGrace = nc, c.DrainGrace
+		cfg.Conn, cfg.DrainGrace, cfg.Shared = nc, c.DrainGrace, shared
 		cfg.OnError = func(err error) { log.Warn(err.Error()) }
 		w, err := calcworker.New(cfg)
 		if err != nil {
