@@ -404,6 +404,18 @@ func (b *Broker) Server() *server.Server {
 	return b.srv
 }
 
+// AuthRequired tells whether the running broker refuses a client that
+// brings no credentials: its configuration asks for authentication and
+// names no no_auth_user.
+func (b *Broker) AuthRequired() bool {
+	srv := b.Server()
+	if srv == nil {
+		return false
+	}
+	v, err := srv.Varz(nil)
+	return err == nil && v.AuthRequired && b.opts.NoAuthUser == ""
+}
+
 // NumRoutes is the number of other brokers this one is routed to. It counts
 // servers, not connections: nats-server pools several route connections
 // per peer.

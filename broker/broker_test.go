@@ -351,6 +351,30 @@ func TestConfigFile(t *testing.T) {
 	})
 }
 
+func TestAuthRequired(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name, conf string
+		want       bool
+	}{
+		{"none", "", false},
+		{"token", "authorization { token: s3cret }\n", true},
+		{"users", "authorization { users: [{user: a, password: b}] }\n", true},
+		{"no_auth_user", "authorization { users: [{user: a, password: b}] }\nno_auth_user: a\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := filepath.Join(dir, tt.name+".conf")
+			if err := os.WriteFile(conf, []byte(tt.conf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			b := startBroker(t, Config{ConfigFile: conf, Port: -1})
+			if got := b.AuthRequired(); got != tt.want {
+				t.Errorf("AuthRequired() = %v; want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestMonitor(t *testing.T) {
 	b := startBroker(t, Config{Port: -1, HTTPPort: -1, ServerName: "mon"})
 	mu := b.MonitorURL()

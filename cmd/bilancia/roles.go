@@ -97,6 +97,12 @@ func (c *BrokerCmd) Run(g *globals) error {
 // startDispatcher runs a dispatcher on an in-process connection to b and
 // returns the function that drains and stops it.
 func (c *BrokerCmd) startDispatcher(b *broker.Broker) (stop func() error, err error) {
+	if b.AuthRequired() {
+		// Refused at once: an in-process connect the broker turns down
+		// hangs on the pipe until nats-server's 10 s write deadline.
+		return nil, &exitError{1, "--dispatcher: this broker requires authentication, which a dispatcher inside it " +
+			"does not bring; run bilancia dispatcher as a process of its own, with credentials"}
+	}
 	events, lf, err := c.openLog(os.Stderr)
 	if err != nil {
 		return nil, err
