@@ -74,29 +74,32 @@ func (c *BrokerCmd) Run(g *globals) error {
 		}
 		defer stop()
 	}
-	var stopDispatcher func() error
+	var stopDispatcher func(brokerGone bool) error
 	if c.Dispatcher {
 		if stopDispatcher, err = c.startDispatcher(b); err != nil {
 			b.Shutdown()
 			return err
 		}
 	}
+	brokerGone := false
 	select {
 	case <-g.ctx.Done():
 	case <-waitChan(b.WaitForShutdown):
+		brokerGone = true
 	}
 	if stopDispatcher != nil {
 		// The dispatcher drains first, while the broker still carries its
 		// last replies.
-		err = stopDispatcher()
+		err = stopDispatcher(brokerGone)
 	}
 	b.Shutdown()
 	return err
 }
 
 // startDispatcher runs a dispatcher on an in-process connection to b and
-// returns the function that drains and stops it.
-func (c *BrokerCmd) startDispatcher(b *broker.Broker) (stop func() error, err error) {
+// returns the function that drains and stops it, at once if the broker is
+// already gone: no reply could reach a client any more.
+func (c *BrokerCmd) startDispatcher(b *broker.Broker) (stop func(brokerGone bool) error, err error) {
 	if b.AuthRequired() {
 		// Refused at once: an in-process connect the broker turns down
 		// hangs on the pipe until nats-server's 10 s write deadline.
@@ -129,12 +132,19 @@ func (c *BrokerCmd) startDispatcher(b *broker.Broker) (stop func() error, err er
 		lf.Close()
 		return nil, err
 	}
-	return func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	return func(brokerGone bool) error {
+		grace := shutdownGrace
+		if brokerGone {
+			grace = 0
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		err := d.Shutdown(ctx)
 		nc.Close()
 		lf.Close()
+		if brokerGone {
+			return nil // the broker's own end, as without --dispatcher
+		}
 		return err
 	}, nil
 }
