@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -375,4 +376,75 @@ func TestClientNoServer(t *testing.T) {
 		t.Errorf("took %v to give up", took)
 	}
 	t.Logf("%v: %s", took.Round(time.Millisecond), msg)
+}
+
+// TestEndToEndBrokerWithDispatcherDies runs two clustered brokers, each
+// with a dispatcher inside (broker --dispatcher), and SIGKILLs the broker
+// whose dispatcher is serving a client's random 300: the requests that
+// dispatcher held die with it, and the client must get every one answered
+// through the other, after reconnecting to its broker.
+func TestEndToEndBrokerWithDispatcherDies(t *testing.T) {
+	e := newEnv(t)
+	logs := map[string]string{"d1": filepath.Join(e.dir, "d1.log"), "d2": filepath.Join(e.dir, "d2.log")}
+	b1 := e.broker("b1", "--cluster-port=-1", "--name=b1",
+		"--dispatcher", "--id=d1", "--log="+logs["d1"], "--heartbeat=200ms")
+	b2 := e.broker("b2", "--cluster-port=-1", "--name=b2", "--routes="+b1.RouteURL,
+		"--dispatcher", "--id=d2", "--log="+logs["d2"], "--heartbeat=200ms")
+	brokers := map[string]*broker{"d1": b1, "d2": b2}
+	urls := b1.URL + "," + b2.URL
+	for _, id := range []string{"w1", "w2", "w3"} {
+		e.worker(urls, id, "--delay", "40ms")
+	}
+	testutil.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		st, err := e.status(b1.URL)
+		if err != nil {
+			return err
+		}
+		return upWorkers(st, 2, "w1", "w2", "w3")
+	})
+
+	stdin, feed := io.Pipe()
+	cl := e.start("client", stdin, "client", "--nats", urls, "--inflight", "8", "-q")
+	if _, err := io.WriteString(feed, "random 300\n"); err != nil {
+		t.Fatal(err)
+	}
+	feed.Close()
+	// NATS gives a request to a dispatcher on the client's own broker:
+	// the one whose log fills is the one to kill.
+	var serving string
+	testutil.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		for id, path := range logs {
+			if len(requests(readLog(path))) >= 50 {
+				serving = id
+				return nil
+			}
+		}
+		return errors.New("no dispatcher has logged 50 requests yet")
+	})
+	if strings.Contains(cl.output(), " ok, ") {
+		t.Fatalf("the client finished before the kill, the test proves nothing:\n%s", cl.output())
+	}
+	brokers[serving].kill(t)
+
+	code, err := cl.wait(60 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := cl.output(); code != 0 || !strings.Contains(out, "300 ok, 0 failed") {
+		t.Fatalf("client exit %d after its dispatcher's broker died; want 0 and \"300 ok, 0 failed\":\n%s", code, out)
+	}
+	other := "d1"
+	if serving == "d1" {
+		other = "d2"
+	}
+	// The survivor's log is complete once its broker stops.
+	brokers[other].signal(t, syscall.SIGTERM)
+	if code, err := brokers[other].wait(30 * time.Second); err != nil || code != 0 {
+		t.Fatalf("broker with %s: exit %d, %v", other, code, err)
+	}
+	n := len(requests(readLog(logs[other])))
+	if n == 0 {
+		t.Fatalf("%s logged no request after %s's broker died", other, serving)
+	}
+	t.Logf("killed the broker of %s; %s then logged %d requests", serving, other, n)
 }
