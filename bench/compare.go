@@ -168,6 +168,10 @@ func DispatcherTarget(strategy string) string { return "dispatcher " + strategy 
 // process.
 func InBrokerTarget(strategy string) string { return DispatcherTarget(strategy) + " in the broker" }
 
+// inBrokerStrategy is the first strategy without its extra flags, which
+// are a dispatcher process's.
+func (cc *CompareConfig) inBrokerStrategy() string { return strings.Fields(cc.Strategies[0])[0] }
+
 // inBrokerID is the dispatcher in the broker's id.
 const inBrokerID = "bd-broker"
 
@@ -285,7 +289,7 @@ func Compare(ctx context.Context, cc CompareConfig) (rep *CompareReport, err err
 		targets = append(targets, target{name: DispatcherTarget(s), subject: subj.Request(), strategy: s})
 	}
 	if cc.InBroker {
-		s := strings.Fields(cc.Strategies[0])[0]
+		s := cc.inBrokerStrategy()
 		targets = append(targets, target{name: InBrokerTarget(s), subject: subj.InBroker(), strategy: s, inBroker: true})
 	}
 	targets = append(targets, target{name: DirectTarget, subject: subj.Direct()})
@@ -525,7 +529,7 @@ func (c *cluster) start(ctx context.Context) error {
 	if c.cc.InBroker {
 		subj := wire.Subjects{Prefix: c.cc.Load.Prefix}
 		args = append(args, "--dispatcher", "--id", inBrokerID, "--subject", subj.InBroker(),
-			"--strategy", strings.Fields(c.cc.Strategies[0])[0],
+			"--strategy", c.cc.inBrokerStrategy(),
 			"--log", filepath.Join(c.dir, inBrokerID+"-loadbalancer.log"))
 		if c.cc.Load.Prefix != "" {
 			args = append(args, "--prefix", c.cc.Load.Prefix)

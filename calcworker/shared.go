@@ -22,8 +22,16 @@ type Shared struct {
 	ch          chan *nats.Msg
 	pool        sync.WaitGroup
 
-	mu      sync.RWMutex
-	workers map[*nats.Subscription]*Worker
+	mu   sync.RWMutex
+	subs map[*nats.Subscription]sharedSub
+}
+
+// sharedSub is whose a subscription is, and whether it is the one for
+// discover requests (told apart here, not by comparing subjects per
+// message).
+type sharedSub struct {
+	w        *Worker
+	discover bool
 }
 
 // NewShared starts concurrency compute goroutines (0 = 16) behind a
@@ -35,7 +43,7 @@ func NewShared(concurrency, buffer int) *Shared {
 	if buffer <= 0 {
 		buffer = 1 << 16
 	}
-	s := &Shared{concurrency: concurrency, ch: make(chan *nats.Msg, buffer), workers: map[*nats.Subscription]*Worker{}}
+	s := &Shared{concurrency: concurrency, ch: make(chan *nats.Msg, buffer), subs: map[*nats.Subscription]sharedSub{}}
 	for range concurrency {
 		s.pool.Add(1)
 		go s.run()
@@ -59,7 +67,7 @@ func (s *Shared) subscribe(w *Worker, subj, queue string) (*nats.Subscription, e
 	if err != nil {
 		return nil, err
 	}
-	s.workers[sub] = w
+	s.subs[sub] = sharedSub{w, subj == w.subj.Discover()}
 	return sub, nil
 }
 
@@ -67,14 +75,14 @@ func (s *Shared) run() {
 	defer s.pool.Done()
 	for m := range s.ch {
 		s.mu.RLock()
-		w := s.workers[m.Sub]
+		ss, ok := s.subs[m.Sub]
 		s.mu.RUnlock()
 		switch {
-		case w == nil:
-		case m.Subject == w.subj.Discover():
-			w.heartbeat()
-		case w.accept(m):
-			w.serve(m)
+		case !ok:
+		case ss.discover:
+			ss.w.heartbeat()
+		case ss.w.accept(m):
+			ss.w.serve(m)
 		}
 	}
 }

@@ -118,8 +118,7 @@ func (c *BrokerCmd) startDispatcher(b *broker.Broker) (stop func(brokerGone bool
 	nc, err := nf.connect("bilancia-dispatcher", events, nats.InProcessServer(b.Server()))
 	if err != nil {
 		lf.Close()
-		return nil, &exitError{1, fmt.Sprintf("the dispatcher could not connect to its broker: %v "+
-			"(a broker that requires authentication needs the dispatcher as a process of its own, with credentials)", err)}
+		return nil, &exitError{1, "--dispatcher: could not connect to its broker: " + err.Error()}
 	}
 	cfg := dispatcher.Config{Conn: nc, Prefix: c.Prefix, Logger: events, RequestLog: lf}
 	c.config(&cfg)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -189,11 +190,7 @@ func (w *Wire) Watch(nc *nats.Conn) error {
 func (w *Wire) Counts() map[string]int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c := make(map[string]int, len(w.n))
-	for k, v := range w.n {
-		c[k] = v
-	}
-	return c
+	return maps.Clone(w.n)
 }
 
 // Percentile returns the p-th percentile of ds (nearest rank), sorting ds.
