@@ -451,10 +451,12 @@ func (c *Client) Close() {
 	c.closed = true
 	close(c.done)
 	c.mu.Unlock()
-	if !c.nc.IsClosed() {
+	if c.nc.IsConnected() {
+		// No Flush: closing the connection writes what is buffered, and
+		// with the server just gone a Flush would wait 10 s for its PONG.
+		// Reconnecting, there is nobody to say goodbye to.
 		c.announce(c.subj.ClientDisconnect())
 		_ = c.sub.Unsubscribe()
-		_ = c.nc.Flush()
 	}
 	c.closeConn()
 }

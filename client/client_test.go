@@ -13,6 +13,7 @@ import (
 
 	"github.com/bilancia/bilancia/broker"
 	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -189,6 +190,34 @@ func TestCloseEndsWaitingCalls(t *testing.T) {
 	}
 	if _, err := c.Do(context.Background(), "add 1 1"); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("Do on a closed client = %v; want ErrClosed", err)
+	}
+}
+
+// TestCloseWithTheServerGone closes a client whose server has shut down
+// while it tries to reconnect: Close must not wait for an answer that
+// cannot come (it waited 10 s, nats.go's Flush timeout, before).
+func TestCloseWithTheServerGone(t *testing.T) {
+	b := broker.RunTestServer(t)
+	c, err := client.Connect(client.Config{URL: b.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Shutdown()
+	testutil.CheckFor(t, 10*time.Second, time.Millisecond, func() error {
+		if c.Conn().IsConnected() {
+			return errors.New("the client has not noticed that its server is gone")
+		}
+		return nil
+	})
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close still blocked after 5s with the server gone")
+	}
+	if !c.Conn().IsClosed() {
+		t.Fatal("the client's own connection is still open after Close")
 	}
 }
 
