@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,8 +77,12 @@ func TestChaos(t *testing.T) {
 
 // fault is one row of the matrix.
 type fault struct {
-	name     string
-	brokers  int                // 1, or 3 clustered
+	name    string
+	brokers int // 1, or 3 clustered
+	// inBroker runs each dispatcher inside a broker of its own (broker
+	// --dispatcher), the two brokers clustered, instead of as processes
+	// of their own; brokers is then ignored.
+	inBroker bool
 	sleepMS  int                // the load's sleep op; 0 = 20
 	ready    func(r *rig) error // polled before the injection, if set
 	dflags   []string           // extra dispatcher flags
@@ -117,9 +122,16 @@ func (r *rig) note(kv string, args ...any) { r.extra = append(r.extra, fmt.Sprin
 func newRig(t *testing.T, f fault) *rig {
 	e := newEnv(t)
 	r := &rig{t: t, e: e, ds: map[string]*proc{}, ws: map[string]*proc{}}
-	if f.brokers <= 1 {
+	dflags := append([]string{"--dead-after", deadAfter.String()}, f.dflags...)
+	switch {
+	case f.inBroker:
+		b1 := e.brokerDispatcher("b1", "d1", append([]string{"--cluster-port=-1", "--http-port=-1", "--name=b1"}, dflags...)...)
+		b2 := e.brokerDispatcher("b2", "d2", append([]string{"--cluster-port=-1", "--http-port=-1", "--name=b2", "--routes=" + b1.RouteURL}, dflags...)...)
+		r.brokers = []*broker{b1, b2}
+		r.ds["d1"], r.ds["d2"] = b1.proc, b2.proc
+	case f.brokers <= 1:
 		r.brokers = []*broker{e.broker("b1")}
-	} else {
+	default:
 		b1 := e.broker("b1", "--cluster-port=-1", "--http-port=-1", "--name=b1")
 		b2 := e.broker("b2", "--cluster-port=-1", "--http-port=-1", "--name=b2", "--routes="+b1.RouteURL)
 		b3 := e.broker("b3", "--cluster-port=-1", "--http-port=-1", "--name=b3", "--routes="+b1.RouteURL+","+b2.RouteURL)
@@ -130,8 +142,10 @@ func newRig(t *testing.T, f fault) *rig {
 		urls = append(urls, b.URL)
 	}
 	r.url = strings.Join(urls, ",")
-	for _, id := range []string{"d1", "d2"} {
-		r.ds[id] = e.dispatcher(r.url, id, append([]string{"--dead-after", deadAfter.String()}, f.dflags...)...)
+	if !f.inBroker {
+		for _, id := range []string{"d1", "d2"} {
+			r.ds[id] = e.dispatcher(r.url, id, dflags...)
+		}
 	}
 	for _, id := range []string{"w1", "w2", "w3"} {
 		r.ws[id] = e.worker(r.url, id)
@@ -905,4 +919,21 @@ func (r *rig) startSpin(n, ms int, d time.Duration) {
 		}()
 	}
 	r.t.Cleanup(func() { wg.Wait(); c.Close() })
+}
+
+// inBrokerFaults are run a second time with each dispatcher inside a
+// broker of its own (broker --dispatcher, two brokers clustered): the
+// deployment with the lowest latency keeps the same promises. There,
+// dispatcher-kill SIGKILLs the broker with d1 inside, and the clients on
+// it move to the other broker and send again.
+var inBrokerFaults = []string{"worker-kill", "worker-hang", "worker-drain", "slow-worker", "dispatcher-kill", "all-workers-down"}
+
+func init() {
+	for _, f := range faults[:len(faults):len(faults)] {
+		if slices.Contains(inBrokerFaults, f.name) {
+			f.name += "-in-broker"
+			f.inBroker = true
+			faults = append(faults, f)
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,10 +32,8 @@ func cluster1With(t *testing.T, e *env, inBroker bool, workerFlags []string, ids
 	t.Helper()
 	var b *broker
 	if inBroker {
-		log := filepath.Join(e.dir, "d1.log")
-		b = e.broker("broker", "--dispatcher", "--id", "d1", "--log", log, "--heartbeat", "200ms")
+		b = e.brokerDispatcher("broker", "d1")
 		d = b.proc
-		d.log = log
 	} else {
 		b = e.broker("broker")
 		d = e.dispatcher(b.URL, "d1")
@@ -385,12 +382,10 @@ func TestClientNoServer(t *testing.T) {
 // through the other, after reconnecting to its broker.
 func TestEndToEndBrokerWithDispatcherDies(t *testing.T) {
 	e := newEnv(t)
-	logs := map[string]string{"d1": filepath.Join(e.dir, "d1.log"), "d2": filepath.Join(e.dir, "d2.log")}
-	b1 := e.broker("b1", "--cluster-port=-1", "--name=b1",
-		"--dispatcher", "--id=d1", "--log="+logs["d1"], "--heartbeat=200ms")
-	b2 := e.broker("b2", "--cluster-port=-1", "--name=b2", "--routes="+b1.RouteURL,
-		"--dispatcher", "--id=d2", "--log="+logs["d2"], "--heartbeat=200ms")
+	b1 := e.brokerDispatcher("b1", "d1", "--cluster-port=-1", "--name=b1")
+	b2 := e.brokerDispatcher("b2", "d2", "--cluster-port=-1", "--name=b2", "--routes="+b1.RouteURL)
 	brokers := map[string]*broker{"d1": b1, "d2": b2}
+	logs := map[string]string{"d1": b1.log, "d2": b2.log}
 	urls := b1.URL + "," + b2.URL
 	for _, id := range []string{"w1", "w2", "w3"} {
 		e.worker(urls, id, "--delay", "40ms")

@@ -293,6 +293,18 @@ func (e *env) broker(name string, extra ...string) *broker {
 	return b
 }
 
+// brokerDispatcher starts `bilancia broker --dispatcher`: a broker with
+// the dispatcher id inside, with a log in the test's directory and 200ms
+// heartbeats; extra flags (cluster, dispatcher) come last and win. The
+// broker's proc carries the dispatcher's log.
+func (e *env) brokerDispatcher(name, id string, extra ...string) *broker {
+	e.t.Helper()
+	log := filepath.Join(e.dir, id+".log")
+	b := e.broker(name, append([]string{"--dispatcher", "--id=" + id, "--log=" + log, "--heartbeat=200ms"}, extra...)...)
+	b.log = log
+	return b
+}
+
 // dispatcher starts `bilancia dispatcher` with id, a log in the test's
 // directory and 200ms heartbeats; extra flags come last and win.
 func (e *env) dispatcher(url, id string, extra ...string) *proc {
