@@ -4,7 +4,9 @@ package e2e
 
 // The fault matrix: for each fault, a fresh deployment of separate
 // processes (broker or three clustered brokers, two dispatchers, three
-// workers), a load generator in this process using the client library, the
+// workers; or, for the -in-broker faults, two clustered brokers with a
+// dispatcher inside each and three workers), a load generator in this
+// process using the client library, the
 // fault injected mid-run, and every reply checked. Run it with
 // scripts/chaos; each fault prints one line:
 //
