@@ -50,11 +50,11 @@ func (c *UpCmd) Run(g *globals) error {
 
 	nf := NATSFlags{NATS: url, Prefix: c.Prefix}
 	// Everything in this process reaches the broker in process, without
-	// sockets: at one request at a time a round trip through the
-	// dispatcher costs 1.05 to 1.3 times one straight to a worker, against
-	// 1.6 to 2.0 times over loopback TCP (BENCHMARKS.md), and the REPL's
-	// random 20000 ran at 22-25k req/s against 18-19k. Other processes
-	// (nats CLI, more clients) use the URL.
+	// sockets: at one request at a time the detour through the dispatcher
+	// then costs a fraction of what it does over loopback TCP (README.md
+	// and BENCHMARKS.md give the figures), and the REPL's random 20000
+	// ran at 22-25k req/s against 18-19k. Other processes (nats CLI, more
+	// clients) use the URL.
 	inproc := nats.InProcessServer(b.Server())
 	dnc, err := nf.connect("bilancia-dispatcher", events, inproc)
 	if err != nil {
