@@ -504,14 +504,6 @@ func TestCluster(t *testing.T) {
 	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error { return request("after-failover") })
 }
 
-func TestRunTestServer(t *testing.T) {
-	b := RunTestServer(t)
-	nc := connect(t, b.ClientURL())
-	if !nc.IsConnected() {
-		t.Fatal("not connected to RunTestServer")
-	}
-}
-
 func TestServerURL(t *testing.T) {
 	tests := []struct {
 		host string

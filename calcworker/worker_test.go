@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/wire"
 )
@@ -55,7 +55,7 @@ func request(t testing.TB, nc *nats.Conn, subj, cmd string) *nats.Msg {
 }
 
 func TestRepliesAndErrors(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	w := start(t, url, calcworker.Config{ID: "w-a"})
 	nc := connect(t, url)
 	tests := []struct {
@@ -98,7 +98,7 @@ func TestRepliesAndErrors(t *testing.T) {
 }
 
 func TestHeartbeatsWhileSpinning(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	nc := connect(t, url)
 	hbs := make(chan wire.Heartbeat, 100)
 	sub, err := nc.Subscribe("calc.heartbeat.w-busy", func(m *nats.Msg) {
@@ -141,7 +141,7 @@ func TestHeartbeatsWhileSpinning(t *testing.T) {
 }
 
 func TestDrainFinishesInflight(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	nc := connect(t, url)
 	states := make(chan string, 100)
 	sub, _ := nc.Subscribe("calc.heartbeat.w-d", func(m *nats.Msg) {
@@ -183,7 +183,7 @@ func TestDrainFinishesInflight(t *testing.T) {
 }
 
 func TestShutdownDeadlineCancelsWork(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	nc := connect(t, url)
 	w := start(t, url, calcworker.Config{ID: "w-c"})
 	reply := make(chan *nats.Msg, 1)
@@ -205,7 +205,7 @@ func TestNewValidates(t *testing.T) {
 	if _, err := calcworker.New(calcworker.Config{}); err == nil {
 		t.Error("New without Conn: nil error")
 	}
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	for _, id := range []string{"a.b", "a b", "*", ">", "é"} {
 		if _, err := calcworker.New(calcworker.Config{Conn: connect(t, url), ID: id}); err == nil {
 			t.Errorf("New with id %q: nil error", id)
@@ -217,7 +217,7 @@ func TestNewValidates(t *testing.T) {
 // a grace still answers what reaches it, for dispatchers that hear the
 // announcement late.
 func TestDrainGraceKeepsServing(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	nc := connect(t, url)
 	draining := make(chan struct{}, 1)
 	if _, err := nc.Subscribe(wire.Subjects{}.Heartbeat("w-g"), func(m *nats.Msg) {
@@ -256,7 +256,7 @@ func TestDrainGraceKeepsServing(t *testing.T) {
 // own subject, as themselves; they heartbeat and introduce themselves on
 // discover; one that shuts down leaves the others serving.
 func TestSharedWorkers(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	wnc := connect(t, url)
 	shared := calcworker.NewShared(2, 0)
 	const n = 20

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
@@ -69,7 +69,7 @@ func newClient(t testing.TB, url string, cfg client.Config) *client.Client {
 }
 
 func TestDoHeaders(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	var got nats.Header
 	responder(t, connect(t, url), func(m *nats.Msg, _ int64) *nats.Msg { got = m.Header; return ok(m) })
 	c := newClient(t, url, client.Config{Name: "alice"})
@@ -86,7 +86,7 @@ func TestDoHeaders(t *testing.T) {
 }
 
 func TestRetryKeepsRequestIDAndFirstReplyWins(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	nc := connect(t, url)
 	var mu sync.Mutex
 	ids := map[string]int{}
@@ -121,7 +121,7 @@ func TestRetryKeepsRequestIDAndFirstReplyWins(t *testing.T) {
 }
 
 func TestNoDispatcherThenOne(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	c := newClient(t, url, client.Config{Timeout: 200 * time.Millisecond})
 	_, err := c.Do(context.Background(), "add 2 3")
 	var we *wire.Error
@@ -142,7 +142,7 @@ func TestNoDispatcherThenOne(t *testing.T) {
 }
 
 func TestServiceErrorAndMaxAttempts(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	nc := connect(t, url)
 	responder(t, nc, func(m *nats.Msg, _ int64) *nats.Msg {
 		return wire.ErrorMsg(m.Header.Get(wire.HdrRequestID), wire.NewError(wire.CodeBadRequest, "division by zero"))
@@ -156,7 +156,7 @@ func TestServiceErrorAndMaxAttempts(t *testing.T) {
 }
 
 func TestDeadline504AndSingleSend(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	n := responder(t, connect(t, url), func(*nats.Msg, int64) *nats.Msg { return nil })
 	c := newClient(t, url, client.Config{MaxAttempts: 1, AttemptTimeout: 10 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
@@ -172,7 +172,7 @@ func TestDeadline504AndSingleSend(t *testing.T) {
 }
 
 func TestCloseEndsWaitingCalls(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	n := responder(t, connect(t, url), func(*nats.Msg, int64) *nats.Msg { return nil })
 	c, err := client.Connect(client.Config{URL: url, Timeout: time.Minute})
 	if err != nil {
@@ -197,7 +197,7 @@ func TestCloseEndsWaitingCalls(t *testing.T) {
 // while it tries to reconnect: Close must not wait for an answer that
 // cannot come (it waited 10 s, nats.go's Flush timeout, before).
 func TestCloseWithTheServerGone(t *testing.T) {
-	b := broker.RunTestServer(t)
+	b := brokertest.Run(t)
 	c, err := client.Connect(client.Config{URL: b.ClientURL()})
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func TestConnectNoServer(t *testing.T) {
 // TestRetryBudget swallows the first send of every request: with a budget
 // of one retry at a time, the others wait their turn, and all succeed.
 func TestRetryBudget(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	nc := connect(t, url)
 	var mu sync.Mutex
 	seen := map[string]bool{}

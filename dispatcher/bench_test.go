@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
-	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/dispatcher"
@@ -22,7 +22,7 @@ import (
 // benchSetup starts a broker, 3 workers (also on the direct queue-group
 // subject) and a dispatcher with request logging on, all in-process.
 func benchSetup(b *testing.B) (url string) {
-	url = broker.RunTestServer(b).ClientURL()
+	url = brokertest.Run(b).ClientURL()
 	d := startDispatcher(b, url, func(c *dispatcher.Config) {
 		c.LogRequests = true
 		c.Tick = 0
@@ -72,7 +72,7 @@ func BenchmarkDirect(b *testing.B) {
 // with -benchtime=1x; the figure is B/pending.
 func BenchmarkPendingMemory(b *testing.B) {
 	const pending = 10000
-	url := broker.RunTestServer(b).ClientURL()
+	url := brokertest.Run(b).ClientURL()
 	d := startDispatcher(b, url, func(c *dispatcher.Config) {
 		c.LogRequests = true
 		c.RequestTimeout = time.Minute

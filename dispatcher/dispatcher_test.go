@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/calcworker/calc"
 	"github.com/bilancia/bilancia/client"
@@ -151,7 +151,7 @@ func up(ids ...string) map[string]string {
 }
 
 func TestRoundRobinExactOrder(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, nil)
 	for _, id := range []string{"w-a", "w-b", "w-c"} {
 		startWorker(t, url, id, nil)
@@ -212,7 +212,7 @@ func load(t testing.TB, cl *client.Client, n, c int, cmd func(i int) string, pro
 }
 
 func TestWorkerConnectionClosedMidLoad(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.AttemptTimeout = 500 * time.Millisecond })
 	var ws []testWorker
 	for _, id := range []string{"w-a", "w-b", "w-c"} {
@@ -240,7 +240,7 @@ func TestWorkerConnectionClosedMidLoad(t *testing.T) {
 }
 
 func TestDrainingWorkerLeavesRotation(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, nil)
 	var ws []testWorker
 	for _, id := range []string{"w-a", "w-b", "w-c"} {
@@ -302,7 +302,7 @@ func heartbeat(t testing.TB, nc *nats.Conn, id string, seq uint64) {
 }
 
 func TestHeartbeatExpiryAndReturn(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, nil)
 	nc := connect(t, url)
 	heartbeat(t, nc, "w-silent", 1)
@@ -319,7 +319,7 @@ func TestHeartbeatExpiryAndReturn(t *testing.T) {
 }
 
 func TestNoLiveWorkerAnswers503(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	startDispatcher(t, url, nil)
 	cl := newClient(t, url, nil)
 	_, err := cl.Do(context.Background(), "add 1 2")
@@ -330,7 +330,7 @@ func TestNoLiveWorkerAnswers503(t *testing.T) {
 }
 
 func TestInflightCapAnswers503(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.MaxInflight = 2 })
 	startWorker(t, url, "w-a", nil)
 	waitState(t, d, up("w-a"))
@@ -360,7 +360,7 @@ func TestInflightCapAnswers503(t *testing.T) {
 }
 
 func TestSilentWorkerIsRetriedElsewhere(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, func(c *dispatcher.Config) {
 		c.AttemptTimeout = 100 * time.Millisecond
 		c.Outlier = dispatcher.OutlierConfig{Consecutive: 3, BaseEjection: time.Minute}
@@ -384,7 +384,7 @@ func TestSilentWorkerIsRetriedElsewhere(t *testing.T) {
 }
 
 func TestStatusOverNATS(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, nil)
 	startWorker(t, url, "w-a", nil)
 	waitState(t, d, up("w-a"))
@@ -399,7 +399,7 @@ func TestStatusOverNATS(t *testing.T) {
 }
 
 func TestShutdownIdempotent(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.LogRequests = true })
 	w := startWorker(t, url, "w-a", nil)
 	waitState(t, d, up("w-a"))
@@ -419,7 +419,7 @@ func TestShutdownIdempotent(t *testing.T) {
 // silences every heartbeat: a worker marked down for silence alone still
 // gets requests while no worker is live, instead of every request failing.
 func TestSilentButServingWorkerIsTriedWhenNoneIsLive(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, nil)
 	// One heartbeat at start, then none for an hour.
 	startWorker(t, url, "w-quiet", func(c *calcworker.Config) { c.Heartbeat = time.Hour })
@@ -435,7 +435,7 @@ func TestSilentButServingWorkerIsTriedWhenNoneIsLive(t *testing.T) {
 // might, through the dispatcher: each gets an error reply with the right
 // code and a message, and nothing else changes.
 func TestBadInputGetsClearErrors(t *testing.T) {
-	srv := broker.RunTestServer(t)
+	srv := brokertest.Run(t)
 	url := srv.ClientURL()
 	d := startDispatcher(t, url, nil)
 	startWorker(t, url, "w-a", nil)
@@ -493,7 +493,7 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 // retry budget: only the allowance of hedges goes out at once, the rest
 // wait for their first attempt, and every request still succeeds.
 func TestRetryBudgetBoundsHedges(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, func(c *dispatcher.Config) {
 		c.AttemptTimeout = 50 * time.Millisecond
 		c.RetryBudget = 0.01 // of 20 in flight: 0, so MinRetries rules
@@ -521,7 +521,7 @@ func TestRetryBudgetBoundsHedges(t *testing.T) {
 // each get their own answer: the second cannot share the worker's reply
 // subject, keyed by request id, and gets one of its own.
 func TestSameIDTwiceOnOneWorker(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, nil)
 	startWorker(t, url, "w-slow", func(c *calcworker.Config) { c.Env.Delay = 300 * time.Millisecond })
 	waitState(t, d, up("w-slow"))
@@ -563,7 +563,7 @@ func TestSameIDTwiceOnOneWorker(t *testing.T) {
 // sends the request on at once: with an attempt timeout far beyond the
 // client's deadline, a request left waiting on it would fail.
 func TestNoRespondersOnAWorkersSubject(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.AttemptTimeout = time.Minute })
 	startWorker(t, url, "w-real", nil)
 	ghost := connect(t, url)
@@ -593,7 +593,7 @@ func TestNoRespondersOnAWorkersSubject(t *testing.T) {
 // logged and dropped; a good one sent after them on the same connection
 // shows they were handled.
 func TestBadHeartbeatsChangeNothing(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, nil)
 	nc := connect(t, url)
 	beat := func(id string) {
@@ -622,7 +622,7 @@ func TestBadHeartbeatsChangeNothing(t *testing.T) {
 // dispatcher re-encodes from pooled maps) or more; a request without any
 // gets a generated id.
 func TestForwardKeepsTheClientsHeaders(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, nil)
 	// A worker of our own that answers with the headers it got.
 	wc := connect(t, url)
@@ -679,7 +679,7 @@ func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 // their own, read in batches, workers still come up, serve, and go down
 // when they fall silent.
 func TestHeartbeatsOnAPacedConnection(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	hb, err := nats.Connect(url, nats.SetCustomDialer(dispatcher.PacedDialer{}))
 	if err != nil {
 		t.Fatal(err)
@@ -705,7 +705,7 @@ func TestHeartbeatsOnAPacedConnection(t *testing.T) {
 // A dispatcher on a subject of its own serves there, beside one on the
 // usual subject, on the same workers; each answers only its own clients.
 func TestDispatcherOnItsOwnSubject(t *testing.T) {
-	url := broker.RunTestServer(t).ClientURL()
+	url := brokertest.Run(t).ClientURL()
 	usual := startDispatcher(t, url, nil)
 	other := startDispatcher(t, url, func(c *dispatcher.Config) { c.ID, c.Subject = "d-other", "calc.canary" })
 	startWorker(t, url, "w-a", nil)

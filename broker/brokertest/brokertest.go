@@ -1,17 +1,21 @@
-package broker
+// Package brokertest starts real brokers for tests, as net/http/httptest
+// starts real servers: a test package imports it, the binary never does.
+package brokertest
 
 import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/bilancia/bilancia/broker"
 )
 
-// RunTestServer starts a broker on a random loopback port for a test and
+// Run starts a broker on a random loopback port for a test and
 // shuts it down at cleanup, so that tests in other packages run against a
 // real nats-server without fixed ports.
-func RunTestServer(t testing.TB) *Broker {
+func Run(t testing.TB) *broker.Broker {
 	t.Helper()
-	b, err := New(Config{Host: "127.0.0.1", Port: -1})
+	b, err := broker.New(broker.Config{Host: "127.0.0.1", Port: -1})
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}
