@@ -327,6 +327,9 @@ func (d *Dispatcher) ID() string { return d.cfg.ID }
 // Membership is the dispatcher's table of workers.
 func (d *Dispatcher) Membership() *Membership { return d.mem }
 
+// LiveWorkers is the number of workers currently up, in rotation.
+func (d *Dispatcher) LiveWorkers() int { return len(d.mem.Live()) }
+
 // Start subscribes and asks the workers to introduce themselves, so that a
 // restarted dispatcher knows them at once.
 func (d *Dispatcher) Start() error {
