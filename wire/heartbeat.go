@@ -9,8 +9,8 @@ import (
 // DecodeHeartbeat parses a heartbeat as encoding/json would.
 //
 // A dispatcher decodes one heartbeat per worker per interval, so with a
-// large fleet this is its steady cost: reflection-driven decoding was
-// a third of it. The flat object workers send is scanned here without
+// large fleet this is its steady cost, and reflection-driven decoding
+// dominated it in profiles. The flat object workers send is scanned here without
 // reflection; anything the scanner does not expect (escapes, unknown or
 // differently cased keys, null, nesting) goes to encoding/json instead,
 // so the result is always encoding/json's.

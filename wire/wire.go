@@ -1,6 +1,6 @@
 // Package wire holds Bilancia's wire contract: subjects, headers, message
 // types and error codes shared by every role. It is the code form of
-// DESIGN.md; anything here is visible to users of the nats CLI.
+// docs/protocol.md; anything here is visible to users of the nats CLI.
 package wire
 
 import (

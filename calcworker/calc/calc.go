@@ -18,8 +18,8 @@ import (
 	"github.com/bilancia/bilancia/wire"
 )
 
-// Limits. They are generous for people and small for machines: the worst
-// request under them costs milliseconds, not seconds.
+// Limits. They are generous for people and bound what one request can
+// cost a worker.
 const (
 	DefaultMaxPayload = 64 << 10         // bytes, when Env.MaxPayload is 0
 	DefaultMaxSleep   = 30 * time.Second // when Env.MaxSleep is 0
@@ -30,8 +30,8 @@ const (
 	MaxIntBits   = 100_000 // bits of any exact integer result (about 30,000 digits)
 	MaxFact      = 5000    // largest n for fact
 	MaxFib       = 10000   // largest n for fib
-	MaxPrimeBits = 2048    // bits of the largest n for isprime: a prime that size takes ~80 ms, one of 4096 bits ~600 ms
-	MaxExprLen   = 4096    // bytes of one expression: the costliest one takes ~100 ms
+	MaxPrimeBits = 2048    // bits of the largest n for isprime: the test's cost grows with the cube of the bits
+	MaxExprLen   = 4096    // bytes of one expression, which bounds its work together with MaxIntBits
 	MaxExprDepth = 200     // nesting of parentheses, unary signs and powers
 )
 
