@@ -36,8 +36,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/bilancia/bilancia/client"
-	"github.com/bilancia/bilancia/internal/loadcheck"
 	"github.com/bilancia/bilancia/internal/testutil"
+	"github.com/bilancia/bilancia/loadcheck"
 	"github.com/bilancia/bilancia/wire"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bilancia/bilancia/internal/loadcheck"
+	"github.com/bilancia/bilancia/loadcheck"
 )
 
 // LoadCheckCmd is `bilancia health load`, hidden: the engine of
