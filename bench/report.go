@@ -7,7 +7,77 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
+
+// Report is the outcome of a run. Latencies are in milliseconds.
+type Report struct {
+	Target         string  `json:"target,omitempty"` // a label set by Compare
+	Subject        string  `json:"subject"`
+	Mode           string  `json:"mode"` // "closed" or "open"
+	Clients        int     `json:"clients"`
+	Concurrency    int     `json:"concurrency,omitempty"`
+	Rate           float64 `json:"rate,omitempty"`
+	MaxOutstanding int     `json:"max_outstanding,omitempty"`
+	Mix            string  `json:"mix"`
+	Elapsed        float64 `json:"elapsed_s"`
+	// Sent counts the measured requests that ended, OK + Errors; a request
+	// cut short by cancelling the run counts in none of them.
+	Sent   uint64 `json:"sent"`
+	OK     uint64 `json:"ok"`
+	Errors uint64 `json:"errors"`
+	// Missed counts open-loop requests that were due while MaxOutstanding
+	// were outstanding, and so were not sent.
+	Missed uint64 `json:"missed,omitempty"`
+	// Retries counts the clients' extra sends (MaxAttempts > 1, or no
+	// responders).
+	Retries uint64 `json:"retries,omitempty"`
+	// Throughput is successful replies per second.
+	Throughput float64 `json:"throughput_rps"`
+	// Latency of successful replies: closed loop from send to reply; open
+	// loop from the time the request was due, so that a slow system is not
+	// flattered by sending late (no coordinated omission).
+	Latency      Latency           `json:"latency_ms"`
+	ErrorsByCode map[string]uint64 `json:"errors_by_code,omitempty"`
+	ErrorSamples map[string]string `json:"error_samples,omitempty"` // the first message of each code
+	Workers      map[string]uint64 `json:"workers"`                 // successful replies per worker
+	Ops          []OpReport        `json:"ops,omitempty"`           // per mix entry, when there are several
+
+	hist *hdrhistogram.Histogram
+}
+
+// Latency holds percentiles in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99_9"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// OpReport is the latency of one mix entry.
+type OpReport struct {
+	Template string  `json:"template"`
+	OK       uint64  `json:"ok"`
+	Latency  Latency `json:"latency_ms"`
+}
+
+func latencyOf(h *hdrhistogram.Histogram) Latency {
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	if h.TotalCount() == 0 {
+		return Latency{}
+	}
+	return Latency{
+		P50:  ms(h.ValueAtQuantile(50)),
+		P90:  ms(h.ValueAtQuantile(90)),
+		P99:  ms(h.ValueAtQuantile(99)),
+		P999: ms(h.ValueAtQuantile(99.9)),
+		Max:  ms(h.Max()),
+		Mean: h.Mean() / 1000,
+	}
+}
 
 // WriteText writes the report for people.
 func (r *Report) WriteText(w io.Writer) error {
