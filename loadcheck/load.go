@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,9 +19,10 @@ import (
 	"github.com/bilancia/bilancia/wire"
 )
 
-// This file is the checked load itself, shared by Run and by the chaos
-// tests in e2e: requests with known answers, sent at a steady rate, every
-// reply checked, and every reply that reaches a client's inbox counted.
+// The checked load itself, shared by Run and by the chaos matrix in e2e:
+// requests with known answers, sent at a steady rate through clients whose
+// every reply is checked, and every reply that reaches a client's inbox
+// counted.
 
 // Record is one request of a checked load and what became of it.
 type Record struct {
@@ -46,6 +46,9 @@ func (rc *Record) Code() int {
 	}
 	return 0
 }
+
+// Resent says the client had to send the request more than once.
+func (rc *Record) Resent() bool { return rc.Res != nil && rc.Res.Sends > 1 }
 
 // Hurt says a fault touched the request: it failed, or needed a resend by
 // the client or a second worker.
@@ -193,12 +196,50 @@ func (w *Wire) Counts() map[string]int {
 	return maps.Clone(w.n)
 }
 
-// Percentile returns the p-th percentile of ds (nearest rank), sorting ds.
-func Percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
+// Clients are the clients of a checked load, each on a connection of its
+// own whose replies are counted on the wire.
+type Clients struct {
+	List  []*client.Client
+	Wire  Wire
+	conns []*nats.Conn
+}
+
+// Dial opens n clients named prefix-c0, prefix-c1, ..., client i on the
+// connection that dial(name, i) opens, and counts the replies on every
+// connection's inbox. cfg configures each client; Dial sets its Conn and
+// Name. Its errors are dial's, or else wrap ErrConnect; it then closes
+// what it opened.
+func Dial(n int, prefix string, dial func(name string, i int) (*nats.Conn, error), cfg client.Config) (*Clients, error) {
+	cs := &Clients{}
+	for i := range n {
+		name := fmt.Sprintf("%s-c%d", prefix, i)
+		nc, err := dial(name, i)
+		if err != nil {
+			cs.Close()
+			return nil, err
+		}
+		cs.conns = append(cs.conns, nc)
+		if err := cs.Wire.Watch(nc); err != nil {
+			cs.Close()
+			return nil, fmt.Errorf("%w: %w", ErrConnect, err)
+		}
+		cfg.Conn, cfg.Name = nc, name
+		c, err := client.Connect(cfg)
+		if err != nil {
+			cs.Close()
+			return nil, fmt.Errorf("%w: %w", ErrConnect, err)
+		}
+		cs.List = append(cs.List, c)
 	}
-	slices.Sort(ds)
-	i := int(float64(len(ds))*p/100+0.5) - 1
-	return ds[max(0, min(i, len(ds)-1))]
+	return cs, nil
+}
+
+// Close closes the clients, then their connections.
+func (cs *Clients) Close() {
+	for _, c := range cs.List {
+		c.Close()
+	}
+	for _, nc := range cs.conns {
+		nc.Close()
+	}
 }

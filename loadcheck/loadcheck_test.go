@@ -91,8 +91,8 @@ func TestDetection(t *testing.T) {
 }
 
 func TestReportLine(t *testing.T) {
-	r := &Report{Fault: "worker-stop", Requests: 10, Sent: 10, OK: 9, Lost: 1, P99: 12 * time.Millisecond,
-		Detect: 80 * time.Millisecond, Detected: true}
+	r := &Report{Requests: 10, Columns: Columns{Fault: "worker-stop", Sent: 10, OK: 9, Lost: 1, P99: 12 * time.Millisecond,
+		Detect: 80 * time.Millisecond, Detected: true}}
 	want := "fault=worker-stop sent=10 ok=9 lost=1 wrong=0 dup=0 p99=12ms detect=80ms recover=none "
 	if got := r.Line(); !strings.HasPrefix(got, want) {
 		t.Errorf("Line() = %q; want it to start with %q", got, want)
