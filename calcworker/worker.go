@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/bilancia/bilancia/calcworker/calc"
+	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -294,66 +294,6 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// heartbeatTick sends a heartbeat from the timer and sets the next. A
-// timer rather than a goroutine per worker: a process of a thousand
-// simulated workers would park a thousand goroutines for it.
-func (w *Worker) heartbeatTick() {
-	w.hbMu.Lock()
-	defer w.hbMu.Unlock()
-	if w.hbTimer == nil {
-		return // stopped: the draining heartbeat has the last word
-	}
-	w.heartbeat()
-	w.hbTimer.Reset(jittered(w.cfg.Heartbeat))
-}
-
-// stopHeartbeats ends the timer's heartbeats; none is sent after it
-// returns.
-func (w *Worker) stopHeartbeats() {
-	w.hbMu.Lock()
-	defer w.hbMu.Unlock()
-	if w.hbTimer != nil {
-		w.hbTimer.Stop()
-		w.hbTimer = nil
-	}
-}
-
-// jittered spreads d by ±10%.
-func jittered(d time.Duration) time.Duration {
-	j := d / 10
-	if j <= 0 {
-		return d
-	}
-	return d - j + rand.N(2*j+1)
-}
-
-// Heartbeat returns the heartbeat the worker would send now.
-func (w *Worker) Heartbeat() wire.Heartbeat {
-	host, _ := os.Hostname()
-	return wire.Heartbeat{
-		ID:          w.cfg.ID,
-		Subject:     w.Subject(),
-		State:       w.state.Load().(string),
-		Seq:         w.seq.Add(1),
-		IntervalMS:  w.cfg.Heartbeat.Milliseconds(),
-		Inflight:    w.inflight.Load(),
-		Served:      w.served.Load(),
-		Errors:      w.errs.Load(),
-		Concurrency: w.cfg.Concurrency,
-		StartedAt:   w.start,
-		Version:     wire.Version,
-		Host:        host,
-	}
-}
-
-func (w *Worker) heartbeat() {
-	b, _ := json.Marshal(w.Heartbeat())
-	if err := w.nc.Publish(w.subj.Heartbeat(w.cfg.ID), b); err != nil && w.cfg.OnError != nil &&
-		!errors.Is(err, nats.ErrConnectionClosed) {
-		w.cfg.OnError(fmt.Errorf("calcworker: heartbeat: %w", err))
-	}
-}
-
 // Shutdown drains the worker: it announces draining, stops taking new
 // requests, finishes the ones in flight (until ctx ends, when they are
 // cancelled), and stops heartbeating. Safe to call more than once and
@@ -381,21 +321,7 @@ func (w *Worker) shutdown(ctx context.Context) error {
 	}
 	// Drain delivers what the server already sent us, then closes.
 	for _, s := range w.subs {
-		if !w.nc.IsConnected() {
-			// Nothing more can arrive while cut off from the broker, and
-			// a drain would wait for a reconnect that may never come.
-			_ = s.Unsubscribe()
-			continue
-		}
-		closed := s.StatusChanged(nats.SubscriptionClosed)
-		if err := s.Drain(); err != nil {
-			continue
-		}
-		select {
-		case <-closed:
-		case <-ctx.Done():
-			_ = s.Unsubscribe()
-		}
+		natsutil.Drain(ctx, s, w.nc)
 	}
 	w.mu.Lock()
 	w.stopped = true

@@ -1,0 +1,74 @@
+package calcworker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bilancia/bilancia/wire"
+)
+
+// heartbeatTick sends a heartbeat from the timer and sets the next. A
+// timer rather than a goroutine per worker: a process of a thousand
+// simulated workers would park a thousand goroutines for it.
+func (w *Worker) heartbeatTick() {
+	w.hbMu.Lock()
+	defer w.hbMu.Unlock()
+	if w.hbTimer == nil {
+		return // stopped: the draining heartbeat has the last word
+	}
+	w.heartbeat()
+	w.hbTimer.Reset(jittered(w.cfg.Heartbeat))
+}
+
+// stopHeartbeats ends the timer's heartbeats; none is sent after it
+// returns.
+func (w *Worker) stopHeartbeats() {
+	w.hbMu.Lock()
+	defer w.hbMu.Unlock()
+	if w.hbTimer != nil {
+		w.hbTimer.Stop()
+		w.hbTimer = nil
+	}
+}
+
+// jittered spreads d by ±10%.
+func jittered(d time.Duration) time.Duration {
+	j := d / 10
+	if j <= 0 {
+		return d
+	}
+	return d - j + rand.N(2*j+1)
+}
+
+// Heartbeat returns the heartbeat the worker would send now.
+func (w *Worker) Heartbeat() wire.Heartbeat {
+	host, _ := os.Hostname()
+	return wire.Heartbeat{
+		ID:          w.cfg.ID,
+		Subject:     w.Subject(),
+		State:       w.state.Load().(string),
+		Seq:         w.seq.Add(1),
+		IntervalMS:  w.cfg.Heartbeat.Milliseconds(),
+		Inflight:    w.inflight.Load(),
+		Served:      w.served.Load(),
+		Errors:      w.errs.Load(),
+		Concurrency: w.cfg.Concurrency,
+		StartedAt:   w.start,
+		Version:     wire.Version,
+		Host:        host,
+	}
+}
+
+func (w *Worker) heartbeat() {
+	b, _ := json.Marshal(w.Heartbeat())
+	if err := w.nc.Publish(w.subj.Heartbeat(w.cfg.ID), b); err != nil && w.cfg.OnError != nil &&
+		!errors.Is(err, nats.ErrConnectionClosed) {
+		w.cfg.OnError(fmt.Errorf("calcworker: heartbeat: %w", err))
+	}
+}
