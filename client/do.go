@@ -1,0 +1,187 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/bilancia/bilancia/internal/natsutil"
+	"github.com/bilancia/bilancia/wire"
+)
+
+// Do sends command and waits for its reply, retrying on "no responders"
+// and on attempts left unanswered, within ctx's deadline (or cfg.Timeout).
+// A service error comes back as *wire.Error; a request that gets no reply
+// in time comes back as a *wire.Error with code 504.
+func (c *Client) Do(ctx context.Context, command string) (*Result, error) {
+	return c.DoBytes(ctx, []byte(command))
+}
+
+// DoBytes is Do for a payload already in bytes.
+func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
+	start := time.Now()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = start.Add(c.cfg.Timeout)
+	}
+	id := uuid.NewString()
+	token := nuid.Next()
+	cl := &call{ch: make(chan *nats.Msg, 1)}
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.pending[token] = cl
+	c.mu.Unlock()
+	c.inflight.Add(1)
+	c.stats.requests.Add(1)
+	retrying := false // counted in c.retrying
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, token)
+		c.mu.Unlock()
+		c.inflight.Add(-1)
+		if retrying {
+			c.retrying.Add(-1)
+		}
+	}()
+
+	send := func() error {
+		m := nats.NewMsg(c.reqSubj)
+		m.Reply = c.inbox + token
+		m.Data = payload
+		m.Header.Set(wire.HdrRequestID, id)
+		m.Header.Set(wire.HdrClient, c.cfg.Name)
+		m.Header.Set(wire.HdrTimeout, strconv.FormatInt(time.Until(deadline).Milliseconds(), 10))
+		return c.nc.PublishMsg(m)
+	}
+	if err := send(); err != nil {
+		return nil, c.sendErr(err)
+	}
+	sends := 1
+	attemptWait := c.cfg.AttemptTimeout
+	backoff := 5 * time.Millisecond
+	// backingOff: the last answer was "no responders", and the next send
+	// ends the backoff. noDispatcher: no dispatcher took the request, so
+	// running out of time is a 503, not a 504.
+	backingOff, noDispatcher := false, false
+	// One timer serves both the deadline and the next send.
+	nextSend := start.Add(attemptWait)
+	timer := time.NewTimer(attemptWait)
+	defer timer.Stop()
+	rearm := func(now time.Time) { timer.Reset(min(nextSend.Sub(now), deadline.Sub(now))) }
+	rearm(start)
+
+	for {
+		select {
+		case m := <-cl.ch:
+			if natsutil.IsNoResponders(m) {
+				// No dispatcher listens right now (restarting, or a
+				// reconnect in progress): back off and send again.
+				backingOff, noDispatcher = true, true
+				now := time.Now()
+				nextSend = now.Add(jitter(backoff))
+				backoff = min(backoff*2, 500*time.Millisecond)
+				rearm(now)
+				continue
+			}
+			return c.result(m, id, sends, start)
+		case now := <-timer.C:
+			if !now.Before(deadline) {
+				return nil, c.timeoutErr(noDispatcher, start, sends)
+			}
+			if now.Before(nextSend) {
+				rearm(now)
+				continue
+			}
+			if !backingOff && sends >= c.cfg.MaxAttempts {
+				nextSend = deadline // no more sends: wait for a reply
+				rearm(now)
+				continue
+			}
+			if !retrying {
+				if !c.budget.Allows(c.inflight.Load(), c.retrying.Load()) {
+					c.stats.denied.Add(1)
+					nextSend = now.Add(attemptWait)
+					rearm(now)
+					continue
+				}
+				retrying = true
+				c.retrying.Add(1)
+			}
+			if err := send(); err != nil {
+				return nil, c.sendErr(err)
+			}
+			c.stats.retries.Add(1)
+			sends++
+			if backingOff {
+				backingOff = false
+			} else {
+				attemptWait *= 2
+			}
+			nextSend = now.Add(attemptWait)
+			rearm(now)
+		case <-c.done:
+			return nil, ErrClosed
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, c.timeoutErr(noDispatcher, start, sends)
+			}
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Client) timeoutErr(noDispatcher bool, start time.Time, sends int) error {
+	if noDispatcher {
+		return wire.NewError(wire.CodeUnavailable, "no dispatcher is listening on "+c.reqSubj)
+	}
+	return wire.NewError(wire.CodeDeadline,
+		fmt.Sprintf("no reply within %v after %d send(s)", time.Since(start).Round(time.Millisecond), sends))
+}
+
+func (c *Client) sendErr(err error) error {
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		return ErrClosed
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return wire.NewError(wire.CodeTooLarge, "request larger than the server's max payload")
+	}
+	return fmt.Errorf("client: send: %w", err)
+}
+
+func (c *Client) result(m *nats.Msg, id string, sends int, start time.Time) (*Result, error) {
+	r := &Result{ID: id, Sends: sends, Latency: time.Since(start)}
+	if m.Header != nil {
+		r.Worker = m.Header.Get(wire.HdrWorker)
+		r.Dispatcher = m.Header.Get(wire.HdrDispatcher)
+		r.Attempts, _ = strconv.Atoi(m.Header.Get(wire.HdrAttempts))
+	}
+	if e := wire.ErrorFromMsg(m); e != nil {
+		return r, e
+	}
+	if err := json.Unmarshal(m.Data, &r.Reply); err != nil {
+		return r, wire.NewError(wire.CodeInternal, "reply is not valid JSON: "+err.Error())
+	}
+	if r.Reply.Error != nil {
+		return r, r.Reply.Error
+	}
+	if r.Worker == "" {
+		r.Worker = r.Reply.Worker
+	}
+	return r, nil
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
