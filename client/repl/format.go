@@ -39,7 +39,7 @@ func formatReply(cmd string, r *client.Result, lat time.Duration, err error) str
 		if w == "" {
 			w = "?"
 		}
-		text = "[" + w + "] " + shorten(cmd) + " = " + shorten(r.ResultString())
+		text = "[" + safe(w) + "] " + shorten(cmd) + " = " + shorten(r.ResultString())
 	}
 	if pad := replyWidth - utf8.RuneCountInString(text); pad > 0 {
 		text += strings.Repeat(" ", pad)
@@ -58,17 +58,18 @@ func formatReply(cmd string, r *client.Result, lat time.Duration, err error) str
 func formatError(what string, err error) string {
 	var we *wire.Error
 	if errors.As(err, &we) {
-		return fmt.Sprintf("[error %d] %s: %s", we.Code, what, we.Message)
+		return fmt.Sprintf("[error %d] %s: %s", we.Code, what, safe(we.Message))
 	}
-	return fmt.Sprintf("[error] %s: %v", what, err)
+	return fmt.Sprintf("[error] %s: %s", what, safe(err.Error()))
 }
 
+// shorten cuts s to maxShown runes and escapes it for the terminal.
 func shorten(s string) string {
-	if utf8.RuneCountInString(s) <= maxShown {
-		return s
+	if utf8.RuneCountInString(s) > maxShown {
+		r := []rune(s)
+		s = string(r[:maxShown-1]) + "…"
 	}
-	r := []rune(s)
-	return string(r[:maxShown-1]) + "…"
+	return safe(s)
 }
 
 // fmtLatency is "0.4 ms" below a second, "1.25 s" from there.
@@ -111,18 +112,18 @@ func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 		}
 		var about []string
 		if d.Version != "" {
-			about = append(about, "v"+strings.TrimPrefix(d.Version, "v"))
+			about = append(about, "v"+safe(strings.TrimPrefix(d.Version, "v")))
 		}
 		if d.Strategy != "" {
-			about = append(about, d.Strategy)
+			about = append(about, safe(d.Strategy))
 		}
 		if d.Subject != "" && !strings.HasSuffix(d.Subject, ".request") {
-			about = append(about, "on "+d.Subject) // beside the usual dispatchers
+			about = append(about, "on "+safe(d.Subject)) // beside the usual dispatchers
 		}
 		if !d.StartedAt.IsZero() {
 			about = append(about, "up "+max(now.Sub(d.StartedAt), 0).Round(time.Second).String())
 		}
-		head := "dispatcher " + d.Dispatcher
+		head := "dispatcher " + safe(d.Dispatcher)
 		if len(about) > 0 {
 			head += " (" + strings.Join(about, ", ") + ")"
 		}
@@ -134,11 +135,11 @@ func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSTATE\tLAST HEARTBEAT\tSERVED\tIN-FLIGHT\tERRORS\tEJECTIONS")
 		for _, ws := range d.Workers {
-			state := ws.State
+			state := safe(ws.State)
 			if ws.Reason != "" {
-				state += " (" + ws.Reason + ")"
+				state += " (" + safe(ws.Reason) + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", ws.ID, state, fmtAge(ws.LastHeartbeat, now),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", safe(ws.ID), state, fmtAge(ws.LastHeartbeat, now),
 				ws.Served, ws.Inflight, ws.Errors, ws.Ejections)
 		}
 		_ = tw.Flush() // w's errors are the caller's to see

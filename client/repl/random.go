@@ -131,7 +131,7 @@ func (st *randomStats) summary(n, sent int, elapsed time.Duration) string {
 	fmt.Fprintf(&b, "%d ok, %d failed in %.2f s (%.0f req/s), p50 %s, p99 %s\n",
 		st.ok, st.fail, elapsed.Seconds(), rate, p50, p99)
 	b.WriteString("per worker: ")
-	b.WriteString(counts(st.perWorker, func(k string, v int) string { return k + " " + strconv.Itoa(v) }))
+	b.WriteString(counts(st.perWorker, func(k string, v int) string { return safe(k) + " " + strconv.Itoa(v) }))
 	b.WriteString("\n")
 	if len(st.errs) > 0 {
 		b.WriteString("errors: ")
