@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/bilancia/bilancia/internal/natsutil"
 )
 
 // NATSFlags are the connection flags every connecting role shares.
@@ -23,60 +26,78 @@ type NATSFlags struct {
 	TLSKey       string        `name:"tls-key" type:"existingfile" help:"TLS client key."`
 	TLSCA        string        `name:"tls-ca" type:"existingfile" help:"TLS certificate authority."`
 	ConnectWait  time.Duration `default:"0s" help:"Keep trying to connect for this long at start (0 = fail at once)."`
-	PingInterval time.Duration `default:"5s" help:"Ping the server this often and move to another after 2 unanswered pings (nats.go's default is 2m): a node cut off without a TCP reset is only noticed this way."`
+	PingInterval time.Duration `default:"5s" help:"Ping the server this often; after 2 unanswered pings, move to another (0 = nats.go's default)."`
 }
 
 // errNoServer is shown as one plain sentence.
 var errNoServer = errors.New("no NATS server answered")
 
-// connect dials NATS with reconnects that never give up: a role outlives
-// broker restarts and moves to another cluster node on its own.
+// connect dials NATS with reconnects that never give up (natsutil.Options):
+// a role outlives broker restarts and moves to another cluster node on its
+// own. With --connect-wait it keeps trying that long at start.
 func (f *NATSFlags) connect(name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
-	opts := []nats.Option{
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		nats.ReconnectJitter(100*time.Millisecond, 100*time.Millisecond),
-	}
-	if log != nil {
-		opts = append(opts,
-			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-				if err != nil { // nil: we closed it ourselves
-					log.Warn("nats disconnected", "error", err.Error())
-				}
-			}),
-			nats.ReconnectHandler(func(nc *nats.Conn) {
-				log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
-			}),
-			nats.ErrorHandler(func(nc *nats.Conn, s *nats.Subscription, err error) {
-				subj := ""
-				if s != nil {
-					subj = s.Subject
-				}
-				log.Error("nats error", "subject", subj, "error", err.Error())
-			}),
-		)
-	}
 	auth, err := f.options()
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, auth...)
+	opts := append(natsutil.Options(name, log), auth...)
 	opts = append(opts, extra...)
-	deadline := time.Now().Add(f.ConnectWait)
-	for {
+	if f.ConnectWait <= 0 {
 		nc, err := nats.Connect(f.NATS, opts...)
-		if err == nil {
-			return nc, nil
+		if err != nil {
+			return nil, f.connectFailure(err)
 		}
-		if time.Now().After(deadline) {
-			if errors.Is(err, nats.ErrNoServers) || strings.Contains(err.Error(), "connection refused") {
-				return nil, fmt.Errorf("%w at %s", errNoServer, f.NATS)
-			}
-			return nil, fmt.Errorf("connect to %s: %w", f.NATS, err)
-		}
-		time.Sleep(250 * time.Millisecond) // a start-up retry, not synchronisation
+		return nc, nil
 	}
+	return f.connectWaiting(opts)
+}
+
+// connectWaiting lets nats.go retry a failed first connect as it does a
+// reconnect, and waits until it is connected, for --connect-wait at most.
+func (f *NATSFlags) connectWaiting(opts []nats.Option) (*nats.Conn, error) {
+	deadline := time.NewTimer(f.ConnectWait)
+	defer deadline.Stop()
+	var dialErr atomic.Pointer[error] // the last try's, as without the wait
+	nc, err := nats.Connect(f.NATS, append(opts,
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { dialErr.Store(&err) }),
+	)...)
+	if err != nil {
+		return nil, f.connectFailure(err)
+	}
+	status := nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
+	defer nc.RemoveStatusListener(status)
+wait:
+	for !nc.IsConnected() && !nc.IsClosed() {
+		select {
+		case <-status:
+		case <-deadline.C:
+			break wait
+		}
+	}
+	if nc.IsConnected() {
+		return nc, nil
+	}
+	// A server that answered and refused (authentication) left its error
+	// on the connection; else the last dial's tells why none answered,
+	// unless it was only refused.
+	err = nc.LastError()
+	nc.Close()
+	if p := dialErr.Load(); err == nil && p != nil && !errors.Is(*p, syscall.ECONNREFUSED) {
+		err = *p
+	}
+	if err == nil {
+		err = nats.ErrNoServers
+	}
+	return nil, f.connectFailure(err)
+}
+
+// connectFailure is a failed connect as the user reads it.
+func (f *NATSFlags) connectFailure(err error) error {
+	if errors.Is(err, nats.ErrNoServers) {
+		return fmt.Errorf("%w at %s", errNoServer, f.NATS)
+	}
+	return fmt.Errorf("connect to %s: %w", f.NATS, err)
 }
 
 // options returns the ping, credential and TLS options, for connect and

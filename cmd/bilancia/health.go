@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -113,9 +114,12 @@ func statuses(ctx context.Context, nc *nats.Conn, subj wire.Subjects) (<-chan wi
 			case <-t.C:
 				_ = nc.PublishRequest(subj.Status(), inbox, nil)
 			case m := <-msgs:
+				if natsutil.IsNoResponders(m) {
+					continue // none yet: ask again at the next tick
+				}
 				var st wire.Status
 				if json.Unmarshal(m.Data, &st) != nil || st.Dispatcher == "" {
-					continue // e.g. a "no responders" status
+					continue
 				}
 				select {
 				case out <- st:
