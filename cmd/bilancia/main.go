@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -28,6 +29,9 @@ type CLI struct {
 	Health     HealthCmd     `cmd:"" help:"Check a broker, dispatcher or worker, for container health checks (exit 0 = healthy)."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 }
+
+// shutdownGrace bounds a role's drain after SIGTERM.
+const shutdownGrace = 30 * time.Second
 
 // exitError carries an exit code with a message already shown or to show.
 type exitError struct {

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/bilancia/bilancia/broker"
+)
+
+// BrokerCmd runs an embedded nats-server.
+type BrokerCmd struct {
+	Host         string        `default:"127.0.0.1" help:"Client listen address (0.0.0.0 for all)."`
+	Port         int           `default:"4222" help:"Client port (-1 = random)."`
+	Name         string        `help:"Server name (default: generated)."`
+	Config       string        `type:"existingfile" help:"A nats-server configuration file; flags given explicitly override it."`
+	ClusterName  string        `help:"Cluster name (default bilancia when clustered)."`
+	ClusterHost  string        `help:"Route listen address (default: --host)."`
+	ClusterPort  int           `help:"Route port; 0 = no cluster."`
+	Routes       []string      `help:"Routes to other brokers, e.g. nats://b2:6222,nats://b3:6222."`
+	HTTPPort     int           `name:"http-port" help:"Monitoring port for /varz, /routez, /connz; 0 = off."`
+	MaxPayload   int32         `help:"Largest message in bytes (0 = 1 MiB)."`
+	PingInterval time.Duration `help:"Ping clients and routes this often (0 = nats-server's defaults)."`
+	Debug        bool          `help:"Log nats-server debug lines."`
+	Trace        bool          `help:"Log nats-server protocol traces."`
+
+	Dispatcher      bool   `help:"Also run a dispatcher in this process, on an in-process connection, set up by the dispatcher flags."`
+	Prefix          string `default:"calc" help:"Subject prefix (with --dispatcher)."`
+	DispatcherFlags `embed:""`
+}
+
+func (c *BrokerCmd) Run(g *globals) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(c.Debug || c.Trace)}))
+	b, err := broker.New(broker.Config{
+		Host: c.Host, Port: c.Port, ServerName: c.Name, ConfigFile: c.Config,
+		ClusterName: c.ClusterName, ClusterHost: c.ClusterHost, ClusterPort: c.ClusterPort,
+		Routes: c.Routes, HTTPPort: c.HTTPPort, MaxPayload: c.MaxPayload, PingInterval: c.PingInterval,
+		Logger: log, Debug: c.Debug, Trace: c.Trace,
+	})
+	if err != nil {
+		return err
+	}
+	if err := b.Start(g.ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "broker listening on %s", b.ClientURL())
+	if u := b.ClusterURL(); u != "" {
+		fmt.Fprintf(os.Stderr, ", routes on %s", u)
+	}
+	if u := b.MonitorURL(); u != "" {
+		fmt.Fprintf(os.Stderr, ", monitoring on %s", u)
+	}
+	fmt.Fprintln(os.Stderr)
+	if c.Pprof != "" {
+		stop, err := servePprof(c.Pprof)
+		if err != nil {
+			b.Shutdown()
+			return err
+		}
+		defer stop()
+	}
+	var d *runningDispatcher
+	if c.Dispatcher {
+		if d, err = c.startInside(b); err != nil {
+			b.Shutdown()
+			return err
+		}
+	}
+	brokerGone := false
+	select {
+	case <-g.ctx.Done():
+	case <-waitChan(b.WaitForShutdown):
+		brokerGone = true
+	}
+	if d != nil {
+		// The dispatcher drains first, while the broker still carries its
+		// last replies; at once if the broker is already gone: no reply
+		// could reach a client any more.
+		grace := shutdownGrace
+		if brokerGone {
+			grace = 0
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		err = d.stop(ctx)
+		cancel()
+		if brokerGone {
+			err = nil // the broker's own end, as without --dispatcher
+		}
+	}
+	b.Shutdown()
+	return err
+}
+
+// startInside starts the dispatcher of --dispatcher on an in-process
+// connection to b.
+func (c *BrokerCmd) startInside(b *broker.Broker) (*runningDispatcher, error) {
+	if b.AuthRequired() {
+		// Refused at once: an in-process connect the broker turns down
+		// hangs on the pipe until nats-server's write deadline.
+		return nil, &exitError{1, "--dispatcher: this broker requires authentication, which a dispatcher inside it " +
+			"does not bring; run bilancia dispatcher as a process of its own, with credentials"}
+	}
+	d, err := c.startDispatcher(&NATSFlags{NATS: b.ClientURL(), Prefix: c.Prefix}, b.Server(), os.Stderr)
+	if de := (*dialError)(nil); errors.As(err, &de) {
+		return nil, &exitError{1, "--dispatcher: could not connect to its broker: " + err.Error()}
+	}
+	return d, err
+}
+
+func logLevel(debug bool) slog.Level {
+	if debug {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+func waitChan(f func()) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { f(); close(ch) }()
+	return ch
+}

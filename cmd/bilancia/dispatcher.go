@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bilancia/bilancia/dispatcher"
+	"github.com/bilancia/bilancia/internal/logfile"
+)
+
+// DispatcherFlags configure a dispatcher: in its own process, inside the
+// broker (broker --dispatcher) or in up.
+type DispatcherFlags struct {
+	ID             string        `help:"Dispatcher id (default: random)."`
+	Subject        string        `help:"Take requests on this subject instead of <prefix>.request."`
+	Heartbeat      time.Duration `default:"1s" help:"Workers' heartbeat interval."`
+	DeadAfter      time.Duration `help:"Mark a silent worker down after this long (default 3 heartbeats)."`
+	RequestTimeout time.Duration `default:"5s" help:"Deadline of a request that carries none."`
+	AttemptTimeout time.Duration `default:"1s" help:"Also try the next worker when one is silent this long."`
+	MaxAttempts    int           `default:"3" help:"Workers tried per request on timeouts."`
+	MaxInflight    int           `default:"10000" help:"Requests in flight before answering 503."`
+	Strategy       string        `default:"round-robin" enum:"round-robin,least-inflight" help:"Balancing strategy: round-robin or least-inflight."`
+	EjectAfter     int           `default:"5" help:"Eject a worker after this many timeouts or 5xx in a row (-1 = never)."`
+	EjectFor       time.Duration `default:"5s" help:"Base ejection time; it grows with each ejection."`
+	Log            string        `default:"loadbalancer.log" help:"Log file (JSON lines)."`
+	LogRequests    bool          `default:"true" negatable:"" help:"Log every request."`
+	Pprof          string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
+}
+
+func (f *DispatcherFlags) config(d *dispatcher.Config) {
+	d.ID = f.ID
+	d.Subject = f.Subject
+	d.Heartbeat = f.Heartbeat
+	d.DeadAfter = f.DeadAfter
+	d.RequestTimeout = f.RequestTimeout
+	d.AttemptTimeout = f.AttemptTimeout
+	d.MaxAttempts = f.MaxAttempts
+	d.MaxInflight = f.MaxInflight
+	d.Strategy = f.Strategy
+	d.Outlier = dispatcher.OutlierConfig{Consecutive: f.EjectAfter, BaseEjection: f.EjectFor}
+	d.LogRequests = f.LogRequests
+}
+
+// openLog opens the log file and returns the event logger (file and, if
+// echo is set, stderr) and the file, where request lines go directly.
+func (f *DispatcherFlags) openLog(echo io.Writer) (events *slog.Logger, lf *logfile.File, err error) {
+	lf, err = logfile.Open(f.Log, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open log: %w", err)
+	}
+	file := slog.NewJSONHandler(lf, nil)
+	events = slog.New(file)
+	if echo != nil {
+		events = slog.New(slog.NewMultiHandler(file, slog.NewTextHandler(echo, nil)))
+	}
+	return events, lf, nil
+}
+
+// runningDispatcher is a dispatcher started by startDispatcher, with what
+// it owns: its connections and its log file.
+type runningDispatcher struct {
+	d      *dispatcher.Dispatcher
+	events *slog.Logger // its event log, which the roles beside it share in up
+	conns  []*nats.Conn
+	lf     *logfile.File
+}
+
+// dialError is a connect of startDispatcher that failed, told apart from
+// the dispatcher's own errors so that broker --dispatcher can say which
+// connection it was.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// startDispatcher starts a dispatcher from the flags: it opens the log
+// (the events also go to echo, if set), connects and starts it. With
+// inproc set it has one in-process connection to that server; otherwise
+// it connects to nf's URLs and takes the workers' heartbeats on a second,
+// paced connection. The dispatcher role, broker --dispatcher and up all
+// start theirs here.
+func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessConnProvider, echo io.Writer) (*runningDispatcher, error) {
+	events, lf, err := f.openLog(echo)
+	if err != nil {
+		return nil, err
+	}
+	r := &runningDispatcher{events: events, lf: lf}
+	connect := func(name string, extra ...nats.Option) (*nats.Conn, error) {
+		nc, err := nf.connect(name, events, extra...)
+		if err != nil {
+			return nil, &dialError{err}
+		}
+		r.conns = append(r.conns, nc)
+		return nc, nil
+	}
+	cfg := dispatcher.Config{Prefix: nf.Prefix, Logger: events, RequestLog: lf}
+	f.config(&cfg)
+	if inproc != nil {
+		// One connection for requests, replies and heartbeats: in
+		// process, heartbeats cost no system calls, so a paced connection
+		// would save little; and a paced pipe would stall the broker's
+		// writes into it.
+		cfg.Conn, err = connect("bilancia-dispatcher", nats.InProcessServer(inproc))
+	} else if cfg.Conn, err = connect("bilancia-dispatcher"); err == nil {
+		// Heartbeats on a connection of their own, read in batches: with
+		// a large fleet, reading them one by one is most of an idle
+		// dispatcher's CPU.
+		cfg.HeartbeatConn, err = connect("bilancia-dispatcher-heartbeats", nats.SetCustomDialer(dispatcher.PacedDialer{}))
+	}
+	if err == nil {
+		r.d, err = dispatcher.New(cfg)
+	}
+	if err == nil {
+		err = r.d.Start()
+	}
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// stop drains the dispatcher until ctx ends, then closes its connections
+// and its log.
+func (r *runningDispatcher) stop(ctx context.Context) error {
+	err := r.d.Shutdown(ctx)
+	r.close()
+	return err
+}
+
+func (r *runningDispatcher) close() {
+	for _, nc := range r.conns {
+		nc.Close()
+	}
+	r.lf.Close()
+}
+
+// DispatcherCmd runs a dispatcher.
+type DispatcherCmd struct {
+	NATSFlags
+	DispatcherFlags
+	Procs int `default:"1" help:"Threads running its Go code (GOMAXPROCS; 0 = one per core; $GOMAXPROCS, when set, wins)."`
+}
+
+func (c *DispatcherCmd) Run(g *globals) error {
+	if c.Procs < 0 {
+		return fmt.Errorf("--procs %d must not be negative", c.Procs)
+	}
+	if c.Procs > 0 && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(c.Procs)
+	}
+	if c.Pprof != "" {
+		stop, err := servePprof(c.Pprof)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	r, err := c.startDispatcher(&c.NATSFlags, nil, os.Stderr)
+	if err != nil {
+		return err
+	}
+	<-g.ctx.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	return r.stop(ctx)
+}

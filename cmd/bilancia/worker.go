@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bilancia/bilancia/calcworker"
+	"github.com/bilancia/bilancia/calcworker/calc"
+)
+
+// WorkerFlags configure a calc worker, in its own process or in up.
+type WorkerFlags struct {
+	Concurrency int           `default:"16" help:"Requests computed at once."`
+	Delay       time.Duration `help:"Add this delay to every request (simulates a slow worker)."`
+	MaxSleep    time.Duration `default:"30s" help:"Upper bound of the sleep op."`
+	MaxSpin     time.Duration `default:"10s" help:"Upper bound of the spin op."`
+	ServeDirect bool          `help:"Also serve <prefix>.direct in queue group workers (for bench --compare)."`
+}
+
+// workerPlan says which workers startWorkers starts and how they connect.
+type workerPlan struct {
+	ids        []string // a worker each; "" = a random id
+	prefix     string
+	heartbeat  time.Duration
+	drainGrace time.Duration
+	log        *slog.Logger // hears the workers' asynchronous errors
+	// connect dials a connection: one for every worker, or with oneConn
+	// one that they share, along with --concurrency compute goroutines
+	// when they are several (worker --replicas, simulating a fleet).
+	connect func() (*nats.Conn, error)
+	oneConn bool
+}
+
+// workerSet is workers started by startWorkers, with what they own.
+type workerSet struct {
+	workers []*calcworker.Worker
+	conns   []*nats.Conn
+	shared  *calcworker.Shared
+}
+
+// startWorkers starts the workers of p from the flags. The worker role
+// (with --replicas) and up start theirs here.
+func (f *WorkerFlags) startWorkers(p workerPlan) (*workerSet, error) {
+	s := &workerSet{}
+	fail := func(err error) (*workerSet, error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // what started stops at once
+		_ = s.stop(ctx, nil)
+		return nil, err
+	}
+	var nc *nats.Conn
+	if p.oneConn {
+		var err error
+		if nc, err = p.connect(); err != nil {
+			return nil, err
+		}
+		s.conns = append(s.conns, nc)
+		if len(p.ids) > 1 {
+			s.shared = calcworker.NewShared(f.Concurrency, 0)
+		}
+	}
+	for _, id := range p.ids {
+		if !p.oneConn {
+			var err error
+			if nc, err = p.connect(); err != nil {
+				return fail(err)
+			}
+			s.conns = append(s.conns, nc)
+		}
+		w, err := calcworker.New(calcworker.Config{
+			Conn: nc, ID: id, Prefix: p.prefix, Heartbeat: p.heartbeat, Concurrency: f.Concurrency,
+			ServeDirect: f.ServeDirect, DrainGrace: p.drainGrace, Shared: s.shared,
+			Env:     calc.Env{MaxSleep: f.MaxSleep, MaxSpin: f.MaxSpin, Delay: f.Delay},
+			OnError: func(err error) { p.log.Warn(err.Error()) },
+		})
+		if err == nil {
+			err = w.Start()
+		}
+		if err != nil {
+			return fail(err)
+		}
+		s.workers = append(s.workers, w)
+	}
+	return s, nil
+}
+
+// stop drains the workers together until ctx ends, then closes their
+// connections. A non-nil log hears each worker's draining and end.
+func (s *workerSet) stop(ctx context.Context, log *slog.Logger) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.workers))
+	for i, w := range s.workers {
+		if log != nil {
+			log.Info("worker draining", "id", w.ID(), "inflight", w.Stats().Inflight)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = w.Shutdown(ctx) }()
+	}
+	wg.Wait()
+	if log != nil {
+		for _, w := range s.workers {
+			st := w.Stats()
+			log.Info("worker stopped", "id", w.ID(), "served", st.Served, "errors", st.Errors)
+		}
+	}
+	for _, nc := range s.conns {
+		nc.Close() // nothing more arrives for the shared pool
+	}
+	if s.shared != nil {
+		s.shared.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// WorkerCmd runs a calc worker.
+type WorkerCmd struct {
+	NATSFlags
+	WorkerFlags
+	ID         string        `help:"Worker id (default: w- and 4 random hex digits)."`
+	Heartbeat  time.Duration `default:"1s" help:"Heartbeat interval (jittered by 10%)."`
+	Replicas   int           `default:"1" help:"Run this many workers in this process, as <id>-0, <id>-1 and so on."`
+	DrainGrace time.Duration `default:"200ms" help:"On SIGTERM, keep serving this long after announcing draining."`
+	Pprof      string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6061 (off by default)."`
+}
+
+func (c *WorkerCmd) Run(g *globals) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if c.Replicas < 1 || c.Replicas > 10000 {
+		return fmt.Errorf("--replicas must be between 1 and 10000")
+	}
+	id := c.ID
+	if id == "" {
+		id = calcworker.NewID()
+	}
+	ids := []string{id}
+	if c.Replicas > 1 {
+		ids = make([]string, c.Replicas)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%s-%d", id, i)
+		}
+	}
+	if c.Pprof != "" {
+		stop, err := servePprof(c.Pprof)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	ws, err := c.startWorkers(workerPlan{
+		ids: ids, prefix: c.Prefix, heartbeat: c.Heartbeat, drainGrace: c.DrainGrace, log: log,
+		connect: func() (*nats.Conn, error) { return c.connect("bilancia-worker "+id, log) },
+		oneConn: true,
+	})
+	if err != nil {
+		return err
+	}
+	if c.Replicas == 1 {
+		log.Info("worker started", "id", id, "subject", ws.workers[0].Subject(), "concurrency", c.Concurrency)
+	} else {
+		log.Info("workers started", "ids", fmt.Sprintf("%s-0..%s-%d", id, id, c.Replicas-1), "concurrency", c.Concurrency)
+	}
+	<-g.ctx.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	return ws.stop(ctx, log)
+}
