@@ -18,7 +18,7 @@ import (
 // --compare it also starts the system it measures.
 type BenchCmd struct {
 	NATSFlags
-	Subject        string        `help:"Send requests here instead of <prefix>.request; <prefix>.direct reaches the workers' queue group, bypassing the dispatcher."`
+	Subject        string        `help:"Send requests here instead of <prefix>.request (<prefix>.direct: the workers' queue group, without the dispatcher)."`
 	Concurrency    []int         `default:"16" help:"Requests outstanding (closed loop); a list like 1,16,64,256 runs each level in turn."`
 	Duration       time.Duration `default:"10s" help:"How long to measure each run (unless --requests is given)."`
 	Requests       int           `help:"End each run after this many requests instead of after --duration."`
@@ -28,20 +28,20 @@ type BenchCmd struct {
 	Clients        int           `default:"4" help:"NATS connections sharing the load."`
 	Warmup         time.Duration `help:"Send the load this long before measuring each run."`
 	Timeout        time.Duration `default:"10s" help:"Deadline of each request."`
-	Retries        int           `help:"Extra sends of a request left unanswered (default 0: a slow reply counts as slow, not as a reason to resend)."`
+	Retries        int           `help:"Extra sends of a request left unanswered (default 0: a slow reply is not resent)."`
 	JSON           bool          `help:"Print the report as JSON instead of text."`
 	JSONFile       string        `name:"json-file" help:"Also write the JSON report to this file."`
 	Strict         bool          `help:"Exit 1 if any request failed, or if none succeeded."`
-	CPUProfile     string        `name:"cpuprofile" placeholder:"FILE" help:"Write a CPU profile of the load generator itself to FILE (go tool pprof), to see what the load costs on the client side."`
+	CPUProfile     string        `name:"cpuprofile" placeholder:"FILE" help:"Write a CPU profile of the load generator itself to FILE (go tool pprof)."`
 
-	Compare           bool            `help:"Start a broker, workers and a dispatcher as child processes, and compare the load through the dispatcher with the same load sent straight to the workers' queue group."`
+	Compare           bool            `help:"Start a broker, workers and a dispatcher, and compare the load through the dispatcher with the workers' queue group."`
 	Rounds            int             `default:"3" help:"--compare: runs of each path per level, interleaved; the medians are reported."`
-	Strategy          []string        `default:"round-robin" help:"--compare: dispatcher strategies (round-robin, least-inflight); a list compares them in turn; an entry may add dispatcher flags, as in 'round-robin --procs 0'."`
+	Strategy          []string        `default:"round-robin" help:"--compare: dispatcher strategies (round-robin, least-inflight), compared in turn; an entry may add dispatcher flags ('round-robin --procs 0')."`
 	Workers           int             `help:"--compare: worker processes (default 3, or one per --worker-delays entry)."`
 	WorkerDelays      []time.Duration `help:"--compare: the workers' --delay, in order, e.g. 0,0,2ms, to make them unequal."`
 	WorkerConcurrency int             `help:"--compare: each worker's --concurrency (default: the worker's)."`
-	InBroker          bool            `help:"--compare: also measure a dispatcher inside the broker's process (broker --dispatcher, with the first --strategy), beside the separate one."`
-	Keep              string          `placeholder:"DIR" help:"--compare: put the children's output and the dispatcher's log in DIR and keep them (default: a temporary directory, removed unless something fails)."`
+	InBroker          bool            `help:"--compare: also measure a dispatcher inside the broker's process (broker --dispatcher, the first --strategy)."`
+	Keep              string          `placeholder:"DIR" help:"--compare: keep the children's output and the dispatcher's log in DIR (default: removed unless something fails)."`
 }
 
 func (c *BenchCmd) Run(g *globals) error {
