@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bilancia/bilancia/internal/testutil"
+	"github.com/bilancia/bilancia/internal/supervise"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -49,19 +49,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// childEnv is the environment of every process we start: ours without the
-// variables that would configure bilancia behind the test's back.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "BILANCIA_") || strings.HasPrefix(kv, "NATS_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
 }
 
 // waitFor is testutil.CheckFor that returns the error instead of failing, for
@@ -88,16 +75,15 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// proc is one process of the binary.
+// proc is one process of the binary, run by the supervisor bench
+// --compare uses too: its own process group, killed by the kernel if the
+// test binary dies, and an environment without BILANCIA_* and NATS_*
+// variables, which would configure it behind the test's back.
 type proc struct {
 	name string
-	cmd  *exec.Cmd
+	sp   *supervise.Process
 	out  string // stdout and stderr
 	log  string // a dispatcher's JSON log; "" for other roles
-
-	done  chan struct{}
-	state *os.ProcessState // set when done is closed
-	err   error
 }
 
 // env starts processes for one test and kills what is left at its end.
@@ -133,28 +119,11 @@ func (e *env) start(name string, stdin io.Reader, args ...string) *proc {
 	e.seq++
 	out := filepath.Join(e.dir, fmt.Sprintf("%02d-%s.out", e.seq, name))
 	e.mu.Unlock()
-	f, err := os.Create(out)
+	sp, err := supervise.Start(supervise.Config{Name: name, Path: bin, Args: args, Output: out, Dir: e.dir, Stdin: stdin})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = childEnv()
-	cmd.Dir = e.dir
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = f, f, stdin
-	// Its own process group: a Ctrl-C on the test does not reach it twice,
-	// and signals we send go to it alone.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		e.t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		p.state = cmd.ProcessState
-		f.Close()
-		close(p.done)
-	}()
+	p := &proc{name: name, sp: sp, out: out}
 	e.mu.Lock()
 	e.procs = append(e.procs, p)
 	e.mu.Unlock()
@@ -170,14 +139,12 @@ func (e *env) cleanup() {
 	for i := len(procs) - 1; i >= 0; i-- {
 		p := procs[i]
 		if !p.exited() {
-			_ = p.cmd.Process.Signal(syscall.SIGKILL)
+			_ = p.sp.Signal(syscall.SIGKILL)
 		}
 	}
 	for _, p := range procs {
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			e.t.Errorf("%s (pid %d) did not die after SIGKILL", p.name, p.cmd.Process.Pid)
+		if _, err := p.sp.Wait(10 * time.Second); err != nil {
+			e.t.Errorf("%s (pid %d) did not die after SIGKILL", p.name, p.pid())
 		}
 	}
 	if e.t.Failed() || testing.Verbose() && os.Getenv("E2E_DUMP") != "" {
@@ -215,28 +182,22 @@ func eventLines(path string) string {
 	return b.String()
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *proc) pid() int { return p.sp.PID() }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *proc) exited() bool { return p.sp.Exited() }
 
 func (p *proc) exitString() string {
 	if !p.exited() {
 		return "running"
 	}
-	return p.state.String()
+	return p.sp.State().String()
 }
 
-// signal sends sig to the process; it fails the test if that is impossible.
+// signal sends sig to the process (its process group: the process alone,
+// as it starts none); it fails the test if that is impossible.
 func (p *proc) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.sp.Signal(sig); err != nil {
 		t.Fatalf("signal %v to %s: %v", sig, p.name, err)
 	}
 }
@@ -252,14 +213,7 @@ func (p *proc) kill(t testing.TB) {
 
 // wait waits for the process to exit and returns its exit code (-1 when a
 // signal ended it).
-func (p *proc) wait(timeout time.Duration) (int, error) {
-	select {
-	case <-p.done:
-		return p.state.ExitCode(), nil
-	case <-time.After(timeout):
-		return 0, fmt.Errorf("%s (pid %d) still running after %v", p.name, p.pid(), timeout)
-	}
-}
+func (p *proc) wait(timeout time.Duration) (int, error) { return p.sp.Wait(timeout) }
 
 // output is what the process printed so far.
 func (p *proc) output() string { return readFile(p.out) }
@@ -279,17 +233,17 @@ func (e *env) broker(name string, extra ...string) *broker {
 	args := append([]string{"broker", "--port=-1"}, extra...)
 	p := e.start(name, nil, args...)
 	b := &broker{proc: p}
-	testutil.CheckFor(e.t, 20*time.Second, 10*time.Millisecond, func() error {
-		if p.exited() {
-			e.t.Fatalf("%s exited: %s\n%s", name, p.exitString(), p.output())
-		}
+	err := supervise.Poll(context.Background(), name, 20*time.Second, 10*time.Millisecond, func() error {
 		m := brokerLine.FindStringSubmatch(p.output())
 		if m == nil {
-			return errors.New(name + " is not listening yet")
+			return errors.New("not listening yet")
 		}
 		b.URL, b.RouteURL, b.MonitorURL = m[1], m[2], m[3]
 		return nil
-	})
+	}, p.sp)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	return b
 }
 
@@ -324,13 +278,15 @@ func (e *env) worker(url, id string, extra ...string) *proc {
 }
 
 // run runs the binary to completion within timeout and returns its exit
-// code, stdout and stderr.
+// code, stdout and stderr. Unlike start it keeps stdout and stderr apart
+// (status --json prints its JSON on stdout), so it runs the command itself,
+// with the supervisor's environment.
 func (e *env) run(timeout time.Duration, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = childEnv()
+	cmd.Env = supervise.Env()
 	cmd.Dir = e.dir
 	cmd.Stdin = stdin
 	var o, s bytes.Buffer
