@@ -132,7 +132,7 @@ func runFault(t *testing.T, f fault) {
 	if f.check != nil {
 		f.check(r, s)
 	}
-	line := cols.String() + fmt.Sprintf(" distinct=%d wire_dup=%d", s.Distinct, s.WireDup)
+	line := cols.Line() + fmt.Sprintf(" distinct=%d wire_dup=%d", s.Distinct, s.WireDup)
 	if len(r.extra) > 0 {
 		line += " " + strings.Join(r.extra, " ")
 	}

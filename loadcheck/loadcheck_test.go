@@ -10,8 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/calcworker"
+	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/dispatcher"
 	"github.com/bilancia/bilancia/wire"
 )
@@ -146,21 +147,6 @@ func TestDrawKnowsTheAnswers(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	ds := []time.Duration{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
-	for _, c := range []struct {
-		p    float64
-		want time.Duration
-	}{{0, 1}, {50, 5}, {90, 9}, {99, 10}, {100, 10}} {
-		if got := Percentile(ds, c.p); got != c.want {
-			t.Errorf("Percentile(p%v) = %v, want %v", c.p, got, c.want)
-		}
-	}
-	if got := Percentile(nil, 99); got != 0 {
-		t.Errorf("Percentile of nothing = %v, want 0", got)
-	}
-}
-
 // deployment is a broker, two dispatchers and three workers in this process,
 // with 50 ms heartbeats.
 type deployment struct {
@@ -171,15 +157,7 @@ type deployment struct {
 func newDeployment(t *testing.T) *deployment {
 	t.Helper()
 	const hb = 50 * time.Millisecond
-	b, err := broker.New(broker.Config{Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	dep := &deployment{url: b.ClientURL(), workers: map[string]*calcworker.Worker{}}
+	dep := &deployment{url: brokertest.Run(t).ClientURL(), workers: map[string]*calcworker.Worker{}}
 	conn := func() *nats.Conn {
 		nc, err := nats.Connect(dep.url)
 		if err != nil {
@@ -277,5 +255,40 @@ func TestRunNotWhole(t *testing.T) {
 	})
 	if !errors.Is(err, ErrNotWhole) || !strings.Contains(err.Error(), "d9 did not answer") {
 		t.Errorf("Run = %v; want ErrNotWhole naming d9", err)
+	}
+}
+
+func TestDial(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	var opened []*nats.Conn
+	dial := func(name string, i int) (*nats.Conn, error) {
+		if i == 2 {
+			return nil, errors.New("no third connection")
+		}
+		nc, err := nats.Connect(url, nats.Name(name))
+		if err == nil {
+			opened = append(opened, nc)
+		}
+		return nc, err
+	}
+
+	cs, err := Dial(2, "lc", dial, client.Config{})
+	if err != nil {
+		t.Fatalf("Dial(2) = %v", err)
+	}
+	if len(cs.List) != 2 || opened[0].Opts.Name != "lc-c0" || opened[1].Opts.Name != "lc-c1" {
+		t.Errorf("Dial(2) opened %d clients on %q, %q; want 2 on lc-c0, lc-c1", len(cs.List), opened[0].Opts.Name, opened[1].Opts.Name)
+	}
+	cs.Close()
+	if !opened[0].IsClosed() || !opened[1].IsClosed() {
+		t.Errorf("Close left a connection open")
+	}
+
+	opened = nil
+	if _, err := Dial(3, "lc", dial, client.Config{}); err == nil || err.Error() != "no third connection" {
+		t.Errorf("Dial(3) = %v; want dial's own error", err)
+	}
+	if len(opened) != 2 || !opened[0].IsClosed() || !opened[1].IsClosed() {
+		t.Errorf("a failed Dial left its first connections open")
 	}
 }

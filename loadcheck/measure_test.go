@@ -113,7 +113,22 @@ func TestColumns(t *testing.T) {
 	c := s.Columns("all-workers-down", s.DupIDs)
 	c.Detect, c.Detected = 7*time.Millisecond, true
 	want := "fault=all-workers-down sent=3000 ok=2303 lost=697 wrong=0 dup=1 p99=21ms detect=7ms recover=none"
-	if got := c.String(); got != want {
-		t.Errorf("String() = %q; want %q", got, want)
+	if got := c.Line(); got != want {
+		t.Errorf("Line() = %q; want %q", got, want)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ds := []time.Duration{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{0, 1}, {50, 5}, {90, 9}, {99, 10}, {100, 10}} {
+		if got := Percentile(ds, c.p); got != c.want {
+			t.Errorf("Percentile(p%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := Percentile(nil, 99); got != 0 {
+		t.Errorf("Percentile of nothing = %v, want 0", got)
 	}
 }

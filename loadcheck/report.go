@@ -33,8 +33,9 @@ type Columns struct {
 	Detected, Recovered bool
 }
 
-// String is the columns as the fault matrix prints them.
-func (c *Columns) String() string {
+// Line is the columns as the fault matrix prints them: the start of a
+// fault line. (Report.Line goes on with the run's own fields.)
+func (c *Columns) Line() string {
 	return fmt.Sprintf("fault=%s sent=%d ok=%d lost=%d wrong=%d dup=%d p99=%dms detect=%s recover=%s",
 		c.Fault, c.Sent, c.OK, c.Lost, c.Wrong, c.Dup, c.P99.Milliseconds(),
 		ms(c.Detect, c.Detected), ms(c.Recover, c.Recovered))
@@ -81,7 +82,7 @@ type Report struct {
 
 // Line is the report in the fault matrix's format, with extra fields after.
 func (r *Report) Line() string {
-	s := r.Columns.String()
+	s := r.Columns.Line()
 	s += fmt.Sprintf(" resent=%d wire_dup=%d e503=%d reconnects=%d ready_after=%dms",
 		r.Resent, r.WireDup, r.E503, r.Reconnects, r.ReadyAfter.Milliseconds())
 	if r.Fault != "none" {
