@@ -54,14 +54,12 @@ func (c *BrokerCmd) Run(g *globals) error {
 		fmt.Fprintf(os.Stderr, ", monitoring on %s", u)
 	}
 	fmt.Fprintln(os.Stderr)
-	if c.Pprof != "" {
-		stop, err := servePprof(c.Pprof)
-		if err != nil {
-			b.Shutdown()
-			return err
-		}
-		defer stop()
+	stopPprof, err := servePprof(c.Pprof)
+	if err != nil {
+		b.Shutdown()
+		return err
 	}
+	defer stopPprof()
 	var d *runningDispatcher
 	if c.Dispatcher {
 		if d, err = c.startInside(b); err != nil {

@@ -156,13 +156,11 @@ func (c *DispatcherCmd) Run(g *globals) error {
 	if c.Procs > 0 && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(c.Procs)
 	}
-	if c.Pprof != "" {
-		stop, err := servePprof(c.Pprof)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopPprof, err := servePprof(c.Pprof)
+	if err != nil {
+		return err
 	}
+	defer stopPprof()
 	r, err := c.startDispatcher(&c.NATSFlags, nil, os.Stderr)
 	if err != nil {
 		return err

@@ -28,8 +28,12 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}, nil
 }
 
-// servePprof serves Go's profiles on addr until stop is called.
+// servePprof serves Go's profiles on addr until stop is called; with addr
+// empty it serves nothing.
 func servePprof(addr string) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("pprof: %w", err)

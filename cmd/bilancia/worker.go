@@ -146,13 +146,11 @@ func (c *WorkerCmd) Run(g *globals) error {
 			ids[i] = fmt.Sprintf("%s-%d", id, i)
 		}
 	}
-	if c.Pprof != "" {
-		stop, err := servePprof(c.Pprof)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopPprof, err := servePprof(c.Pprof)
+	if err != nil {
+		return err
 	}
+	defer stopPprof()
 	ws, err := c.startWorkers(workerPlan{
 		ids: ids, prefix: c.Prefix, heartbeat: c.Heartbeat, drainGrace: c.DrainGrace, log: log,
 		connect: func() (*nats.Conn, error) { return c.connect("bilancia-worker "+id, log) },
