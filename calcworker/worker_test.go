@@ -3,6 +3,7 @@ package calcworker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -177,7 +178,7 @@ func TestDrainFinishesInflight(t *testing.T) {
 		}
 	}
 	// Gone: a request now gets "no responders".
-	if _, err := nc.Request(w.Subject(), []byte("add 1 1"), time.Second); err != nats.ErrNoResponders {
+	if _, err := nc.Request(w.Subject(), []byte("add 1 1"), time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("request after drain = %v; want no responders", err)
 	}
 }
@@ -304,7 +305,7 @@ func TestSharedWorkers(t *testing.T) {
 	if err := workers[0].Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nc.Request(workers[0].Subject(), []byte("add 1 1"), 5*time.Second); err != nats.ErrNoResponders {
+	if _, err := nc.Request(workers[0].Subject(), []byte("add 1 1"), 5*time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Errorf("request to a worker shut down: %v; want no responders", err)
 	}
 	if r := request(t, nc, workers[1].Subject(), "add 1 1"); r.Header.Get(wire.HdrWorker) != workers[1].ID() {
