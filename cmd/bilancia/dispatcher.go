@@ -64,9 +64,10 @@ func (f *DispatcherFlags) openLog(echo io.Writer) (events *slog.Logger, lf *logf
 }
 
 // runningDispatcher is a dispatcher started by startDispatcher, with what
-// it owns: its connections and its log file.
+// it owns: its connections and its log file, which stop closes after
+// Shutdown.
 type runningDispatcher struct {
-	d      *dispatcher.Dispatcher
+	*dispatcher.Dispatcher
 	events *slog.Logger // its event log, which the roles beside it share in up
 	conns  []*nats.Conn
 	lf     *logfile.File
@@ -115,10 +116,10 @@ func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessCo
 		cfg.HeartbeatConn, err = connect("bilancia-dispatcher-heartbeats", nats.SetCustomDialer(dispatcher.PacedDialer{}))
 	}
 	if err == nil {
-		r.d, err = dispatcher.New(cfg)
+		r.Dispatcher, err = dispatcher.New(cfg)
 	}
 	if err == nil {
-		err = r.d.Start()
+		err = r.Start()
 	}
 	if err != nil {
 		r.close()
@@ -130,7 +131,7 @@ func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessCo
 // stop drains the dispatcher until ctx ends, then closes its connections
 // and its log.
 func (r *runningDispatcher) stop(ctx context.Context) error {
-	err := r.d.Shutdown(ctx)
+	err := r.Shutdown(ctx)
 	r.close()
 	return err
 }

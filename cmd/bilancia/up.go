@@ -70,7 +70,7 @@ func (c *UpCmd) Run(g *globals) error {
 		_ = d.stop(ctx)
 	}()
 
-	fmt.Fprintf(os.Stderr, "bilancia up: NATS at %s, dispatcher %s, %d workers, log %s\n", url, d.d.ID(), len(ws.workers), c.Log)
+	fmt.Fprintf(os.Stderr, "bilancia up: NATS at %s, dispatcher %s, %d workers, log %s\n", url, d.ID(), len(ws.workers), c.Log)
 	fmt.Fprintf(os.Stderr, "watch from another terminal: nats sub 'calc.>' --server %s\n", url)
 
 	ccfg, err := c.ClientFlags.config(&nf)
@@ -87,7 +87,7 @@ func (c *UpCmd) Run(g *globals) error {
 	// Wait until the dispatcher has seen the workers, so that the first
 	// command does not meet an empty rotation.
 	deadline := time.Now().Add(5 * time.Second)
-	for d.d.LiveWorkers() < len(ws.workers) && time.Now().Before(deadline) {
+	for d.LiveWorkers() < len(ws.workers) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags)
