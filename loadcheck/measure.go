@@ -10,7 +10,8 @@ import (
 )
 
 // The scorer: what the records of a checked load say about a fault, shared
-// by Run and by the chaos matrix in e2e, which add their own detection.
+// by Run and by the chaos matrix in e2e, each of which times detection in
+// its own way.
 
 // hurtBefore is how long before the injection a request may have been
 // sent and still count as hurt by the fault: one in flight when it hit.
@@ -41,9 +42,10 @@ type Score struct {
 	// fault's window, from inj on (of all requests when there is no
 	// fault).
 	P99 time.Duration
-	// LastHurt is the end of the last request sent from hurtBefore the
-	// injection to the end of the window that the fault hurt (failed,
-	// resent, or retried on a second worker); zero: none, or no fault.
+	// LastHurt is the end of the last request the fault hurt (failed,
+	// resent, or retried on a second worker) among those sent from
+	// hurtBefore before the injection to the end of the window; zero:
+	// none, or no fault.
 	LastHurt time.Time
 
 	// Failures are examples, the first 10 failures in the order of the
