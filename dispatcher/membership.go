@@ -11,13 +11,13 @@ import (
 )
 
 // member is one worker as this dispatcher sees it. Fields under "guarded"
-// belong to Membership.mu; the atomics are touched on the hot path.
+// belong to membership.mu; the atomics are touched on the hot path.
 type member struct {
 	id      string // immutable
 	subject string // immutable
-	replyTo string // the dispatcher's reply subject for it; guarded by Dispatcher.mu
+	replyTo string // the dispatcher's reply subject for it; guarded by inflight.mu
 
-	// guarded by Membership.mu
+	// guarded by membership.mu
 	state        string
 	reason       string
 	lastSeen     time.Time
@@ -32,39 +32,17 @@ type member struct {
 	failures  atomic.Int32  // consecutive timeouts and 5xx, for outlier detection
 }
 
-// Change is a worker's change of state, for the log.
-type Change struct {
+// change is a worker's change of state, for the log.
+type change struct {
 	ID       string
 	From, To string
 	Reason   string
 	Until    time.Time // end of an ejection
 }
 
-// OutlierConfig tunes passive outlier detection: a worker that fails
-// Consecutive times in a row (timeouts or 5xx replies) is taken out of
-// rotation for BaseEjection × the number of times it was ejected, capped
-// at MaxEjection. At most half of the workers are ever ejected at once.
-type OutlierConfig struct {
-	Consecutive  int           // 0 = 5; <0 disables outlier detection
-	BaseEjection time.Duration // 0 = 5s
-	MaxEjection  time.Duration // 0 = 60s
-}
-
-func (o *OutlierConfig) defaults() {
-	if o.Consecutive == 0 {
-		o.Consecutive = 5
-	}
-	if o.BaseEjection <= 0 {
-		o.BaseEjection = 5 * time.Second
-	}
-	if o.MaxEjection <= 0 {
-		o.MaxEjection = 60 * time.Second
-	}
-}
-
-// Membership is the table of workers built from heartbeats. Its methods
+// membership is the table of workers built from heartbeats. Its methods
 // take the time explicitly so that tests drive the clock.
-type Membership struct {
+type membership struct {
 	deadAfter   time.Duration // no heartbeat for this long: down
 	forgetAfter time.Duration // down for this long: dropped from the table
 	outlier     OutlierConfig
@@ -75,18 +53,19 @@ type Membership struct {
 	suspects atomic.Pointer[[]*member] // silent members in id order; never mutated
 }
 
-// NewMembership returns an empty table. A worker is down when no heartbeat
-// came for deadAfter, and forgotten after 20 × deadAfter down.
-func NewMembership(deadAfter time.Duration, outlier OutlierConfig) *Membership {
-	outlier.defaults()
-	m := &Membership{deadAfter: deadAfter, forgetAfter: 20 * deadAfter, outlier: outlier, members: make(map[string]*member)}
+// newMembership returns an empty table. A worker is down when no heartbeat
+// came for deadAfter, and forgotten after 20 × deadAfter down. Zero fields
+// of outlier mean their defaults.
+func newMembership(deadAfter time.Duration, outlier OutlierConfig) *membership {
+	outlier = outlier.withDefaults()
+	m := &membership{deadAfter: deadAfter, forgetAfter: 20 * deadAfter, outlier: outlier, members: make(map[string]*member)}
 	m.live.Store(&[]*member{})
 	m.suspects.Store(&[]*member{})
 	return m
 }
 
 // Get returns the worker with id, or nil.
-func (m *Membership) Get(id string) *member {
+func (m *membership) Get(id string) *member {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.members[id]
@@ -94,17 +73,16 @@ func (m *Membership) Get(id string) *member {
 
 // Live is the current snapshot of workers in rotation, in a stable order.
 // The slice must not be modified.
-
-func (m *Membership) Live() []*member { return *m.live.Load() }
+func (m *membership) Live() []*member { return *m.live.Load() }
 
 // Suspects are the workers down only because their heartbeats stopped.
 // When no worker is live, they are worth a try: a stall of the broker or
 // of the whole machine can silence every heartbeat at once, and a forward
 // to a worker that is really gone costs one "no responders".
-func (m *Membership) Suspects() []*member { return *m.suspects.Load() }
+func (m *membership) Suspects() []*member { return *m.suspects.Load() }
 
 // rebuild publishes new snapshots; m.mu must be held.
-func (m *Membership) rebuild() {
+func (m *membership) rebuild() {
 	var live, suspects []*member
 	for _, w := range m.members {
 		switch {
@@ -122,14 +100,14 @@ func (m *Membership) rebuild() {
 }
 
 // set changes a member's state; m.mu must be held.
-func (m *Membership) set(w *member, to, reason string, changes []Change) []Change {
+func (m *membership) set(w *member, to, reason string, changes []change) []change {
 	if w.state == to && w.reason == reason {
 		return changes
 	}
 	from := w.state
 	w.state, w.reason = to, reason
 	w.silent = false
-	c := Change{ID: w.id, From: from, To: to, Reason: reason}
+	c := change{ID: w.id, From: from, To: to, Reason: reason}
 	if to == wire.StateEjected {
 		c.Until = w.ejectedUntil
 	}
@@ -138,11 +116,11 @@ func (m *Membership) set(w *member, to, reason string, changes []Change) []Chang
 
 // Heartbeat records hb, received at now, and returns the state changes it
 // caused.
-func (m *Membership) Heartbeat(now time.Time, hb wire.Heartbeat) []Change {
+func (m *membership) Heartbeat(now time.Time, hb wire.Heartbeat) []change {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	w := m.members[hb.ID]
-	var changes []Change
+	var changes []change
 	if w == nil {
 		w = &member{id: hb.ID, subject: hb.Subject}
 		m.members[hb.ID] = w
@@ -171,10 +149,10 @@ func (m *Membership) Heartbeat(now time.Time, hb wire.Heartbeat) []Change {
 
 // Expire marks down the workers silent for longer than deadAfter, ends
 // ejections that are over and forgets workers long down.
-func (m *Membership) Expire(now time.Time) []Change {
+func (m *membership) Expire(now time.Time) []change {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var changes []Change
+	var changes []change
 	for id, w := range m.members {
 		silent := now.Sub(w.lastSeen)
 		switch {
@@ -201,7 +179,7 @@ func (m *Membership) Expire(now time.Time) []Change {
 
 // MarkDown takes a worker out of rotation at once, e.g. when a forward to
 // it got "no responders". A new heartbeat brings it back.
-func (m *Membership) MarkDown(w *member, reason string) []Change {
+func (m *membership) MarkDown(w *member, reason string) []change {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if w.state == wire.StateDown && !w.silent {
@@ -216,7 +194,7 @@ func (m *Membership) MarkDown(w *member, reason string) []Change {
 }
 
 // Success records a good reply from w.
-func (m *Membership) Success(w *member) {
+func (m *membership) Success(w *member) {
 	if w.failures.Load() != 0 {
 		w.failures.Store(0)
 	}
@@ -225,7 +203,7 @@ func (m *Membership) Success(w *member) {
 // Failure records a timeout or 5xx from w at now, and ejects w when it has
 // failed too often in a row and ejecting it keeps at least half of the
 // workers in rotation.
-func (m *Membership) Failure(now time.Time, w *member, why string) []Change {
+func (m *membership) Failure(now time.Time, w *member, why string) []change {
 	w.errors.Add(1)
 	n := w.failures.Add(1)
 	if m.outlier.Consecutive < 0 || int(n) < m.outlier.Consecutive {
@@ -259,7 +237,7 @@ func (m *Membership) Failure(now time.Time, w *member, why string) []Change {
 }
 
 // Snapshot returns the table as status rows, sorted by id.
-func (m *Membership) Snapshot() []wire.WorkerStatus {
+func (m *membership) Snapshot() []wire.WorkerStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]wire.WorkerStatus, 0, len(m.members))
@@ -276,7 +254,7 @@ func (m *Membership) Snapshot() []wire.WorkerStatus {
 }
 
 // Len is how many workers the table holds, in any state.
-func (m *Membership) Len() int {
+func (m *membership) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.members)

@@ -13,7 +13,7 @@ func hb(id string, seq uint64, state string) wire.Heartbeat {
 	return wire.Heartbeat{ID: id, Subject: "calc.worker." + id, State: state, Seq: seq, StartedAt: t0}
 }
 
-func liveIDs(m *Membership) []string {
+func liveIDs(m *membership) []string {
 	var ids []string
 	for _, w := range m.Live() {
 		ids = append(ids, w.id)
@@ -21,7 +21,7 @@ func liveIDs(m *Membership) []string {
 	return ids
 }
 
-func states(m *Membership) map[string]string {
+func states(m *membership) map[string]string {
 	out := map[string]string{}
 	for _, s := range m.Snapshot() {
 		out[s.ID] = s.State
@@ -30,33 +30,33 @@ func states(m *Membership) map[string]string {
 }
 
 func TestMembershipLifecycle(t *testing.T) {
-	m := NewMembership(3*time.Second, OutlierConfig{})
+	m := newMembership(3*time.Second, OutlierConfig{})
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 
 	steps := []struct {
 		name    string
-		do      func() []Change
+		do      func() []change
 		changes []string // "id:to"
 		live    []string
 	}{
-		{"first heartbeat brings a worker up", func() []Change { return m.Heartbeat(at(0), hb("b", 1, wire.StateUp)) }, []string{"b:up"}, []string{"b"}},
-		{"second worker, live set in id order", func() []Change { return m.Heartbeat(at(0), hb("a", 1, wire.StateUp)) }, []string{"a:up"}, []string{"a", "b"}},
-		{"repeated heartbeat changes nothing", func() []Change { return m.Heartbeat(at(time.Second), hb("a", 2, wire.StateUp)) }, nil, []string{"a", "b"}},
-		{"not yet expired at the limit", func() []Change { return m.Expire(at(3 * time.Second)) }, nil, []string{"a", "b"}},
-		{"silent b expires", func() []Change { return m.Expire(at(3*time.Second + time.Millisecond)) }, []string{"b:down"}, []string{"a"}},
-		{"a new heartbeat brings b back", func() []Change { return m.Heartbeat(at(4*time.Second), hb("b", 5, wire.StateUp)) }, []string{"b:up"}, []string{"a", "b"}},
-		{"a stale heartbeat is ignored", func() []Change { return m.Heartbeat(at(4*time.Second), hb("b", 4, wire.StateDraining)) }, nil, []string{"a", "b"}},
-		{"draining leaves the rotation", func() []Change { return m.Heartbeat(at(4*time.Second), hb("a", 6, wire.StateDraining)) }, []string{"a:draining"}, []string{"b"}},
-		{"b heartbeats on", func() []Change { return m.Heartbeat(at(6*time.Second), hb("b", 6, wire.StateUp)) }, nil, []string{"b"}},
-		{"a drained worker goes down when silent", func() []Change { return m.Expire(at(7*time.Second + time.Millisecond)) }, []string{"a:down"}, []string{"b"}},
-		{"no responders marks down at once", func() []Change { return m.MarkDown(m.members["b"], "no responders") }, []string{"b:down"}, nil},
-		{"marking down twice changes nothing", func() []Change { return m.MarkDown(m.members["b"], "no responders") }, nil, nil},
-		{"a restarted worker (new started_at, seq 1) comes back", func() []Change {
+		{"first heartbeat brings a worker up", func() []change { return m.Heartbeat(at(0), hb("b", 1, wire.StateUp)) }, []string{"b:up"}, []string{"b"}},
+		{"second worker, live set in id order", func() []change { return m.Heartbeat(at(0), hb("a", 1, wire.StateUp)) }, []string{"a:up"}, []string{"a", "b"}},
+		{"repeated heartbeat changes nothing", func() []change { return m.Heartbeat(at(time.Second), hb("a", 2, wire.StateUp)) }, nil, []string{"a", "b"}},
+		{"not yet expired at the limit", func() []change { return m.Expire(at(3 * time.Second)) }, nil, []string{"a", "b"}},
+		{"silent b expires", func() []change { return m.Expire(at(3*time.Second + time.Millisecond)) }, []string{"b:down"}, []string{"a"}},
+		{"a new heartbeat brings b back", func() []change { return m.Heartbeat(at(4*time.Second), hb("b", 5, wire.StateUp)) }, []string{"b:up"}, []string{"a", "b"}},
+		{"a stale heartbeat is ignored", func() []change { return m.Heartbeat(at(4*time.Second), hb("b", 4, wire.StateDraining)) }, nil, []string{"a", "b"}},
+		{"draining leaves the rotation", func() []change { return m.Heartbeat(at(4*time.Second), hb("a", 6, wire.StateDraining)) }, []string{"a:draining"}, []string{"b"}},
+		{"b heartbeats on", func() []change { return m.Heartbeat(at(6*time.Second), hb("b", 6, wire.StateUp)) }, nil, []string{"b"}},
+		{"a drained worker goes down when silent", func() []change { return m.Expire(at(7*time.Second + time.Millisecond)) }, []string{"a:down"}, []string{"b"}},
+		{"no responders marks down at once", func() []change { return m.MarkDown(m.members["b"], "no responders") }, []string{"b:down"}, nil},
+		{"marking down twice changes nothing", func() []change { return m.MarkDown(m.members["b"], "no responders") }, nil, nil},
+		{"a restarted worker (new started_at, seq 1) comes back", func() []change {
 			h := hb("a", 1, wire.StateUp)
 			h.StartedAt = at(8 * time.Second)
 			return m.Heartbeat(at(8*time.Second), h)
 		}, []string{"a:up"}, []string{"a"}},
-		{"workers long down are forgotten", func() []Change { return m.Expire(at(6*time.Second + 61*time.Second)) }, []string{"a:down"}, nil},
+		{"workers long down are forgotten", func() []change { return m.Expire(at(6*time.Second + 61*time.Second)) }, []string{"a:down"}, nil},
 	}
 	for _, s := range steps {
 		got := s.do()
@@ -89,7 +89,7 @@ func equal(a, b []string) bool {
 }
 
 func TestOutlierEjection(t *testing.T) {
-	m := NewMembership(3*time.Second, OutlierConfig{Consecutive: 3, BaseEjection: time.Second, MaxEjection: 3 * time.Second})
+	m := newMembership(3*time.Second, OutlierConfig{Consecutive: 3, BaseEjection: time.Second, MaxEjection: 3 * time.Second})
 	for _, id := range []string{"a", "b", "c", "d"} {
 		m.Heartbeat(t0, hb(id, 1, wire.StateUp))
 	}
@@ -138,7 +138,7 @@ func TestOutlierEjection(t *testing.T) {
 }
 
 func TestOutlierDisabled(t *testing.T) {
-	m := NewMembership(time.Second, OutlierConfig{Consecutive: -1})
+	m := newMembership(time.Second, OutlierConfig{Consecutive: -1})
 	m.Heartbeat(t0, hb("a", 1, wire.StateUp))
 	m.Heartbeat(t0, hb("b", 1, wire.StateUp))
 	for range 100 {
@@ -152,7 +152,7 @@ func TestOutlierDisabled(t *testing.T) {
 }
 
 func TestSuspects(t *testing.T) {
-	m := NewMembership(time.Second, OutlierConfig{})
+	m := newMembership(time.Second, OutlierConfig{})
 	m.Heartbeat(t0, hb("a", 1, wire.StateUp))
 	m.Heartbeat(t0, hb("b", 1, wire.StateUp))
 	m.Heartbeat(t0, hb("c", 1, wire.StateDraining))

@@ -1,0 +1,182 @@
+package dispatcher
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bilancia/bilancia/internal/natsutil"
+	"github.com/bilancia/bilancia/wire"
+)
+
+// Config configures a Dispatcher. Zero values mean the defaults of
+// DefaultConfig, or those each field's comment gives.
+type Config struct {
+	Conn   *nats.Conn // required; the dispatcher does not close it
+	ID     string     // "" = "d-" and 4 random hex digits
+	Prefix string     // "" = "calc"
+	// Subject is where requests come in, in the dispatchers' queue group;
+	// "" = <prefix>.request. Another subject lets a dispatcher with other
+	// settings run beside the usual ones, on the same workers.
+	Subject string
+	// HeartbeatConn, if set, carries the workers' heartbeats instead of
+	// Conn, so that they can be read in batches (PacedDialer) without
+	// delaying requests. The dispatcher does not close it.
+	HeartbeatConn *nats.Conn
+	// Heartbeat is the workers' heartbeat interval. 0 = 1s.
+	Heartbeat time.Duration
+	// DeadAfter marks a silent worker down. 0 = 3 × Heartbeat.
+	DeadAfter time.Duration
+	// RequestTimeout is a request's deadline when the client sends none.
+	// 0 = 5s.
+	RequestTimeout time.Duration
+	// MaxRequestTimeout caps the deadline a client may ask for. 0 = 5m.
+	MaxRequestTimeout time.Duration
+	// AttemptTimeout is how long a worker may stay silent before the
+	// request is also sent to the next worker (the first attempt stays
+	// open). 0 = 1s.
+	AttemptTimeout time.Duration
+	// MaxAttempts bounds the workers tried for one request because of
+	// timeouts; "no responders" and workers declared down do not count.
+	// 0 = 3.
+	MaxAttempts int
+	// RetryBudget is the fraction of in-flight requests that may be
+	// retried on a timeout at once, so that retries cannot multiply load
+	// during an outage; MinRetries are always allowed. 0 = 0.2 and 10.
+	RetryBudget float64
+	MinRetries  int
+	// MaxInflight caps requests in flight; beyond it the dispatcher answers
+	// 503 at once instead of queueing. 0 = 10000.
+	MaxInflight int
+	// Strategy is RoundRobin or LeastInflight. "" = RoundRobin.
+	Strategy string
+	// Outlier tunes passive outlier detection; its zero fields mean the
+	// defaults its comment gives.
+	Outlier OutlierConfig
+	// Tick is the resolution of timeouts and deadlines. 0 = 5ms.
+	Tick time.Duration
+
+	// Logger gets events: start, stop, worker state changes, client
+	// connects. nil = discard.
+	Logger *slog.Logger
+	// LogRequests also logs every request, off the hot path: to
+	// RequestLog if set, as JSON lines in the shape of slog's JSON
+	// handler, written in batches; else to RequestLogger (nil = Logger).
+	LogRequests   bool
+	RequestLog    io.Writer
+	RequestLogger *slog.Logger
+	// LogQueue bounds request records waiting to be written; when full,
+	// records are dropped and counted rather than slow the hot path.
+	// 0 = 16384.
+	LogQueue int
+}
+
+// OutlierConfig tunes passive outlier detection: a worker that fails
+// Consecutive times in a row (timeouts or 5xx replies) is taken out of
+// rotation for BaseEjection × the number of times it was ejected, capped
+// at MaxEjection. At most half of the workers are ever ejected at once.
+type OutlierConfig struct {
+	Consecutive  int           // 0 = 5; <0 disables outlier detection
+	BaseEjection time.Duration // 0 = 5s
+	MaxEjection  time.Duration // 0 = 60s
+}
+
+// deadAfterBeats is how many heartbeats a worker may miss before it is
+// down, when Config.DeadAfter is not set.
+const deadAfterBeats = 3
+
+// DefaultConfig returns the settings for a real run: every default in one
+// place. Conn must still be set; ID, Subject, HeartbeatConn and the
+// loggers are derived from the other fields by New when left empty.
+func DefaultConfig() Config {
+	const heartbeat = time.Second
+	return Config{
+		Prefix:            wire.DefaultPrefix,
+		Heartbeat:         heartbeat,
+		DeadAfter:         deadAfterBeats * heartbeat,
+		RequestTimeout:    5 * time.Second,
+		MaxRequestTimeout: 5 * time.Minute,
+		AttemptTimeout:    time.Second,
+		MaxAttempts:       3,
+		RetryBudget:       0.2,
+		MinRetries:        10,
+		MaxInflight:       10000,
+		Strategy:          RoundRobin,
+		Outlier: OutlierConfig{
+			Consecutive:  5,
+			BaseEjection: 5 * time.Second,
+			MaxEjection:  60 * time.Second,
+		},
+		Tick:     5 * time.Millisecond,
+		LogQueue: 1 << 14,
+	}
+}
+
+// orDefault sets *v to def when it is zero or negative.
+func orDefault[T int | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// withDefaults returns c with its zero fields filled from DefaultConfig
+// and the derived ones set: DeadAfter from Heartbeat, Subject from Prefix,
+// HeartbeatConn from Conn, a random ID.
+func (c Config) withDefaults() Config {
+	def := DefaultConfig()
+	if c.ID == "" {
+		c.ID = fmt.Sprintf("d-%04x", rand.N(1<<16))
+	}
+	if c.Prefix == "" {
+		c.Prefix = def.Prefix
+	}
+	if c.Subject == "" {
+		c.Subject = wire.Subjects{Prefix: c.Prefix}.Request()
+	}
+	if c.HeartbeatConn == nil {
+		c.HeartbeatConn = c.Conn
+	}
+	orDefault(&c.Heartbeat, def.Heartbeat)
+	orDefault(&c.DeadAfter, deadAfterBeats*c.Heartbeat)
+	orDefault(&c.RequestTimeout, def.RequestTimeout)
+	orDefault(&c.MaxRequestTimeout, def.MaxRequestTimeout)
+	orDefault(&c.AttemptTimeout, def.AttemptTimeout)
+	orDefault(&c.MaxAttempts, def.MaxAttempts)
+	orDefault(&c.RetryBudget, def.RetryBudget)
+	orDefault(&c.MinRetries, def.MinRetries)
+	orDefault(&c.MaxInflight, def.MaxInflight)
+	if c.Strategy == "" {
+		c.Strategy = def.Strategy
+	}
+	c.Outlier = c.Outlier.withDefaults()
+	orDefault(&c.Tick, def.Tick)
+	orDefault(&c.LogQueue, def.LogQueue)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.RequestLogger == nil {
+		c.RequestLogger = c.Logger
+	}
+	return c
+}
+
+// withDefaults returns o with its zero fields filled from DefaultConfig. A
+// negative Consecutive stays: it turns detection off.
+func (o OutlierConfig) withDefaults() OutlierConfig {
+	def := DefaultConfig().Outlier
+	if o.Consecutive == 0 {
+		o.Consecutive = def.Consecutive
+	}
+	orDefault(&o.BaseEjection, def.BaseEjection)
+	orDefault(&o.MaxEjection, def.MaxEjection)
+	return o
+}
+
+// retryBudget is the budget for timeout retries that c allows.
+func (c Config) retryBudget() natsutil.RetryBudget {
+	return natsutil.RetryBudget{Ratio: c.RetryBudget, Min: c.MinRetries}
+}

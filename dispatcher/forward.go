@@ -1,0 +1,200 @@
+package dispatcher
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/bilancia/bilancia/internal/natsutil"
+	"github.com/bilancia/bilancia/wire"
+)
+
+// The hot path: a client request comes in (onRequest), goes to a worker
+// (send), and the worker's reply goes back to the client (onReply). Each
+// takes the in-flight table's lock once and publishes without it.
+
+// onRequest takes a client request and forwards it.
+func (d *Dispatcher) onRequest(m *nats.Msg) {
+	if m.Reply == "" {
+		return // nobody to answer; computing it would be wasted
+	}
+	now := time.Now()
+	r := &request{reply: m.Reply, data: m.Data, start: now}
+	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
+	if h := m.Header; h != nil {
+		var v [len(ourHeaders)]string
+		if ourHeaderValues(h, &v) {
+			r.hdr = h // forwarded as they came
+		}
+		r.id, r.client, r.timeout = v[0], v[1], v[2]
+	}
+	if r.id == "" {
+		// A request from a plain NATS client: give it an id, for the log
+		// and for the worker to echo.
+		r.id = nuid.Next()
+		if r.hdr != nil {
+			r.hdr.Set(wire.HdrRequestID, r.id)
+		}
+	}
+	timeout := d.cfg.RequestTimeout
+	if ms, err := strconv.ParseInt(r.timeout, 10, 64); err == nil && ms > 0 {
+		timeout = min(time.Duration(ms)*time.Millisecond, d.cfg.MaxRequestTimeout)
+	}
+	if !d.inflight.admit(d.cfg.MaxInflight) {
+		d.fail(r, wire.NewError(wire.CodeUnavailable,
+			fmt.Sprintf("dispatcher %s is at capacity (%d requests in flight)", d.cfg.ID, d.cfg.MaxInflight)))
+		return
+	}
+	d.send(r, d.inflight.open(r, now, timeout)) // one lock for the deadline and the first attempt
+}
+
+// forward sends r to the next live worker it has not tried. With none
+// left, r waits for its open attempts, or fails with 503 if it has none.
+func (d *Dispatcher) forward(r *request, now time.Time) {
+	d.send(r, d.inflight.next(r, now))
+}
+
+// choose picks the worker for a request's next attempt: a live one, or
+// when none is left a suspect. The in-flight table calls it with its lock
+// held.
+func (d *Dispatcher) choose(skip func(*member) bool) *member {
+	w := d.pick.pick(d.mem.Live(), skip)
+	if w == nil {
+		w = d.pick.pick(d.mem.Suspects(), skip)
+	}
+	return w
+}
+
+// send carries out s, a step of r decided by the in-flight table: it
+// publishes the attempt, or answers r when no worker is left.
+func (d *Dispatcher) send(r *request, s step) {
+	switch s.kind {
+	case stepWait, stepDone:
+		return
+	case stepNone:
+		msg := "no worker available"
+		if s.tried > 0 {
+			msg = fmt.Sprintf("no worker available after %d attempts", s.tried)
+		}
+		d.fail(r, wire.NewError(wire.CodeUnavailable, msg))
+		return
+	}
+	w := s.w
+	w.forwarded.Add(1)
+	fwd := &nats.Msg{Subject: w.subject, Header: r.hdr, Data: r.data}
+	var fh *fwdHeader
+	if fwd.Header == nil {
+		fh = newFwdHeader(r)
+		fwd.Header = fh.h
+	}
+	if s.replyTo != "" {
+		fwd.Reply = s.replyTo
+	} else {
+		fwd.Reply = d.inflight.tokenSubject(s.tok)
+	}
+	err := d.nc.PublishMsg(fwd)
+	if fh != nil {
+		fh.release() // the headers were encoded in PublishMsg
+	}
+	if err != nil && d.inflight.abort(r, s.tok) {
+		// The connection is closed or the payload too large for it: no
+		// worker can help, answer now.
+		code := wire.CodeInternal
+		if errors.Is(err, nats.ErrMaxPayload) {
+			code = wire.CodeTooLarge
+		}
+		d.fail(r, wire.NewError(code, "forward: "+err.Error()))
+	}
+}
+
+// onReply handles a worker's reply to a forward.
+func (d *Dispatcher) onReply(m *nats.Msg) {
+	rest := m.Subject[len(d.inflight.inbox):]
+	noResponders := natsutil.IsNoResponders(m)
+	var tok uint64
+	if t, ok := strings.CutPrefix(rest, "t."); ok {
+		var err error
+		if tok, err = strconv.ParseUint(t, 36, 64); err != nil {
+			return
+		}
+	} else if noResponders {
+		d.workerGone(rest) // no request id in the broker's status reply
+		return
+	}
+	code := 0
+	if m.Header != nil {
+		if h := m.Header.Get(wire.HdrErrorCode); h != "" {
+			code, _ = strconv.Atoi(h)
+		}
+	}
+	// 500 and 503 say the worker failed or is leaving: another may do
+	// better. A 504 says the request's own time ran out: no retry helps.
+	workerFault := code == wire.CodeInternal || code == wire.CodeUnavailable
+	now := time.Now()
+	a, kind, attempts := d.inflight.reply(tok, attemptKey{rest, m.Header.Get(wire.HdrRequestID)},
+		noResponders, workerFault, d.cfg.MaxAttempts)
+	switch kind {
+	case replyLate:
+		return // the request was answered by another attempt
+	case replyNoResponders: // on an attempt's own subject
+		d.workerGone(a.w.id)
+		return
+	case replyRetry:
+		// A worker failing or shutting down: another one may do better.
+		d.changes(d.mem.Failure(now, a.w, "repeated "+strconv.Itoa(code)+" replies"))
+		d.forward(a.req, now)
+		return
+	}
+	r := a.req
+	if workerFault {
+		d.changes(d.mem.Failure(now, a.w, "repeated "+strconv.Itoa(code)+" replies"))
+	} else {
+		d.mem.Success(a.w)
+	}
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	// Shared values: nats.go only reads them, and the relay is hot.
+	m.Header[wire.HdrAttempts] = attemptsValue(attempts)
+	m.Header[wire.HdrDispatcher] = d.idValue
+	out := &nats.Msg{Subject: r.reply, Header: m.Header, Data: m.Data}
+	if err := d.nc.PublishMsg(out); err != nil {
+		d.log.Warn("relay failed", "id", r.id, "error", err.Error())
+	}
+	if code == 0 {
+		d.stats.served.Add(1)
+	} else {
+		d.stats.failed.Add(1)
+	}
+	if d.reqlog != nil {
+		status := code
+		if status == 0 {
+			status = 200
+		}
+		d.reqlog.add(r, a.w.id, attempts, status, now)
+	}
+}
+
+// fail answers r with an error; r is done, or was never admitted.
+func (d *Dispatcher) fail(r *request, e *wire.Error) {
+	d.stats.failed.Add(1)
+	out := wire.ErrorMsg(r.id, e)
+	out.Subject = r.reply
+	out.Header.Set(wire.HdrAttempts, strconv.Itoa(len(r.tried)))
+	out.Header.Set(wire.HdrDispatcher, d.cfg.ID)
+	if err := d.nc.PublishMsg(out); err != nil {
+		d.log.Warn("reply failed", "id", r.id, "error", err.Error())
+	}
+	if d.reqlog != nil {
+		worker := ""
+		if n := len(r.tried); n > 0 {
+			worker = r.tried[n-1].id
+		}
+		d.reqlog.add(r, worker, len(r.tried), e.Code, time.Now())
+	}
+}
