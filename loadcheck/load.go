@@ -16,6 +16,7 @@ import (
 
 	"github.com/bilancia/bilancia/calcworker/calc"
 	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -172,8 +173,8 @@ func (w *Wire) Watch(nc *nats.Conn) error {
 	inbox := nc.NewRespInbox()
 	inbox = inbox[:strings.LastIndexByte(inbox, '.')+1]
 	sub, err := nc.Subscribe(inbox+"*", func(m *nats.Msg) {
-		if len(m.Data) == 0 && m.Header.Get("Status") != "" {
-			return // "no responders": not a reply
+		if natsutil.IsNoResponders(m) {
+			return // not a reply
 		}
 		id := m.Header.Get(wire.HdrRequestID)
 		w.mu.Lock()
