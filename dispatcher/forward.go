@@ -24,8 +24,7 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 		return // nobody to answer; computing it would be wasted
 	}
 	now := time.Now()
-	r := &request{reply: m.Reply, data: m.Data, start: now}
-	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
+	r := newRequest(m.Reply, m.Data, now)
 	if h := m.Header; h != nil {
 		var v [len(ourHeaders)]string
 		if ourHeaderValues(h, &v) {

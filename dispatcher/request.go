@@ -49,6 +49,13 @@ type request struct {
 	openBuf  [2]uint64
 }
 
+// newRequest returns a request for reply that arrived at now.
+func newRequest(reply string, data []byte, now time.Time) *request {
+	r := &request{reply: reply, data: data, start: now}
+	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
+	return r
+}
+
 // attemptKey finds an attempt from a reply on its worker's subject.
 type attemptKey struct{ worker, id string }
 
