@@ -9,9 +9,9 @@ import (
 // Every: what arrives in between is read in one go. It is for the
 // connection that carries workers' heartbeats. With a large fleet they
 // arrive one by one, each costing a wakeup, two read system calls and a
-// wakeup of Go's system monitor, about 50µs of CPU, for news that is
-// acted on at the scale of heartbeat intervals; read every 10ms, a
-// thousand workers cost a hundred batches a second instead.
+// wakeup of Go's system monitor, for news that is acted on at the scale
+// of heartbeat intervals; read every Every, any number of workers cost
+// one batch per Every instead (the fleet figures in BENCHMARKS.md).
 //
 // Use it with nats.SetCustomDialer; TLS, when the server asks for it, is
 // layered on the paced connection by nats.go.
