@@ -6,24 +6,28 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// A request's life, every step of it a method of the in-flight table
-// (inflight.go), under the table's lock:
+// A request's states, and the methods of the in-flight table (inflight.go)
+// that move it between them, each under the table's lock but admit, which
+// is one atomic count:
 //
-//	admitted  counted in flight (admit), or refused at MaxInflight.
-//	open      its deadline armed (open). From here on it has attempts:
-//	          each forward to a worker (next) is an attempt, pending under
-//	          a token of its own until a reply, a fault worth another
-//	          worker (reply), a forward that could not be published
-//	          (abort) or the end of the request ends it. r.tried lists the
-//	          workers it went to, r.open the tokens of the attempts still
-//	          waiting. More attempts come from attempt timeouts (expire),
-//	          500 and 503 replies, and workers going down (goneFrom); each
-//	          earlier attempt stays open, so the first reply wins.
-//	done      answered, exactly once (finishLocked): a reply relayed, or
-//	          an error for its deadline, for no worker left, or for the
-//	          dispatcher's shutdown. Its deadline and attempts have left
-//	          the table, so late replies find nothing, and nothing of it
-//	          changes any more: r.tried may then be read without the lock.
+//	admitted  counted in flight by admit; past MaxInflight it is refused
+//	          with a 503 and goes no further.
+//	open      its deadline armed by open, which also sends its first
+//	          attempt. An attempt is one forward to one worker
+//	          (nextLocked), pending under a token of its own until its
+//	          reply (reply), a failed publish (abort) or the end of the
+//	          request. r.tried lists the workers it went to, r.open the
+//	          tokens still waiting. Another attempt (next) follows an
+//	          attempt timeout, within MaxAttempts and the retry budget
+//	          (expire), a 500 or 503 reply (reply), or a worker going down
+//	          (goneFrom); the attempts still waiting stay open, so that the
+//	          first reply wins.
+//	done      answered, exactly once, by finishLocked: a reply relayed, or
+//	          an error for its deadline (expire), for no worker left
+//	          (next), for a failed publish (abort) or for the shutdown
+//	          (finishAll). Its deadline and attempts have left the table,
+//	          so late replies find nothing; nothing of it changes any more,
+//	          and r.tried may be read without the lock.
 
 // request is one client request in flight. The fields above tried are set
 // when it arrives and never change; the others are guarded by inflight.mu.
