@@ -81,8 +81,9 @@ func (m *membership) Live() []*member { return *m.live.Load() }
 // to a worker that is really gone costs one "no responders".
 func (m *membership) Suspects() []*member { return *m.suspects.Load() }
 
-// rebuild publishes new snapshots; m.mu must be held.
-func (m *membership) rebuild() {
+// rebuildLocked publishes new snapshots; m.mu is held on entry and on
+// exit.
+func (m *membership) rebuildLocked() {
 	var live, suspects []*member
 	for _, w := range m.members {
 		switch {
@@ -99,8 +100,8 @@ func (m *membership) rebuild() {
 	m.suspects.Store(&suspects)
 }
 
-// set changes a member's state; m.mu must be held.
-func (m *membership) set(w *member, to, reason string, changes []change) []change {
+// setLocked changes a member's state; m.mu is held on entry and on exit.
+func (m *membership) setLocked(w *member, to, reason string, changes []change) []change {
 	if w.state == to && w.reason == reason {
 		return changes
 	}
@@ -130,19 +131,19 @@ func (m *membership) Heartbeat(now time.Time, hb wire.Heartbeat) []change {
 	w.lastSeen, w.hb = now, hb // subject stays as first heard: it is read without the lock
 	switch {
 	case hb.State == wire.StateDraining:
-		changes = m.set(w, wire.StateDraining, "worker is draining", changes)
+		changes = m.setLocked(w, wire.StateDraining, "worker is draining", changes)
 	case w.state == wire.StateEjected:
 		// Alive is not healthy: an ejection runs its course.
 	case w.state == wire.StateUp:
 	case w.state == "":
 		w.failures.Store(0)
-		changes = m.set(w, wire.StateUp, "first heartbeat", changes)
+		changes = m.setLocked(w, wire.StateUp, "first heartbeat", changes)
 	default:
 		w.failures.Store(0)
-		changes = m.set(w, wire.StateUp, "heartbeat resumed", changes)
+		changes = m.setLocked(w, wire.StateUp, "heartbeat resumed", changes)
 	}
 	if len(changes) > 0 {
-		m.rebuild()
+		m.rebuildLocked()
 	}
 	return changes
 }
@@ -164,15 +165,15 @@ func (m *membership) Expire(now time.Time) []change {
 			if !wasUp {
 				reason = "left after draining"
 			}
-			changes = m.set(w, wire.StateDown, reason, changes)
+			changes = m.setLocked(w, wire.StateDown, reason, changes)
 			w.silent = wasUp
 		case w.state == wire.StateEjected && !now.Before(w.ejectedUntil):
 			w.failures.Store(0)
-			changes = m.set(w, wire.StateUp, "ejection ended", changes)
+			changes = m.setLocked(w, wire.StateUp, "ejection ended", changes)
 		}
 	}
 	if len(changes) > 0 {
-		m.rebuild()
+		m.rebuildLocked()
 	}
 	return changes
 }
@@ -188,8 +189,8 @@ func (m *membership) MarkDown(w *member, reason string) []change {
 	if w.state == wire.StateDraining {
 		reason = "left after draining" // its goodbye, not a crash
 	}
-	changes := m.set(w, wire.StateDown, reason, nil)
-	m.rebuild()
+	changes := m.setLocked(w, wire.StateDown, reason, nil)
+	m.rebuildLocked()
 	return changes
 }
 
@@ -231,8 +232,8 @@ func (m *membership) Failure(now time.Time, w *member, why string) []change {
 	d := min(m.outlier.BaseEjection*time.Duration(w.ejections), m.outlier.MaxEjection)
 	w.ejectedUntil = now.Add(d)
 	w.failures.Store(0)
-	changes := m.set(w, wire.StateEjected, why, nil)
-	m.rebuild()
+	changes := m.setLocked(w, wire.StateEjected, why, nil)
+	m.rebuildLocked()
 	return changes
 }
 
