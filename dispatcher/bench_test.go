@@ -68,8 +68,8 @@ func BenchmarkDirect(b *testing.B) {
 }
 
 // BenchmarkPendingMemory measures the dispatcher's heap per pending
-// request: 10,000 requests held by a worker that never answers. Run it
-// with -benchtime=1x; the figure is B/pending.
+// request: b.N × 10,000 requests held by a worker that never answers.
+// The figure is B/pending; -benchtime=1x gives it for 10,000.
 func BenchmarkPendingMemory(b *testing.B) {
 	const pending = 10000
 	url := brokertest.Run(b).ClientURL()
@@ -78,7 +78,7 @@ func BenchmarkPendingMemory(b *testing.B) {
 		c.RequestTimeout = time.Minute
 		c.AttemptTimeout = time.Minute
 		c.DeadAfter = time.Hour
-		c.MaxInflight = 2 * pending
+		c.MaxInflight = (b.N + 1) * pending
 	})
 	nc := connect(b, url)
 	// A worker that takes everything and answers nothing.
@@ -94,12 +94,11 @@ func BenchmarkPendingMemory(b *testing.B) {
 	waitState(b, d, up("w-sink"))
 
 	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
 	b.ResetTimer()
-	for range b.N {
-		sunk.Store(0)
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		before := ms.HeapAlloc
+	for round := range b.N {
 		for i := range pending {
 			m := nats.NewMsg("calc.request")
 			m.Reply = fmt.Sprintf("sink.%d", i)
@@ -110,18 +109,24 @@ func BenchmarkPendingMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		want := int64((round + 1) * pending)
 		testutil.CheckFor(b, 30*time.Second, 5*time.Millisecond, func() error {
-			if n := d.Stats().Inflight; n != pending {
-				return fmt.Errorf("in flight = %d", n)
+			if n := d.Stats().Inflight; n != want {
+				return fmt.Errorf("in flight = %d; want %d", n, want)
 			}
 			// Nothing of it left in transit, only what the dispatcher holds.
-			if n := sunk.Load(); n != pending {
-				return fmt.Errorf("worker got %d", n)
+			if n := sunk.Load(); n != want {
+				return fmt.Errorf("worker got %d; want %d", n, want)
 			}
 			return nil
 		})
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		b.ReportMetric(float64(int64(ms.HeapAlloc)-int64(before))/pending, "B/pending")
 	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(int64(ms.HeapAlloc)-int64(before))/float64(b.N*pending), "B/pending")
+	// Answer the requests now rather than wait out their deadlines.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_ = d.Shutdown(ctx)
 }
