@@ -81,7 +81,7 @@ func startSystem(tb testing.TB, n int) *system {
 	tb.Cleanup(func() { _ = d.Shutdown(context.Background()) })
 	s.disp = d
 	testutil.CheckFor(tb, 5*time.Second, 5*time.Millisecond, func() error {
-		if live := len(d.Membership().Live()); live != n {
+		if live := d.LiveWorkers(); live != n {
 			return fmt.Errorf("dispatcher sees %d workers; want %d", live, n)
 		}
 		return nil

@@ -136,12 +136,6 @@ func (d *Dispatcher) ID() string { return d.cfg.ID }
 // LiveWorkers is the number of workers currently up, in rotation.
 func (d *Dispatcher) LiveWorkers() int { return len(d.mem.Live()) }
 
-// Membership is the dispatcher's table of workers.
-//
-// Deprecated: use LiveWorkers. It stays only until bench/bench_test.go,
-// its last caller, uses LiveWorkers; it will then be removed.
-func (d *Dispatcher) Membership() *membership { return d.mem }
-
 // Start subscribes and asks the workers to introduce themselves, so that a
 // restarted dispatcher knows them at once.
 func (d *Dispatcher) Start() error {
