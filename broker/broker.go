@@ -29,64 +29,6 @@ var (
 	ErrStarted = errors.New("broker: already started")
 )
 
-// Defaults applied where Config leaves a field at its zero value.
-const (
-	DefaultHost        = "127.0.0.1"
-	DefaultPort        = 4222
-	DefaultClusterName = "bilancia"
-	// DefaultStartTimeout bounds Start when its ctx has no deadline.
-	DefaultStartTimeout = 10 * time.Second
-)
-
-// Config describes an embedded broker. The zero value is a standalone server
-// on 127.0.0.1:4222 that logs nothing.
-type Config struct {
-	// Host is the client listen address; "" means 127.0.0.1, so that a
-	// local run is not reachable from the network unless asked.
-	Host string
-	// Port is the client port; 0 means 4222, -1 a random free port.
-	Port int
-	// PortFallback picks a random free port when Port is taken instead of
-	// failing; ClientURL reports the port actually bound.
-	PortFallback bool
-	// ServerName names the server in monitoring and cluster views; ""
-	// lets nats-server use its generated server ID.
-	ServerName string
-	// ConfigFile is a standard nats-server configuration file. Fields set
-	// here explicitly (non-zero) override its values.
-	ConfigFile string
-
-	// ClusterName is the name of the route cluster; "" means no cluster
-	// unless ClusterPort or Routes are set, and then "bilancia".
-	ClusterName string
-	// ClusterHost is the route listen address; "" means Host.
-	ClusterHost string
-	// ClusterPort is the route port; 0 means no route listener, -1 random.
-	ClusterPort int
-	// Routes are the other brokers to connect to, e.g.
-	// nats-route://10.0.0.2:6222; they need a ClusterPort.
-	Routes []string
-
-	// HTTPPort serves nats-server monitoring (/varz, /connz, /routez); 0
-	// means off, -1 random. It listens on Host.
-	HTTPPort int
-	// MaxPayload is the largest message accepted; 0 means nats-server's
-	// default of 1 MiB.
-	MaxPayload int32
-	// PingInterval is how often the server pings its clients and routes, so
-	// that a peer cut off without a TCP reset is noticed; 0 keeps
-	// nats-server's defaults (2 minutes for clients, 30 s for routes). A
-	// peer is dropped after 2 pings unanswered.
-	PingInterval time.Duration
-
-	// Logger receives nats-server's log lines; nil means silent.
-	Logger *slog.Logger
-	// Debug and Trace make nats-server emit its debug and protocol trace
-	// lines, both at slog.LevelDebug, which Logger's handler must let
-	// through.
-	Debug, Trace bool
-}
-
 // Broker is an embedded nats-server. Create it with New, then Start it;
 // Shutdown stops it.
 type Broker struct {
@@ -103,6 +45,9 @@ type Broker struct {
 	started bool
 	closed  bool
 	urls    struct{ client, cluster, monitor string }
+	srvOpts *server.Options // what srv runs with, the base of a reload
+
+	auth *authWatch // nil without Config.AuthDir; used by watchAuth alone
 
 	watch    sync.WaitGroup // the goroutine noticing the server going down
 	done     chan struct{}
@@ -116,7 +61,12 @@ func New(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	aw, err := secure(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{
+		auth:     aw,
 		opts:     opts,
 		logger:   cfg.Logger,
 		debug:    opts.Debug,
@@ -132,98 +82,9 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-func buildOptions(cfg Config) (*server.Options, error) {
-	for name, p := range map[string]int{"port": cfg.Port, "cluster port": cfg.ClusterPort, "http port": cfg.HTTPPort} {
-		if p < -1 || p > 65535 {
-			return nil, fmt.Errorf("%w: %s %d out of range", ErrInvalidConfig, name, p)
-		}
-	}
-	if cfg.MaxPayload < 0 {
-		return nil, fmt.Errorf("%w: max payload %d is negative", ErrInvalidConfig, cfg.MaxPayload)
-	}
-
-	opts := &server.Options{}
-	if cfg.ConfigFile != "" {
-		fo, err := server.ProcessConfigFile(cfg.ConfigFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-		}
-		opts = fo
-	}
-
-	if cfg.Host != "" {
-		opts.Host = cfg.Host
-	}
-	if opts.Host == "" {
-		opts.Host = DefaultHost
-	}
-	if cfg.Port != 0 {
-		opts.Port = cfg.Port
-	}
-	if opts.Port == 0 {
-		opts.Port = DefaultPort
-	}
-	if cfg.ServerName != "" {
-		opts.ServerName = cfg.ServerName
-	}
-	if cfg.HTTPPort != 0 {
-		opts.HTTPPort = cfg.HTTPPort
-	}
-	if opts.HTTPPort != 0 && opts.HTTPHost == "" {
-		opts.HTTPHost = opts.Host
-	}
-	if cfg.PingInterval > 0 {
-		opts.PingInterval = cfg.PingInterval
-		opts.Cluster.PingInterval = cfg.PingInterval
-	}
-	if cfg.MaxPayload != 0 {
-		opts.MaxPayload = cfg.MaxPayload
-	}
-	opts.Debug = opts.Debug || cfg.Debug
-	opts.Trace = opts.Trace || cfg.Trace
-
-	if cfg.ClusterPort != 0 {
-		opts.Cluster.Port = cfg.ClusterPort
-	}
-	if cfg.ClusterHost != "" {
-		opts.Cluster.Host = cfg.ClusterHost
-	}
-	if cfg.ClusterName != "" {
-		opts.Cluster.Name = cfg.ClusterName
-	}
-	if len(cfg.Routes) > 0 {
-		routes := make([]*url.URL, 0, len(cfg.Routes))
-		for _, r := range cfg.Routes {
-			u, err := url.Parse(r)
-			if err != nil || u.Host == "" {
-				return nil, fmt.Errorf("%w: route %q is not a URL like nats-route://host:6222", ErrInvalidConfig, r)
-			}
-			routes = append(routes, u)
-		}
-		opts.Routes = routes
-	}
-	switch {
-	case opts.Cluster.Port != 0:
-		if opts.Cluster.Host == "" {
-			opts.Cluster.Host = opts.Host
-		}
-		if opts.Cluster.Name == "" {
-			opts.Cluster.Name = DefaultClusterName
-		}
-	case len(opts.Routes) > 0:
-		// Without a listener nats-server would never solicit the routes.
-		return nil, fmt.Errorf("%w: routes need a cluster port", ErrInvalidConfig)
-	case opts.Cluster.Name != "":
-		return nil, fmt.Errorf("%w: cluster name %q needs a cluster port", ErrInvalidConfig, opts.Cluster.Name)
-	}
-
-	// The embedder owns signals and logging.
-	opts.NoSigs = true
-	return opts, nil
-}
-
 // newServer builds a server whose log lines go to b.logger and whose fatal
 // errors are captured, since an embedded server must not exit the process.
+// b.mu is held on entry, or b is not shared yet.
 func (b *Broker) newServer(opts *server.Options) (*server.Server, *logAdapter, error) {
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -231,6 +92,7 @@ func (b *Broker) newServer(opts *server.Options) (*server.Server, *logAdapter, e
 	}
 	la := &logAdapter{l: b.logger}
 	srv.SetLoggerV2(la, b.debug, b.trace, false)
+	b.srvOpts = opts
 	return srv, la, nil
 }
 
@@ -275,6 +137,10 @@ func (b *Broker) Start(ctx context.Context) error {
 		srv.WaitForShutdown()
 		b.markDone()
 	}()
+	if b.auth != nil && b.auth.every > 0 {
+		b.watch.Add(1)
+		go b.watchAuth()
+	}
 	return nil
 }
 

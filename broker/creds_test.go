@@ -1,0 +1,149 @@
+package broker
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+)
+
+// TestAuthRoutesCarryTheSecret: with an auth directory, routes require the
+// route user, and the routes given carry it.
+func TestAuthRoutesCarryTheSecret(t *testing.T) {
+	dir := t.TempDir()
+	opts, err := buildOptions(Config{ClusterPort: 6222, Routes: []string{"nats://b2:6222", "nats://u:p@b3:6222"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secure(Config{AuthDir: dir}, opts); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := os.ReadFile(filepath.Join(dir, RouteSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := string(secret[:len(secret)-1])
+	if opts.Cluster.Username != RouteUser || opts.Cluster.Password != pass {
+		t.Fatalf("cluster user %q password %q; want %q and the secret", opts.Cluster.Username, opts.Cluster.Password, RouteUser)
+	}
+	if u := opts.Routes[0].User; u == nil || u.Username() != RouteUser {
+		t.Fatalf("route %v; want the route user", opts.Routes[0].Redacted())
+	}
+	if u := opts.Routes[1].User; u.Username() != "u" {
+		t.Fatalf("route %v; want its own user kept", opts.Routes[1].Redacted())
+	}
+}
+
+// TestEnsureCredentials: the files are made once, 0600, and brokers making
+// them at once agree on one set.
+func TestEnsureCredentials(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "auth")
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = EnsureCredentials(dir) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	first, err := loadCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.users) != 4 || first.routeSecret == "" {
+		t.Fatalf("credentials %+v; want 4 users and a route secret", first)
+	}
+	for _, f := range []string{ClientCredential, WorkerCredential, DispatcherCredential, AdminCredential, RouteSecret} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v; want 0600", f, st.Mode().Perm())
+		}
+		if _, err := nats.NkeyOptionFromSeed(filepath.Join(dir, f)); err != nil && f != RouteSecret {
+			t.Errorf("nats.NkeyOptionFromSeed(%s): %v", f, err)
+		}
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode %v; want 0700", st.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name()[0] == '.' {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+	if err := EnsureCredentials(dir); err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.equal(first) || again.routeSecret != first.routeSecret {
+		t.Fatal("a second EnsureCredentials changed the credentials")
+	}
+	if p, err := InboxPrefixOf(filepath.Join(dir, ClientCredential)); p != "_INBOX_CLIENT.default" || err != nil {
+		t.Fatalf("InboxPrefixOf(client.nk) = %q, %v; want _INBOX_CLIENT.default", p, err)
+	}
+	if p, err := InboxPrefixOf(filepath.Join(dir, WorkerCredential)); p != "" || err != nil {
+		t.Fatalf("InboxPrefixOf(worker.nk) = %q, %v; want none", p, err)
+	}
+}
+
+func TestAddClient(t *testing.T) {
+	dir := t.TempDir()
+	if err := EnsureCredentials(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"", "default", "a.b", "a b", "*", ">", "x/y", string(make([]byte, 65))} {
+		if _, _, err := AddClient(dir, name); !errors.Is(err, ErrCredentials) {
+			t.Errorf("AddClient(%q) = %v; want %v", name, err, ErrCredentials)
+		}
+	}
+	path, prefix, err := AddClient(dir, "alice-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "clients", "alice-1.nk"); path != want || prefix != "_INBOX_CLIENT.alice-1" {
+		t.Fatalf("AddClient = %q, %q; want %q, _INBOX_CLIENT.alice-1", path, prefix, want)
+	}
+	if _, _, err := AddClient(dir, "alice-1"); !errors.Is(err, ErrCredentials) {
+		t.Fatalf("AddClient twice = %v; want %v", err, ErrCredentials)
+	}
+	set, err := loadCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(set.users, func(c credential) bool { return c.role == "client" && c.name == "alice-1" }) {
+		t.Fatalf("users %+v; want alice-1 among them", set.users)
+	}
+	if err := RemoveClient(dir, "alice-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveClient(dir, "alice-1"); !errors.Is(err, ErrCredentials) {
+		t.Fatalf("RemoveClient twice = %v; want %v", err, ErrCredentials)
+	}
+}
+
+// TestPermissionsFollowThePrefix: the permissions are written for the
+// configured prefix.
+func TestPermissionsFollowThePrefix(t *testing.T) {
+	p := Permissions("client", "alice", "calc2")
+	if !slices.Contains(p.Publish.Allow, "calc2.request") || !slices.Contains(p.Subscribe.Allow, "_INBOX_CLIENT.alice.>") {
+		t.Fatalf("client permissions %+v %+v", p.Publish, p.Subscribe)
+	}
+	if w := Permissions("worker", "", "calc2"); !slices.Contains(w.Subscribe.Allow, "calc2.worker.*") {
+		t.Fatalf("worker subscribe %v", w.Subscribe.Allow)
+	}
+	if Permissions("admin", "", "calc") != nil {
+		t.Fatal("admin permissions not nil")
+	}
+}
