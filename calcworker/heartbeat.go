@@ -59,6 +59,7 @@ func (w *Worker) Heartbeat() wire.Heartbeat {
 		Served:      w.served.Load(),
 		Errors:      w.errs.Load(),
 		Concurrency: w.cfg.Concurrency,
+		ProgressMS:  max(w.cfg.Progress.Milliseconds(), 0),
 		StartedAt:   w.start,
 		Version:     wire.Version,
 		Host:        host,

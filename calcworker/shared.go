@@ -81,8 +81,10 @@ func (s *Shared) run() {
 		case !ok:
 		case ss.discover:
 			ss.w.heartbeat()
-		case ss.w.accept(m):
-			ss.w.serve(m)
+		default:
+			if j := ss.w.take(m); j != nil {
+				ss.w.serve(j)
+			}
 		}
 	}
 }

@@ -32,6 +32,17 @@ type Config struct {
 	// Concurrency bounds requests computed at once. 0 = 16, enough that
 	// sleep jobs do not hold up fast ones.
 	Concurrency int
+	// Queue bounds the requests received and waiting for a compute
+	// goroutine; beyond it the subscription waits, and what the broker
+	// sends meanwhile waits in the connection's buffer, unseen (no
+	// progress messages for it). 0 = 1024. Not used with Shared.
+	Queue int
+	// Progress is the interval of progress messages for requests that ask
+	// for them (a dispatcher's forwards, Calc-Progress: 1), announced in
+	// heartbeats as progress_ms. 0 = 100ms; <0 = none, and cancel
+	// messages are ignored: dispatchers then fall back on their attempt
+	// timeout.
+	Progress time.Duration
 	// ServeDirect also serves <prefix>.direct in queue group "workers", so
 	// that a load can reach the workers without a dispatcher (bench).
 	ServeDirect bool
@@ -60,7 +71,7 @@ type Worker struct {
 	nc    *nats.Conn
 	subj  wire.Subjects
 	start time.Time
-	jobs  chan *nats.Msg
+	jobs  chan *job
 
 	subs     []*nats.Subscription
 	hbMu     sync.Mutex     // serialises heartbeats from the timer with hbTimer's end
@@ -76,6 +87,12 @@ type Worker struct {
 	inflight atomic.Int64
 	served   atomic.Uint64
 	errs     atomic.Uint64
+
+	jobMu     sync.Mutex // guards held, the jobs' cancel fields and the progress timer
+	held      map[*job]struct{}
+	pgTimer   *time.Timer // the next progress tick, armed while jobs are held
+	pgArmed   bool
+	pgStopped bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -98,12 +115,19 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
 	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 1024
+	}
+	if cfg.Progress == 0 {
+		cfg.Progress = 100 * time.Millisecond
+	}
 	cfg.Env.WorkerID = cfg.ID
 	if cfg.Shared != nil {
 		cfg.Concurrency = cfg.Shared.concurrency
 	}
 	w := &Worker{cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}}
-	w.jobs = make(chan *nats.Msg)
+	w.jobs = make(chan *job, cfg.Queue)
+	w.held = make(map[*job]struct{})
 	w.state.Store(wire.StateUp)
 	// Computations get a context that ends only at the very end of a
 	// shutdown: draining lets in-flight work finish.
@@ -191,11 +215,27 @@ func (w *Worker) abort() {
 }
 
 // enqueue hands a request to the compute pool. It blocks the subscription
-// while the pool is full, so the bound is Concurrency.
+// while the pool and its queue are full, so the bound is Concurrency +
+// Queue.
 func (w *Worker) enqueue(m *nats.Msg) {
-	if w.accept(m) {
-		w.jobs <- m
+	if j := w.take(m); j != nil {
+		w.jobs <- j
 	}
+}
+
+// take acts on a message to the worker: a cancel stops the requests it
+// names; a request is accepted as a job, unless the worker has stopped.
+func (w *Worker) take(m *nats.Msg) *job {
+	if m.Header != nil && m.Reply == "" && w.cfg.Progress > 0 {
+		if ids := m.Header[wire.HdrCancel]; ids != nil {
+			w.cancelJobs(ids)
+			return nil
+		}
+	}
+	if !w.accept(m) {
+		return nil
+	}
+	return w.newJob(m)
 }
 
 // accept counts m as work to answer, or, once the worker has stopped,
@@ -225,32 +265,30 @@ func withSubject(m *nats.Msg, subject string) *nats.Msg {
 
 func (w *Worker) compute() {
 	defer w.pool.Done()
-	for m := range w.jobs {
-		w.serve(m)
+	for j := range w.jobs {
+		w.serve(j)
 	}
 }
 
 // serve answers an accepted request.
-func (w *Worker) serve(m *nats.Msg) {
-	w.handle(m)
+func (w *Worker) serve(j *job) {
+	w.handle(j)
+	releaseJob(j)
 	w.inflight.Add(-1)
 	w.work.Done()
 }
 
-func (w *Worker) handle(m *nats.Msg) {
-	id := ""
-	if m.Header != nil {
-		id = m.Header.Get(wire.HdrRequestID)
-	}
-	ctx := w.ctx
-	if ms, err := strconv.ParseInt(headerGet(m, wire.HdrTimeout), 10, 64); err == nil && ms > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
-		defer cancel()
+func (w *Worker) handle(j *job) {
+	m, id := j.m, j.id
+	ctx, cancel, ok := w.begin(j)
+	if !ok {
+		w.end(j) // cancelled while it waited: never computed
+		return
 	}
 	reply, err := calc.Compute(ctx, m.Data, w.cfg.Env)
-	if m.Reply == "" {
-		return // a publish without reply subject: nobody to answer
+	cancel()
+	if w.end(j) || m.Reply == "" {
+		return // cancelled: its answer went out; or nobody to answer
 	}
 	var out *nats.Msg
 	if err != nil {
@@ -337,9 +375,12 @@ func (w *Worker) shutdown(ctx context.Context) error {
 		err = fmt.Errorf("calcworker: drain: %w", ctx.Err())
 	}
 	w.cancel()
+	w.stopProgress()
 	_ = w.nc.FlushTimeout(time.Second)
 	return err
 }
+
+func parseMillis(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
 
 // Stats are the worker's counters.
 type Stats struct {

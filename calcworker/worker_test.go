@@ -14,6 +14,7 @@ import (
 
 	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/calcworker"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -321,4 +322,94 @@ func TestSharedWorkers(t *testing.T) {
 	}
 	wnc.Close()
 	shared.Close()
+}
+
+// TestProgressCancelAndDeadline: requests that ask for progress are
+// reported while they run and while they wait for a compute slot, in one
+// message per reply subject; a cancel stops one without a reply; the
+// deadline counts from arrival; a request that did not ask gets its reply
+// alone.
+func TestProgressCancelAndDeadline(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	w := start(t, url, calcworker.Config{ID: "w-p", Concurrency: 1, Progress: 20 * time.Millisecond})
+	if hb := w.Heartbeat(); hb.ProgressMS != 20 {
+		t.Fatalf("heartbeat progress_ms = %d; want 20", hb.ProgressMS)
+	}
+	nc := connect(t, url)
+	inbox := nats.NewInbox()
+	msgs, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id, cmd string, progress bool, timeoutMS string) {
+		t.Helper()
+		m := nats.NewMsg(w.Subject())
+		m.Reply = inbox
+		m.Header.Set(wire.HdrRequestID, id)
+		if progress {
+			m.Header.Set(wire.HdrProgress, "1")
+		}
+		if timeoutMS != "" {
+			m.Header.Set(wire.HdrTimeout, timeoutMS)
+		}
+		m.Data = []byte(cmd)
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a runs, b waits for the one compute slot: both are reported.
+	send("a", "sleep 5000", true, "")
+	send("b", "sleep 10", true, "")
+	for {
+		m, err := msgs.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no progress message naming a and b: %v", err)
+		}
+		if len(m.Data) != 0 || m.Header.Get(wire.HdrProgress) != "1" || m.Header.Get(wire.HdrWorker) != "w-p" {
+			t.Fatalf("before any reply: %v %q; want progress messages", m.Header, m.Data)
+		}
+		if ids := m.Header[wire.HdrRequestID]; len(ids) == 2 {
+			break
+		}
+	}
+	cancel := nats.NewMsg(w.Subject())
+	cancel.Header.Set(wire.HdrCancel, "a")
+	if err := nc.PublishMsg(cancel); err != nil {
+		t.Fatal(err)
+	}
+	// b's reply comes, a's never does.
+	for {
+		m, err := msgs.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no reply to b after a was cancelled: %v", err)
+		}
+		if len(m.Data) == 0 {
+			continue // progress
+		}
+		if id := m.Header.Get(wire.HdrRequestID); id != "b" {
+			t.Fatalf("reply to %q (%s); want b's alone", id, m.Data)
+		}
+		break
+	}
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if st := w.Stats(); st.Served != 1 || st.Inflight != 0 {
+			return fmt.Errorf("stats = %+v; want 1 served (b), nothing in flight", st)
+		}
+		return nil
+	})
+
+	// A deadline of 100ms, counted from arrival, ends a long sleep; a
+	// request without Calc-Progress hears nothing before its reply.
+	start := time.Now()
+	send("c", "sleep 5000", false, "100")
+	m, err := msgs.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := wire.ErrorFromMsg(m); e == nil || e.Code != wire.CodeDeadline || m.Header.Get(wire.HdrRequestID) != "c" {
+		t.Fatalf("reply %v %s; want c's 504", m.Header, m.Data)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("504 after %v; want about 100ms", el)
+	}
 }

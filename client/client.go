@@ -46,10 +46,19 @@ type Config struct {
 	// Timeout is the deadline of a request when the caller's ctx has none.
 	// 0 = 10s.
 	Timeout time.Duration
-	// AttemptTimeout is how long an attempt may stay unanswered before the
-	// same request (same Calc-Request-Id) is sent again, in case the
-	// dispatcher holding it died. The first attempt's reply still counts.
-	// Each further attempt waits twice as long. 0 = 2s.
+	// ProgressSilence: requests ask for progress messages (Calc-Progress:
+	// 1), which the dispatcher holding one sends every 100ms until the
+	// reply; a request whose dispatcher stays silent this long (no reply,
+	// no progress message) is sent again, in case the dispatcher died,
+	// however long the job. 0 = 250ms. <0: ask for none, and resend after
+	// AttemptTimeout instead (a dispatcher that sends no progress messages
+	// would otherwise see every request longer than ProgressSilence again).
+	ProgressSilence time.Duration
+	// AttemptTimeout, when ProgressSilence < 0, is how long an attempt may
+	// stay unanswered before the same request (same Calc-Request-Id) is
+	// sent again, in case the dispatcher holding it died. The first
+	// attempt's reply still counts. Each further attempt waits twice as
+	// long. 0 = 2s.
 	AttemptTimeout time.Duration
 	// MaxAttempts bounds the sends of one request. 0 = 4; 1 = no retries.
 	MaxAttempts int
@@ -63,6 +72,11 @@ type Config struct {
 
 	// Options are extra nats.go options (credentials, TLS) when dialing.
 	Options []nats.Option
+	// InboxPrefix is where replies come back when dialing, e.g.
+	// "_INBOX_CLIENT.alice" for a client credential of broker --auth,
+	// which may subscribe nowhere else (docs/auth.md). "" = nats.go's
+	// "_INBOX", or what Options set. With Conn, the connection's own.
+	InboxPrefix string
 }
 
 // Result is a successful reply.
@@ -113,7 +127,8 @@ type Client struct {
 }
 
 type call struct {
-	ch chan *nats.Msg // buffered 1; gets the first reply only
+	ch    chan *nats.Msg // buffered 1; gets the first reply only
+	heard atomic.Int64   // unix nanoseconds of the last progress message
 }
 
 // Connect dials NATS (unless cfg.Conn is set) and prepares the reply inbox.
@@ -127,6 +142,9 @@ func Connect(cfg Config) (*Client, error) {
 	}
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = 2 * time.Second
+	}
+	if cfg.ProgressSilence == 0 {
+		cfg.ProgressSilence = 250 * time.Millisecond
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 4
@@ -152,6 +170,9 @@ func Connect(cfg Config) (*Client, error) {
 		}
 		opts := append(natsutil.Options(cfg.Name, nil), nats.RetryOnFailedConnect(false))
 		opts = append(opts, cfg.Options...)
+		if cfg.InboxPrefix != "" {
+			opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
+		}
 		nc, err := nats.Connect(url, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("%w at %s: %v", ErrNoServer, url, err)
@@ -167,6 +188,14 @@ func Connect(cfg Config) (*Client, error) {
 	}
 	sub.SetPendingLimits(-1, -1)
 	c.sub = sub
+	// A broker that does not let us read our inbox says so asynchronously:
+	// ask now rather than let every request time out.
+	if c.nc.FlushTimeout(5*time.Second) == nil {
+		if err := c.nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
+			c.closeConn()
+			return nil, fmt.Errorf("client: the broker refuses replies under %s*: %w (a client credential of broker --auth has an inbox prefix of its own: see docs/auth.md)", c.inbox, err)
+		}
+	}
 	c.announce(c.subj.ClientConnect())
 	return c, nil
 }
@@ -201,6 +230,10 @@ func (c *Client) onReply(m *nats.Msg) {
 	c.mu.Unlock()
 	if cl == nil {
 		return // a late reply to a request already answered
+	}
+	if m.Header != nil && m.Header[wire.HdrProgress] != nil && len(m.Data) == 0 {
+		cl.heard.Store(time.Now().UnixNano()) // still held: a sign of life, not a reply
+		return
 	}
 	select {
 	case cl.ch <- m:

@@ -102,7 +102,7 @@ func TestRetryKeepsRequestIDAndFirstReplyWins(t *testing.T) {
 		_ = nc.PublishMsg(&nats.Msg{Subject: m.Reply, Header: ok(m).Header, Data: ok(m).Data})
 		return ok(m)
 	})
-	c := newClient(t, url, client.Config{AttemptTimeout: 50 * time.Millisecond})
+	c := newClient(t, url, client.Config{AttemptTimeout: 50 * time.Millisecond, ProgressSilence: -1})
 	r, err := c.Do(context.Background(), "add 2 3")
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestServiceErrorAndMaxAttempts(t *testing.T) {
 func TestDeadline504AndSingleSend(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
 	n := responder(t, connect(t, url), func(*nats.Msg, int64) *nats.Msg { return nil })
-	c := newClient(t, url, client.Config{MaxAttempts: 1, AttemptTimeout: 10 * time.Millisecond})
+	c := newClient(t, url, client.Config{MaxAttempts: 1, AttemptTimeout: 10 * time.Millisecond, ProgressSilence: 10 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
 	_, err := c.Do(ctx, "add 1 1")
@@ -245,7 +245,7 @@ func TestRetryBudget(t *testing.T) {
 		}
 		return ok(m)
 	})
-	c := newClient(t, url, client.Config{AttemptTimeout: 20 * time.Millisecond, RetryBudget: 0.01, MinRetries: 1})
+	c := newClient(t, url, client.Config{AttemptTimeout: 20 * time.Millisecond, ProgressSilence: -1, RetryBudget: 0.01, MinRetries: 1})
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for range 20 {
@@ -264,5 +264,65 @@ func TestRetryBudget(t *testing.T) {
 	}
 	if st := c.Stats(); st.Retries < 20 || st.RetriesDenied == 0 {
 		t.Fatalf("stats = %+v; want 20 or more retries, some denied by the budget", st)
+	}
+}
+
+// progressMsg is what a dispatcher sends while it holds request m.
+func progressMsg(m *nats.Msg) *nats.Msg {
+	return &nats.Msg{Subject: m.Reply, Header: nats.Header{
+		wire.HdrProgress: {"1"}, wire.HdrRequestID: {m.Header.Get(wire.HdrRequestID)}}}
+}
+
+// TestProgressMeansNoResend: a dispatcher that holds a request for far
+// longer than ProgressSilence, saying so every 20ms, gets it once; the
+// caller sees the reply, not the progress messages.
+func TestProgressMeansNoResend(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	nc := connect(t, url)
+	n := responder(t, nc, func(m *nats.Msg, _ int64) *nats.Msg {
+		if m.Header.Get(wire.HdrProgress) != "1" {
+			t.Errorf("request headers %v; want %s: 1", m.Header, wire.HdrProgress)
+		}
+		go func() {
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for range 25 { // 500ms
+				<-tick.C
+				_ = nc.PublishMsg(progressMsg(m))
+			}
+			out := ok(m)
+			out.Subject = m.Reply
+			_ = nc.PublishMsg(out)
+		}()
+		return nil
+	})
+	c := newClient(t, url, client.Config{ProgressSilence: 150 * time.Millisecond})
+	r, err := c.Do(context.Background(), "sleep 500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Sends != 1 || n.Load() != 1 || r.ResultString() != "5" {
+		t.Fatalf("result %+v, received %d; want one send, one request, result 5", r, n.Load())
+	}
+}
+
+// TestSilenceMeansResend: a dispatcher that swallows a request and says
+// nothing (it died) costs ProgressSilence, not AttemptTimeout.
+func TestSilenceMeansResend(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	nc := connect(t, url)
+	responder(t, nc, func(m *nats.Msg, n int64) *nats.Msg {
+		if n == 1 {
+			return nil
+		}
+		return ok(m)
+	})
+	c := newClient(t, url, client.Config{ProgressSilence: 100 * time.Millisecond, AttemptTimeout: time.Hour})
+	r, err := c.Do(context.Background(), "add 2 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Sends != 2 || r.Latency < 100*time.Millisecond || r.Latency > 5*time.Second {
+		t.Fatalf("result %+v; want 2 sends, the second after 100ms of silence", r)
 	}
 }

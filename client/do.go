@@ -56,6 +56,12 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 		}
 	}()
 
+	// With progress messages, a send is repeated only after silence
+	// without a sign of life from the dispatcher; without, after
+	// attemptWait, doubling.
+	progress := c.cfg.ProgressSilence > 0
+	silence := c.cfg.ProgressSilence
+	lastSend := start
 	send := func() error {
 		m := nats.NewMsg(c.reqSubj)
 		m.Reply = c.inbox + token
@@ -63,6 +69,9 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 		m.Header.Set(wire.HdrRequestID, id)
 		m.Header.Set(wire.HdrClient, c.cfg.Name)
 		m.Header.Set(wire.HdrTimeout, strconv.FormatInt(time.Until(deadline).Milliseconds(), 10))
+		if progress {
+			m.Header[wire.HdrProgress] = progressValue
+		}
 		return c.nc.PublishMsg(m)
 	}
 	if err := send(); err != nil {
@@ -70,6 +79,9 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 	}
 	sends := 1
 	attemptWait := c.cfg.AttemptTimeout
+	if progress {
+		attemptWait = silence
+	}
 	backoff := 5 * time.Millisecond
 	// backingOff: the last answer was "no responders", and the next send
 	// ends the backoff. noDispatcher: no dispatcher took the request, so
@@ -104,6 +116,15 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 				rearm(now)
 				continue
 			}
+			if progress && !backingOff {
+				// Silent since the last send or progress message?
+				last := max(lastSend.UnixNano(), cl.heard.Load())
+				if quiet := time.Unix(0, last).Add(silence); now.Before(quiet) {
+					nextSend = quiet
+					rearm(now)
+					continue
+				}
+			}
 			if !backingOff && sends >= c.cfg.MaxAttempts {
 				nextSend = deadline // no more sends: wait for a reply
 				rearm(now)
@@ -124,9 +145,10 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 			}
 			c.stats.retries.Add(1)
 			sends++
+			lastSend = now
 			if backingOff {
 				backingOff = false
-			} else {
+			} else if !progress {
 				attemptWait *= 2
 			}
 			nextSend = now.Add(attemptWait)
@@ -181,6 +203,10 @@ func (c *Client) result(m *nats.Msg, id string, sends int, start time.Time) (*Re
 	}
 	return r, nil
 }
+
+// progressValue is Calc-Progress's value on a request; shared, since
+// nats.go only reads it.
+var progressValue = []string{"1"}
 
 func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)

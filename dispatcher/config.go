@@ -36,13 +36,25 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxRequestTimeout caps the deadline a client may ask for. 0 = 5m.
 	MaxRequestTimeout time.Duration
-	// AttemptTimeout is how long a worker may stay silent before the
-	// request is also sent to the next worker (the first attempt stays
-	// open). 0 = 1s.
+	// AttemptTimeout is how long a worker that sends no progress messages
+	// (no progress_ms in its heartbeat) may stay silent before the request
+	// is also sent to the next worker (the first attempt stays open).
+	// A worker that sends them has failed an attempt after
+	// silentAfterBeats of its progress intervals without a sign of life
+	// (400ms at its default 100ms), however long the job. 0 = 1s.
 	AttemptTimeout time.Duration
+	// HedgeAfter, if set, also sends a request to the next worker once it
+	// has waited this long on a worker that is still making progress
+	// (hedging: the first attempt stays open, the first reply wins, and
+	// the worker is not blamed). 0 = never: a slow job runs once.
+	HedgeAfter time.Duration
+	// ProgressInterval is how often a client that asked for progress
+	// messages (Calc-Progress: 1) hears that its request is still held, once
+	// it has been held that long. 0 = 100ms.
+	ProgressInterval time.Duration
 	// MaxAttempts bounds the workers tried for one request because of
-	// timeouts; "no responders" and workers declared down do not count.
-	// 0 = 3.
+	// silence, hedging or 5xx replies; "no responders" and workers declared
+	// down do not count. 0 = 3.
 	MaxAttempts int
 	// RetryBudget is the fraction of in-flight requests that may be
 	// retried on a timeout at once, so that retries cannot multiply load
@@ -89,6 +101,12 @@ type OutlierConfig struct {
 // down, when Config.DeadAfter is not set.
 const deadAfterBeats = 3
 
+// silentAfterBeats is how many of its progress intervals a worker that
+// announces them may stay silent on an attempt before the attempt has
+// failed: the request goes to the next worker, and it counts against the
+// worker.
+const silentAfterBeats = 4
+
 // DefaultConfig returns the settings for a real run: every default in one
 // place. Conn must still be set; ID, Subject, HeartbeatConn and the
 // loggers are derived from the other fields by New when left empty.
@@ -101,6 +119,7 @@ func DefaultConfig() Config {
 		RequestTimeout:    5 * time.Second,
 		MaxRequestTimeout: 5 * time.Minute,
 		AttemptTimeout:    time.Second,
+		ProgressInterval:  100 * time.Millisecond,
 		MaxAttempts:       3,
 		RetryBudget:       0.2,
 		MinRetries:        10,
@@ -145,6 +164,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.RequestTimeout, def.RequestTimeout)
 	orDefault(&c.MaxRequestTimeout, def.MaxRequestTimeout)
 	orDefault(&c.AttemptTimeout, def.AttemptTimeout)
+	orDefault(&c.ProgressInterval, def.ProgressInterval)
 	orDefault(&c.MaxAttempts, def.MaxAttempts)
 	orDefault(&c.RetryBudget, def.RetryBudget)
 	orDefault(&c.MinRetries, def.MinRetries)

@@ -22,6 +22,7 @@ func TestWithDefaults(t *testing.T) {
 			}
 			if c.Heartbeat != time.Second || c.DeadAfter != 3*time.Second || c.RequestTimeout != 5*time.Second ||
 				c.MaxRequestTimeout != 5*time.Minute || c.AttemptTimeout != time.Second || c.MaxAttempts != 3 ||
+				c.HedgeAfter != 0 || c.ProgressInterval != 100*time.Millisecond ||
 				c.RetryBudget != 0.2 || c.MinRetries != 10 || c.MaxInflight != 10000 || c.Strategy != RoundRobin ||
 				c.Tick != 5*time.Millisecond || c.LogQueue != 1<<14 || c.Prefix != "calc" ||
 				c.Outlier != (OutlierConfig{Consecutive: 5, BaseEjection: 5 * time.Second, MaxEjection: time.Minute}) {

@@ -6,7 +6,7 @@
 // forward: each forward is published with a reply subject under the
 // dispatcher's own wildcard inbox, one subscription receives every worker
 // reply, a map finds the pending attempt, and one sweep loop handles
-// attempt timeouts and deadlines.
+// attempts' watches and deadlines.
 //
 // The reply subject is the same for every forward to a worker,
 // "<inbox><worker id>", and the request id the worker echoes tells the
@@ -21,7 +21,8 @@
 // starting and stopping; forward.go the hot path; request.go a request's
 // states and inflight.go the table of requests in flight, where every
 // change of state happens; timers.go the timer maths and sweep.go the loop
-// that acts on it; headers.go the pooled forward headers; events.go what
+// that acts on it; watch.go signs of life (progress messages from workers
+// and to clients, cancels); headers.go the pooled forward headers; events.go what
 // membership changes do; membership.go the table of workers; balance.go
 // the strategies; reqlog.go the request log; paced.go the heartbeat
 // connection's dialer.
@@ -124,6 +125,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		quit:    make(chan struct{}),
 	}
 	d.inflight.init(d.choose, cfg.AttemptTimeout)
+	d.inflight.hedgeAfter, d.inflight.progressEvery = cfg.HedgeAfter, cfg.ProgressInterval
 	if cfg.LogRequests {
 		d.reqlog = newRequestLog(cfg.RequestLogger, cfg.RequestLog, cfg.LogQueue)
 	}

@@ -31,6 +31,7 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 			r.hdr = h // forwarded as they came
 		}
 		r.id, r.client, r.timeout = v[0], v[1], v[2]
+		r.progress = v[3] != ""
 	}
 	if r.id == "" {
 		// A request from a plain NATS client: give it an id, for the log
@@ -49,13 +50,13 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 			fmt.Sprintf("dispatcher %s is at capacity (%d requests in flight)", d.cfg.ID, d.cfg.MaxInflight)))
 		return
 	}
-	d.send(r, d.inflight.open(r, now, timeout)) // one lock for the deadline and the first attempt
+	d.send(r, d.inflight.open(r, now, timeout), now) // one lock for the deadline and the first attempt
 }
 
 // forward sends r to the next live worker it has not tried. With none
 // left, r waits for its open attempts, or fails with 503 if it has none.
 func (d *Dispatcher) forward(r *request, now time.Time) {
-	d.send(r, d.inflight.next(r, now))
+	d.send(r, d.inflight.next(r, now), now)
 }
 
 // choose picks the worker for a request's next attempt: a live one, or
@@ -69,9 +70,10 @@ func (d *Dispatcher) choose(skip func(*member) bool) *member {
 	return w
 }
 
-// send carries out s, a step of r decided by the in-flight table: it
-// publishes the attempt, or answers r when no worker is left.
-func (d *Dispatcher) send(r *request, s step) {
+// send carries out s, a step of r decided by the in-flight table at now:
+// it publishes the attempt, with the time left to r's deadline, or answers
+// r when no worker is left.
+func (d *Dispatcher) send(r *request, s step, now time.Time) {
 	switch s.kind {
 	case stepWait, stepDone:
 		return
@@ -85,11 +87,14 @@ func (d *Dispatcher) send(r *request, s step) {
 	}
 	w := s.w
 	w.forwarded.Add(1)
-	fwd := &nats.Msg{Subject: w.subject, Header: r.hdr, Data: r.data}
+	fwd := &nats.Msg{Subject: w.subject, Data: r.data}
+	left := max((r.deadline-now.UnixNano())/int64(time.Millisecond), 1)
 	var fh *fwdHeader
-	if fwd.Header == nil {
-		fh = newFwdHeader(r)
+	if r.hdr == nil {
+		fh = newFwdHeader(r, left)
 		fwd.Header = fh.h
+	} else {
+		fwd.Header = fwdHeaderOf(r, left)
 	}
 	if s.replyTo != "" {
 		fwd.Reply = s.replyTo
@@ -125,6 +130,11 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 		d.workerGone(rest) // no request id in the broker's status reply
 		return
 	}
+	if m.Header != nil && m.Header[wire.HdrProgress] != nil && len(m.Data) == 0 {
+		// A worker still on it: its request ids, or the token, say which.
+		d.inflight.heard(tok, rest, m.Header[wire.HdrRequestID], time.Now())
+		return
+	}
 	code := 0
 	if m.Header != nil {
 		if h := m.Header.Get(wire.HdrErrorCode); h != "" {
@@ -135,7 +145,7 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 	// better. A 504 says the request's own time ran out: no retry helps.
 	workerFault := code == wire.CodeInternal || code == wire.CodeUnavailable
 	now := time.Now()
-	a, kind, attempts := d.inflight.reply(tok, attemptKey{rest, m.Header.Get(wire.HdrRequestID)},
+	a, kind, attempts, cancel := d.inflight.reply(tok, attemptKey{rest, m.Header.Get(wire.HdrRequestID)},
 		noResponders, workerFault, d.cfg.MaxAttempts)
 	switch kind {
 	case replyLate:
@@ -165,6 +175,7 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 	if err := d.nc.PublishMsg(out); err != nil {
 		d.log.Warn("relay failed", "id", r.id, "error", err.Error())
 	}
+	d.cancel(r, cancel)
 	if code == 0 {
 		d.stats.served.Add(1)
 	} else {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -100,7 +101,11 @@ func TestSilentWorkerIsRetriedElsewhere(t *testing.T) {
 	})
 	startWorker(t, url, "w-a", nil)
 	startWorker(t, url, "w-b", nil)
-	startWorker(t, url, "w-slow", func(c *calcworker.Config) { c.Env = calc.Env{Delay: 2 * time.Second} })
+	// A worker that sends no progress messages: silent is all it seems.
+	startWorker(t, url, "w-slow", func(c *calcworker.Config) {
+		c.Env = calc.Env{Delay: 2 * time.Second}
+		c.Progress = -1
+	})
 	waitState(t, d, up("w-a", "w-b", "w-slow"))
 	cl := newClient(t, url, nil)
 	for i := range 12 {
@@ -174,13 +179,14 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 	}
 }
 
-// TestRetryBudgetBoundsHedges sends a burst at a slow worker with a tiny
-// retry budget: only the allowance of hedges goes out at once, the rest
-// wait for their first attempt, and every request still succeeds.
+// TestRetryBudgetBoundsHedges sends a burst at a slow worker with hedging
+// on and a tiny retry budget: only the allowance of hedges goes out at
+// once, the rest wait for their first attempt, and every request still
+// succeeds.
 func TestRetryBudgetBoundsHedges(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, func(c *dispatcher.Config) {
-		c.AttemptTimeout = 50 * time.Millisecond
+		c.HedgeAfter = 50 * time.Millisecond
 		c.RetryBudget = 0.01 // of 20 in flight: 0, so MinRetries rules
 		c.MinRetries = 1
 		c.Outlier = dispatcher.OutlierConfig{Consecutive: -1}
@@ -281,21 +287,38 @@ func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 		}
 		return got
 	}
-	ours := nats.Header{wire.HdrRequestID: {"id-1"}, wire.HdrClient: {"alice"}, wire.HdrTimeout: {"3000"}}
+	// Every forward carries the time left, at most what the client gave
+	// (or the dispatcher's 5s default), and asks for progress.
+	ours := func(h nats.Header, maxMS int64) nats.Header {
+		t.Helper()
+		out := nats.Header{}
+		for k, v := range h {
+			out[k] = v
+		}
+		ms, err := strconv.ParseInt(out.Get(wire.HdrTimeout), 10, 64)
+		if err != nil || ms <= 0 || ms > maxMS || out.Get(wire.HdrProgress) != "1" {
+			t.Fatalf("worker got %v; want %s in (0, %d] and %s: 1", h, wire.HdrTimeout, maxMS, wire.HdrProgress)
+		}
+		delete(out, wire.HdrTimeout)
+		delete(out, wire.HdrProgress)
+		return out
+	}
+	sent := nats.Header{wire.HdrRequestID: {"id-1"}, wire.HdrClient: {"alice"}, wire.HdrTimeout: {"3000"}}
+	want := nats.Header{wire.HdrRequestID: {"id-1"}, wire.HdrClient: {"alice"}}
 	for range 3 { // the pooled maps are reused: nothing may leak from one to the next
-		if got := ask(ours); fmt.Sprint(got) != fmt.Sprint(ours) {
-			t.Fatalf("worker got %v; want %v", got, ours)
+		if got := ours(ask(sent), 3000); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("worker got %v; want %v", got, want)
 		}
 	}
 	idOnly := nats.Header{wire.HdrRequestID: {"id-2"}}
-	if got := ask(idOnly); fmt.Sprint(got) != fmt.Sprint(idOnly) {
+	if got := ours(ask(idOnly), 5000); fmt.Sprint(got) != fmt.Sprint(idOnly) {
 		t.Fatalf("worker got %v; want %v", got, idOnly)
 	}
 	more := nats.Header{wire.HdrRequestID: {"id-3"}, "Traceparent": {"00-abc-def-01"}, wire.HdrClient: {"a", "b"}}
-	if got := ask(more); fmt.Sprint(got) != fmt.Sprint(more) {
+	if got := ours(ask(more), 5000); fmt.Sprint(got) != fmt.Sprint(more) {
 		t.Fatalf("worker got %v; want %v", got, more)
 	}
-	if got := ask(nil); len(got) != 1 || got.Get(wire.HdrRequestID) == "" {
+	if got := ours(ask(nil), 5000); len(got) != 1 || got.Get(wire.HdrRequestID) == "" {
 		t.Fatalf("worker got %v; want a generated %s alone", got, wire.HdrRequestID)
 	}
 }

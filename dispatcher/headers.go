@@ -1,19 +1,28 @@
 package dispatcher
 
 import (
+	"maps"
 	"strconv"
 	"sync"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/bilancia/bilancia/wire"
 )
 
-// The client's headers are forwarded as they came. When they are just the
-// three a client sets, the request keeps their values, not the header map
+// The client's headers are forwarded as they came, but for two that every
+// forward carries: Calc-Timeout-Ms, the time left until the request's
+// deadline, and Calc-Progress: 1, since the dispatcher wants to hear that
+// the worker is still on it. When the client's headers are just the ones
+// a client sets, the request keeps their values, not the header map
 // nats.go decoded, which would be most of what a pending request holds,
 // and each forward encodes them from a pooled map instead.
-var ourHeaders = [...]string{wire.HdrRequestID, wire.HdrClient, wire.HdrTimeout}
+var ourHeaders = [...]string{wire.HdrRequestID, wire.HdrClient, wire.HdrTimeout, wire.HdrProgress}
+
+// progressValue is Calc-Progress's value on a forward; shared, since
+// nats.go only reads it.
+var progressValue = []string{"1"}
 
 // ourHeaderValues reads the first value of each of ourHeaders into v, in
 // their order, and tells whether h holds headers beyond ours, or several
@@ -32,19 +41,26 @@ func ourHeaderValues(h nats.Header, v *[len(ourHeaders)]string) (others bool) {
 }
 
 // fwdHeader is a pooled header map for a forward, with room for one value
-// of each of ourHeaders, so that filling it allocates nothing.
+// of each of ourHeaders and the digits of the time left, so that filling
+// it allocates nothing.
 type fwdHeader struct {
-	h    nats.Header
-	vals [len(ourHeaders)][1]string
+	h      nats.Header
+	vals   [len(ourHeaders)][1]string
+	digits [20]byte
 }
 
 var fwdHeaders = sync.Pool{New: func() any { return &fwdHeader{h: make(nats.Header, len(ourHeaders))} }}
 
-// newFwdHeader returns r's headers as the client sent them. Release it
-// once the message is published: nats.go encodes headers in PublishMsg.
-func newFwdHeader(r *request) *fwdHeader {
+// newFwdHeader returns the headers of a forward of r with leftMS
+// milliseconds to its deadline. Release it once the message is published:
+// nats.go encodes headers in PublishMsg.
+func newFwdHeader(r *request, leftMS int64) *fwdHeader {
 	f := fwdHeaders.Get().(*fwdHeader)
-	for i, v := range [len(ourHeaders)]string{r.id, r.client, r.timeout} {
+	// The time left as a string over f.digits, without allocating: it is
+	// read only while f is held, by PublishMsg's encoding.
+	d := strconv.AppendInt(f.digits[:0], leftMS, 10)
+	left := unsafe.String(&d[0], len(d))
+	for i, v := range [len(ourHeaders)]string{r.id, r.client, left, "1"} {
 		if v == "" {
 			delete(f.h, ourHeaders[i])
 			continue
@@ -55,8 +71,18 @@ func newFwdHeader(r *request) *fwdHeader {
 	return f
 }
 
+// fwdHeaderOf returns the headers of a forward of r, which kept the
+// client's own (r.hdr), with leftMS milliseconds to its deadline: a copy,
+// since attempts of one request may be sent at once.
+func fwdHeaderOf(r *request, leftMS int64) nats.Header {
+	h := maps.Clone(r.hdr)
+	h[wire.HdrTimeout] = []string{strconv.FormatInt(leftMS, 10)}
+	h[wire.HdrProgress] = progressValue
+	return h
+}
+
 func (f *fwdHeader) release() {
-	f.vals = [len(ourHeaders)][1]string{} // hold no request's strings
+	f.vals = [len(ourHeaders)][1]string{} // hold no request's strings, nor f.digits
 	fwdHeaders.Put(f)
 }
 

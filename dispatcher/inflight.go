@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/bilancia/bilancia/internal/natsutil"
 )
 
 // inflight is the table of requests in flight: their pending attempts by
@@ -20,6 +18,8 @@ type inflight struct {
 	// Set by init and Start, before any request.
 	choose         func(skip func(*member) bool) *member // called with mu held
 	attemptTimeout time.Duration
+	hedgeAfter     time.Duration // 0: no hedging
+	progressEvery  time.Duration // to clients that ask; 0: none
 	inbox          string        // "<inbox>." prefix of forward reply subjects
 	wake           chan struct{} // wakes the sweep for a timer due sooner
 
@@ -66,10 +66,15 @@ type step struct {
 	tried   int     // stepNone: the workers r went to
 }
 
-// open arms r's deadline, timeout from now, and opens its first attempt,
+// open arms r's deadline, timeout from now (or first its progress
+// message, if its client asked for them), and opens its first attempt,
 // under one lock.
 func (t *inflight) open(r *request, now time.Time, timeout time.Duration) step {
-	r.dl = timer{at: now.Add(timeout).UnixNano(), req: r, idx: -1}
+	r.deadline = now.Add(timeout).UnixNano()
+	r.dl = timer{at: r.deadline, req: r, idx: -1}
+	if r.progress && t.progressEvery > 0 {
+		r.dl.at = min(r.deadline, now.Add(t.progressEvery).UnixNano())
+	}
 	t.mu.Lock()
 	t.armLocked(&r.dl)
 	s := t.nextLocked(r, now)
@@ -86,7 +91,7 @@ func (t *inflight) next(r *request, now time.Time) step {
 }
 
 // nextLocked picks a worker r has not tried and opens an attempt on it,
-// its timeout armed unless the deadline comes first. With none left, r
+// its watch armed unless the deadline comes first. With none left, r
 // waits for its open attempts, or is finished if it has none, or none on
 // a worker still up. t.mu is held on entry and on exit.
 func (t *inflight) nextLocked(r *request, now time.Time) step {
@@ -108,7 +113,11 @@ func (t *inflight) nextLocked(r *request, now time.Time) step {
 	if len(r.tried) > 0 {
 		a = new(attempt)
 	}
-	*a = attempt{req: r, w: w}
+	*a = attempt{req: r, w: w, sent: now.UnixNano()}
+	a.heard = a.sent
+	if p := w.progress.Load(); p > 0 {
+		a.silence = silentAfterBeats * time.Duration(p) * time.Millisecond
+	}
 	a.to = timer{req: r, att: a, idx: -1}
 	t.pending[tok] = a
 	key := attemptKey{w.id, r.id}
@@ -126,7 +135,7 @@ func (t *inflight) nextLocked(r *request, now time.Time) step {
 	w.inflight.Add(1) // under mu: dropLocked's -1 cannot come first
 	r.open = append(r.open, tok)
 	r.tried = append(r.tried, w)
-	if at := now.Add(t.attemptTimeout).UnixNano(); at < r.dl.at {
+	if at := watchAt(a.sent, a.heard, a.silence, t.hedgeAfter, t.attemptTimeout, false); at < r.deadline {
 		a.to.at = at
 		t.armLocked(&a.to)
 	}
@@ -168,8 +177,8 @@ const (
 // 0, the attempt key finds on the worker's shared subject. A fault (a 500
 // or 503) ends only its attempt while r has tried fewer than maxAttempts
 // workers; any other reply ends r, and attempts is then how many workers
-// r tried.
-func (t *inflight) reply(tok uint64, key attemptKey, noResponders, fault bool, maxAttempts int) (a *attempt, kind replyKind, attempts int) {
+// r tried, cancel the workers of its other attempts still open.
+func (t *inflight) reply(tok uint64, key attemptKey, noResponders, fault bool, maxAttempts int) (a *attempt, kind replyKind, attempts int, cancel []*member) {
 	t.mu.Lock()
 	if tok == 0 {
 		tok = t.shared[key]
@@ -185,48 +194,12 @@ func (t *inflight) reply(tok uint64, key attemptKey, noResponders, fault bool, m
 		kind = replyRetry
 	default:
 		attempts = len(a.req.tried)
+		cancel = t.cancelListLocked(a.req, a)
 		t.finishLocked(a.req)
 		kind = replyFinal
 	}
 	t.mu.Unlock()
-	return a, kind, attempts
-}
-
-// expiryKind is what a due timer does to its request.
-type expiryKind int
-
-const (
-	expireStale    expiryKind = iota // its request or attempt ended since the pop
-	expireDeadline                   // the deadline passed: r is done, answer 504
-	expireTimeout                    // an attempt timed out: the verdict says whether r goes on
-)
-
-// expire acts on the due timer tm, popped by due: a deadline finishes its
-// request; an attempt timeout counts against the request and decides,
-// within maxAttempts and budget, whether it is sent to another worker too.
-// attempts is how many workers r tried; w the attempt's worker.
-func (t *inflight) expire(tm *timer, maxAttempts int, budget natsutil.RetryBudget) (kind expiryKind, w *member, attempts int, v retryVerdict) {
-	r := tm.req
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if r.done {
-		return expireStale, nil, 0, noRetry
-	}
-	if tm.att == nil {
-		attempts = len(r.tried)
-		t.finishLocked(r)
-		return expireDeadline, nil, attempts, noRetry
-	}
-	if !t.isOpenLocked(r, tm.att) {
-		return expireStale, nil, 0, noRetry
-	}
-	r.timeouts++
-	v = retryAfterTimeout(r.timeouts, maxAttempts, r.retrying, budget, t.count.Load(), t.retrying.Load())
-	if v == retryFirst {
-		r.retrying = true
-		t.retrying.Add(1)
-	}
-	return expireTimeout, tm.att.w, len(r.tried), v
+	return a, kind, attempts, cancel
 }
 
 // due pops the timers due at now into out.

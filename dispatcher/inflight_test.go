@@ -46,7 +46,8 @@ func TestExpire(t *testing.T) {
 	if len(due) != 1 || due[0].att == nil {
 		t.Fatalf("due at 1s = %v; want the attempt timeout", due)
 	}
-	kind, w, attempts, v := tab.expire(due[0], 3, budget)
+	e := tab.expire(due[0], at(time.Second), 3, budget, true)
+	kind, w, attempts, v := e.kind, e.w, e.attempts, e.verdict
 	if kind != expireTimeout || w != a || attempts != 1 || v != retryFirst || tab.retrying.Load() != 1 {
 		t.Fatalf("expire(attempt timeout) = %v, %v, %d, %v, retrying %d; want a timeout on a, 1 attempt, retryFirst, 1",
 			kind, w, attempts, v, tab.retrying.Load())
@@ -55,7 +56,10 @@ func TestExpire(t *testing.T) {
 		t.Fatalf("next = %+v; want to send to b", s)
 	}
 	// The first attempt answers; the second attempt's timer is left.
-	got, rk, n := tab.reply(1, attemptKey{}, false, false, 3)
+	got, rk, n, cancel := tab.reply(1, attemptKey{}, false, false, 3)
+	if len(cancel) != 0 {
+		t.Fatalf("reply to attempt 1 cancels %v; want none: b sends no progress, so knows no cancel", cancel)
+	}
 	if rk != replyFinal || got.w != a || n != 2 || !r.done {
 		t.Fatalf("reply to attempt 1 = %v on %v, %d attempts, done %v; want final from a, 2 attempts, done",
 			rk, got.w, n, r.done)
@@ -64,11 +68,11 @@ func TestExpire(t *testing.T) {
 		t.Fatalf("after the answer: count %d, retrying %d, pending %d, timers %d; want all 0",
 			tab.count.Load(), tab.retrying.Load(), len(tab.pending), len(tab.timers.heap))
 	}
-	if _, rk, _ := tab.reply(2, attemptKey{}, false, false, 3); rk != replyLate {
+	if _, rk, _, _ := tab.reply(2, attemptKey{}, false, false, 3); rk != replyLate {
 		t.Fatalf("reply to attempt 2 = %v; want late", rk)
 	}
-	if kind, _, _, _ := tab.expire(&r.dl, 3, budget); kind != expireStale {
-		t.Fatalf("expire(deadline of a done request) = %v; want stale", kind)
+	if e := tab.expire(&r.dl, at(5*time.Second), 3, budget, true); e.kind != expireStale {
+		t.Fatalf("expire(deadline of a done request) = %v; want stale", e.kind)
 	}
 
 	// A request whose workers never answer: its deadline ends it, after
@@ -78,8 +82,8 @@ func TestExpire(t *testing.T) {
 	tab.open(r2, at(10*time.Second), 1500*time.Millisecond)
 	var kinds []string
 	for _, tm := range tab.due(at(20*time.Second), nil) {
-		kind, _, attempts, v := tab.expire(tm, 3, natsutil.RetryBudget{})
-		kinds = append(kinds, fmt.Sprintf("%v/%d/%v", kind, attempts, v))
+		e := tab.expire(tm, at(20*time.Second), 3, natsutil.RetryBudget{}, true)
+		kinds = append(kinds, fmt.Sprintf("%v/%d/%v", e.kind, e.attempts, e.verdict))
 	}
 	want := fmt.Sprint([]string{
 		fmt.Sprintf("%v/1/%v", expireTimeout, retryDenied),
@@ -131,19 +135,19 @@ func TestReplyKinds(t *testing.T) {
 	tab.admit(10)
 	tab.open(r, t0, time.Minute)
 	keyA, keyB := attemptKey{"a", "req-1"}, attemptKey{"b", "req-1"}
-	if got, kind, _ := tab.reply(0, keyA, true, false, 2); kind != replyNoResponders || got.w != a || len(r.open) != 1 {
+	if got, kind, _, _ := tab.reply(0, keyA, true, false, 2); kind != replyNoResponders || got.w != a || len(r.open) != 1 {
 		t.Fatalf("no responders = %v on %v, open %v; want noResponders on a, 1 open", kind, got.w, r.open)
 	}
-	if _, kind, _ := tab.reply(0, keyA, false, true, 2); kind != replyRetry || r.done || len(r.open) != 0 || a.inflight.Load() != 0 {
+	if _, kind, _, _ := tab.reply(0, keyA, false, true, 2); kind != replyRetry || r.done || len(r.open) != 0 || a.inflight.Load() != 0 {
 		t.Fatalf("fault from a = %v, done %v, open %v; want retry, not done, none open", kind, r.done, r.open)
 	}
 	if s := tab.next(r, t0); s.kind != stepSend || s.w != b {
 		t.Fatalf("next = %+v; want to send to b", s)
 	}
-	if got, kind, n := tab.reply(0, keyB, false, true, 2); kind != replyFinal || got.w != b || n != 2 || !r.done {
+	if got, kind, n, _ := tab.reply(0, keyB, false, true, 2); kind != replyFinal || got.w != b || n != 2 || !r.done {
 		t.Fatalf("fault from b = %v on %v, %d attempts, done %v; want final from b, 2, done", kind, got.w, n, r.done)
 	}
-	if _, kind, _ := tab.reply(0, keyB, false, false, 2); kind != replyLate {
+	if _, kind, _, _ := tab.reply(0, keyB, false, false, 2); kind != replyLate {
 		t.Fatalf("a second reply from b = %v; want late", kind)
 	}
 }

@@ -30,6 +30,7 @@ type member struct {
 	forwarded atomic.Uint64 // forwards sent to it
 	errors    atomic.Uint64 // timeouts and 5xx
 	failures  atomic.Int32  // consecutive timeouts and 5xx, for outlier detection
+	progress  atomic.Int64  // its progress interval in ms, from its heartbeat; 0 = it sends none
 }
 
 // change is a worker's change of state, for the log.
@@ -129,6 +130,7 @@ func (m *membership) Heartbeat(now time.Time, hb wire.Heartbeat) []change {
 		return nil // an older heartbeat overtaken by a newer one
 	}
 	w.lastSeen, w.hb = now, hb // subject stays as first heard: it is read without the lock
+	w.progress.Store(hb.ProgressMS)
 	switch {
 	case hb.State == wire.StateDraining:
 		changes = m.setLocked(w, wire.StateDraining, "worker is draining", changes)

@@ -17,15 +17,23 @@ import (
 //	          (nextLocked), pending under a token of its own until its
 //	          reply (reply), a failed publish (abort) or the end of the
 //	          request. r.tried lists the workers it went to, r.open the
-//	          tokens still waiting. Another attempt (next) follows an
-//	          attempt timeout, within MaxAttempts and the retry budget
-//	          (expire), a 500 or 503 reply (reply), or a worker going down
-//	          (goneFrom); the attempts still waiting stay open, so that the
-//	          first reply wins.
+//	          tokens still waiting. A progress message from its worker
+//	          (heard) keeps an attempt alive. Another attempt (next)
+//	          follows, within MaxAttempts and the retry budget (expire),
+//	          an attempt silent too long (silentAfterBeats progress
+//	          intervals, or the attempt timeout for a worker that sends
+//	          none), a hedge (HedgeAfter, off by default), a 500 or 503
+//	          reply (reply), or a worker going down (goneFrom); the
+//	          attempts still waiting stay open, so that the first reply
+//	          wins. Before its deadline, a request whose client asked
+//	          for progress sends it a progress message every
+//	          ProgressInterval (expire).
 //	done      answered, exactly once, by finishLocked: a reply relayed, or
 //	          an error for its deadline (expire), for no worker left
 //	          (next), for a failed publish (abort) or for the shutdown
-//	          (finishAll). Its deadline and attempts have left the table,
+//	          (finishAll). The workers of the attempts still open when
+//	          it was answered are told to stop (reply, expire). Its
+//	          deadline and attempts have left the table,
 //	          so late replies find nothing; nothing of it changes any more,
 //	          and r.tried may be read without the lock.
 
@@ -39,13 +47,19 @@ type request struct {
 	client  string
 	timeout string // Calc-Timeout-Ms as sent
 	start   time.Time
+	// progress: the client asked for progress messages (Calc-Progress).
+	progress bool
+	// deadline, unix nanoseconds, set by open before any attempt.
+	deadline int64
 
 	tried    []*member // workers tried, in order
 	open     []uint64  // tokens of attempts still waiting
 	timeouts int       // attempts that timed out
 	retrying bool      // counted in inflight.retrying
 	done     bool
-	dl       timer // the deadline; dl.at is the deadline itself
+	// dl is the request's timer: its deadline, or before it the next
+	// progress message to a client that asked for them.
+	dl timer
 
 	// Room for the common case, one attempt, without more allocations.
 	first    attempt
@@ -68,8 +82,16 @@ type attempt struct {
 	req    *request
 	w      *member
 	shared bool  // its reply comes on the worker's subject, keyed by request id
-	to     timer // the attempt timeout
+	to     timer // the attempt's watch: silence, hedge, or the attempt timeout
 	gone   bool  // its worker was declared down after it was sent
+	// sent and heard, unix nanoseconds: when it was forwarded, and the
+	// worker's last sign of life for it (a progress message).
+	sent, heard int64
+	// silence is how long its worker may stay silent before the attempt
+	// has failed, from the worker's progress interval; 0: the worker
+	// sends no progress, and the attempt timeout applies.
+	silence time.Duration
+	hedged  bool // a hedge was sent for it
 }
 
 // triedSkip returns a skip function for the picker; inflight.mu is held

@@ -106,6 +106,22 @@ func silenceIsNews(backlog int, gap, deadAfter time.Duration) bool {
 	return backlog == 0 && gap < deadAfter/2
 }
 
+// watchAt is when an attempt's watch fires next, in unix nanoseconds: for
+// a worker that sends progress messages (silence > 0), when it will have
+// been silent for silence since heard, or sooner, hedgeAfter after sent,
+// for a hedge not yet sent (hedgeAfter > 0, !hedged); for a worker that
+// sends none, attemptTimeout after sent.
+func watchAt(sent, heard int64, silence, hedgeAfter, attemptTimeout time.Duration, hedged bool) int64 {
+	if silence <= 0 {
+		return sent + int64(attemptTimeout)
+	}
+	at := heard + int64(silence)
+	if hedgeAfter > 0 && !hedged {
+		at = min(at, sent+int64(hedgeAfter))
+	}
+	return at
+}
+
 // retryVerdict is what an attempt timeout means for its request.
 type retryVerdict int
 

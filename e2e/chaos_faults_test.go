@@ -142,11 +142,13 @@ var faults = []fault{
 	},
 	{
 		name: "slow-worker",
-		// A worker slower than the attempt timeout: its requests are
-		// hedged to the others, and it is ejected after 5 in a row.
+		// A worker slower than the attempt timeout and sending no progress
+		// messages (a worker of another kind): its requests are retried on
+		// the others, and it is ejected after 5 in a row. A worker that
+		// sends them is never blamed for being slow (TestLongJobsRunOnce).
 		dflags: []string{"--attempt-timeout", "200ms"},
 		window: 3 * time.Second,
-		inject: func(r *rig) { r.ws["w4"] = r.e.worker(r.url, "w4", "--delay", "300ms") },
+		inject: func(r *rig) { r.ws["w4"] = r.e.worker(r.url, "w4", "--delay", "300ms", "--progress=-1ms") },
 		detect: func(r *rig) (time.Time, bool) { return r.firstEvent("worker ejected", "w4", r.injected) },
 		rejoin: func(r *rig) (time.Time, bool) { return r.firstEvent("worker ejected", "w4", r.injected) },
 		check: func(r *rig, s *loadcheck.Score) {

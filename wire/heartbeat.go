@@ -189,6 +189,8 @@ func (s *scanner) field(key []byte, hb *Heartbeat) bool {
 		return s.int(&hb.IntervalMS)
 	case "inflight":
 		return s.int(&hb.Inflight)
+	case "progress_ms":
+		return s.int(&hb.ProgressMS)
 	case "concurrency":
 		var n int64
 		if !s.int(&n) || int64(int(n)) != n {

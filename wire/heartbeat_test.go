@@ -10,7 +10,7 @@ import (
 func sampleHeartbeat() Heartbeat {
 	return Heartbeat{
 		ID: "w-1", Subject: "calc.worker.w-1", State: StateUp, Seq: 42, IntervalMS: 1000,
-		Inflight: 3, Served: 1 << 40, Errors: 7, Concurrency: 16,
+		Inflight: 3, Served: 1 << 40, Errors: 7, Concurrency: 16, ProgressMS: 100,
 		StartedAt: time.Date(2026, 11, 27, 12, 0, 0, 123456789, time.UTC), Version: "0.1.0", Host: "h",
 	}
 }
@@ -40,6 +40,8 @@ func TestDecodeHeartbeat(t *testing.T) {
 		`{"id":"w","seq":012}`,                  // leading zero
 		`{"id":"w","seq":99999999999999999999}`, // overflow
 		`{"id":"w","inflight":null}`,
+		`{"id":"w","progress_ms":"100"}`, // a string into an integer
+		`{"id":"w","progress_ms":-1}`,
 		`{"id":"w","extra":{"a":[1,2]}}`,
 		`{"id":"w","started_at":"yesterday"}`,
 		`{"id":"w"} trailing`,

@@ -36,6 +36,14 @@ const (
 	HdrAttempts = "Calc-Attempts"
 	// HdrDispatcher names the dispatcher that relayed a reply.
 	HdrDispatcher = "Calc-Dispatcher"
+	// HdrProgress, "1" on a request, asks for progress messages: header-only
+	// messages on the request's reply subject, carrying HdrProgress and the
+	// ids of the requests still held (one HdrRequestID value each), that say
+	// "still on it" until the reply. Without it only the reply is sent.
+	HdrProgress = "Calc-Progress"
+	// HdrCancel, on a header-only message to a worker's subject, names a
+	// request whose answer has gone out: the worker stops computing it.
+	HdrCancel = "Calc-Cancel"
 
 	HdrError     = "Nats-Service-Error"
 	HdrErrorCode = "Nats-Service-Error-Code"
@@ -133,18 +141,21 @@ func ValidSubject(s string) bool {
 
 // Heartbeat is what a worker publishes every interval.
 type Heartbeat struct {
-	ID          string    `json:"id"`
-	Subject     string    `json:"subject"`
-	State       string    `json:"state"`
-	Seq         uint64    `json:"seq"`
-	IntervalMS  int64     `json:"interval_ms"`
-	Inflight    int64     `json:"inflight"`
-	Served      uint64    `json:"served"`
-	Errors      uint64    `json:"errors"`
-	Concurrency int       `json:"concurrency"`
-	StartedAt   time.Time `json:"started_at"`
-	Version     string    `json:"version"`
-	Host        string    `json:"host,omitempty"`
+	ID          string `json:"id"`
+	Subject     string `json:"subject"`
+	State       string `json:"state"`
+	Seq         uint64 `json:"seq"`
+	IntervalMS  int64  `json:"interval_ms"`
+	Inflight    int64  `json:"inflight"`
+	Served      uint64 `json:"served"`
+	Errors      uint64 `json:"errors"`
+	Concurrency int    `json:"concurrency"`
+	// ProgressMS is the interval of the worker's progress messages; 0: it
+	// sends none, and a dispatcher falls back on an attempt timeout.
+	ProgressMS int64     `json:"progress_ms,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	Version    string    `json:"version"`
+	Host       string    `json:"host,omitempty"`
 }
 
 // Error is a business error: it travels in a reply with its code, never as

@@ -3,6 +3,7 @@ package calc
 import (
 	"context"
 	"errors"
+	"math/big"
 	"testing"
 	"time"
 
@@ -101,5 +102,26 @@ func TestDelay(t *testing.T) {
 	}
 	if rep.Op != "add" || len(rep.Args) != 2 || rep.Error != e {
 		t.Errorf("error reply = %+v; want op, args and the error", rep)
+	}
+}
+
+// TestLongOpsHonourContext: ops that can run long check their ctx as
+// they go, not only before they start: expr between operations, fib in
+// its loop.
+func TestLongOpsHonourContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, e := evalExpr(ctx, "2^1000*3^1000+5", false); e == nil || e.Code != wire.CodeDeadline {
+		t.Errorf("evalExpr with its ctx ended = %v; want 504", e)
+	}
+	if _, e := evalExpr(ctx, "2^1000*3^1000+5", true); e != nil {
+		t.Errorf("checking the syntax with its ctx ended = %v; want nothing computed, no error", e)
+	}
+	n := Arg{Kind: KindInt, Int: big.NewInt(10000)}
+	if _, e := runFib(ctx, &Env{}, []Arg{n}); e == nil || e.Code != wire.CodeDeadline {
+		t.Errorf("fib 10000 with its ctx ended = %v; want 504", e)
+	}
+	if _, e := runFib(context.Background(), &Env{}, []Arg{n}); e != nil {
+		t.Errorf("fib 10000 = %v; want a result", e)
 	}
 }

@@ -1,6 +1,7 @@
 package calc
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"unicode"
@@ -24,6 +25,7 @@ import (
 
 // exprParser evaluates while it parses; there is no tree to allocate.
 type exprParser struct {
+	ctx   context.Context // checked before each operation: a long expression stops at its deadline
 	s     string
 	pos   int
 	depth int
@@ -31,14 +33,14 @@ type exprParser struct {
 	fail  *wire.Error // first arithmetic error; later values are not computed
 }
 
-// evalExpr parses s and, unless check is set, evaluates it. A syntax error
-// anywhere wins over an arithmetic one, so "1/0 +" says what is wrong
-// with the text first.
-func evalExpr(s string, check bool) (num, *wire.Error) {
+// evalExpr parses s and, unless check is set, evaluates it, until ctx
+// ends. A syntax error anywhere wins over an arithmetic one, so "1/0 +"
+// says what is wrong with the text first.
+func evalExpr(ctx context.Context, s string, check bool) (num, *wire.Error) {
 	if len(s) > MaxExprLen {
 		return num{}, bad("expr: expression too long (max " + strconv.Itoa(MaxExprLen) + " bytes)")
 	}
-	p := exprParser{s: s, check: check}
+	p := exprParser{ctx: ctx, s: s, check: check}
 	v, e := p.sum()
 	if e != nil {
 		return num{}, e
@@ -98,6 +100,10 @@ func (p *exprParser) unexpected() *wire.Error {
 // apply computes a op b unless only checking or already failed.
 func (p *exprParser) apply(op byte, a, b num) num {
 	if p.check || p.fail != nil {
+		return num{}
+	}
+	if err := p.ctx.Err(); err != nil {
+		p.fail = ctxError(err)
 		return num{}
 	}
 	var r num

@@ -171,7 +171,7 @@ func runFact(_ context.Context, _ *Env, args []Arg) (json.RawMessage, *wire.Erro
 	return intNum(new(big.Int).MulRange(1, n)).appendJSON(nil), nil
 }
 
-func runFib(_ context.Context, _ *Env, args []Arg) (json.RawMessage, *wire.Error) {
+func runFib(ctx context.Context, _ *Env, args []Arg) (json.RawMessage, *wire.Error) {
 	n, ok := smallInt(args[0], MaxFib)
 	if !ok {
 		return nil, bad("fib: n must be an integer between 0 and " + strconv.Itoa(MaxFib))
@@ -180,6 +180,11 @@ func runFib(_ context.Context, _ *Env, args []Arg) (json.RawMessage, *wire.Error
 	for ; n > 0; n-- {
 		a.Add(a, b)
 		a, b = b, a
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, ctxError(err)
+			}
+		}
 	}
 	return intNum(a).appendJSON(nil), nil
 }
@@ -198,8 +203,8 @@ func runIsPrime(_ context.Context, _ *Env, args []Arg) (json.RawMessage, *wire.E
 	return json.RawMessage("false"), nil
 }
 
-func runExpr(_ context.Context, _ *Env, args []Arg) (json.RawMessage, *wire.Error) {
-	v, e := evalExpr(args[0].String(), false)
+func runExpr(ctx context.Context, _ *Env, args []Arg) (json.RawMessage, *wire.Error) {
+	v, e := evalExpr(ctx, args[0].String(), false)
 	if e != nil {
 		return nil, e
 	}

@@ -2,6 +2,7 @@ package calc
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -106,7 +107,7 @@ func textCommand(spec *opSpec, text string) (*Command, *wire.Error) {
 	if text == "" {
 		return nil, checkArity(spec, 0)
 	}
-	if _, e := evalExpr(text, true); e != nil {
+	if _, e := evalExpr(context.Background(), text, true); e != nil {
 		return nil, e
 	}
 	return &Command{Op: spec.Name, Args: []Arg{{Kind: KindText, Text: text}}}, nil

@@ -23,8 +23,9 @@ type DispatcherFlags struct {
 	Heartbeat      time.Duration `default:"1s" help:"Workers' heartbeat interval."`
 	DeadAfter      time.Duration `help:"Mark a silent worker down after this long (default 3 heartbeats)."`
 	RequestTimeout time.Duration `default:"5s" help:"Deadline of a request that carries none."`
-	AttemptTimeout time.Duration `default:"1s" help:"Also try the next worker when one is silent this long."`
-	MaxAttempts    int           `default:"3" help:"Workers tried per request on timeouts."`
+	AttemptTimeout time.Duration `default:"1s" help:"Also try the next worker when one that sends no progress messages is silent this long."`
+	HedgeAfter     time.Duration `help:"Also try the next worker when one still making progress has held a request this long (0 = never)."`
+	MaxAttempts    int           `default:"3" help:"Workers tried per request on silence, hedges or 5xx."`
 	MaxInflight    int           `default:"10000" help:"Requests in flight before answering 503."`
 	Strategy       string        `default:"round-robin" enum:"round-robin,least-inflight" help:"Balancing strategy: round-robin or least-inflight."`
 	EjectAfter     int           `default:"5" help:"Eject a worker after this many timeouts or 5xx in a row (-1 = never)."`
@@ -41,6 +42,7 @@ func (f *DispatcherFlags) config(d *dispatcher.Config) {
 	d.DeadAfter = f.DeadAfter
 	d.RequestTimeout = f.RequestTimeout
 	d.AttemptTimeout = f.AttemptTimeout
+	d.HedgeAfter = f.HedgeAfter
 	d.MaxAttempts = f.MaxAttempts
 	d.MaxInflight = f.MaxInflight
 	d.Strategy = f.Strategy

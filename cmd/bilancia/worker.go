@@ -19,6 +19,7 @@ import (
 type WorkerFlags struct {
 	Concurrency int           `default:"16" help:"Requests computed at once."`
 	Delay       time.Duration `help:"Add this delay to every request (simulates a slow worker)."`
+	Progress    time.Duration `default:"100ms" help:"Interval of progress messages for requests held (negative = none: a worker of another kind, for tests)."`
 	MaxSleep    time.Duration `default:"30s" help:"Upper bound of the sleep op."`
 	MaxSpin     time.Duration `default:"10s" help:"Upper bound of the spin op."`
 	ServeDirect bool          `help:"Also serve <prefix>.direct in queue group workers (for bench --compare)."`
@@ -75,7 +76,7 @@ func (f *WorkerFlags) startWorkers(p workerPlan) (*workerSet, error) {
 			s.conns = append(s.conns, nc)
 		}
 		w, err := calcworker.New(calcworker.Config{
-			Conn: nc, ID: id, Prefix: p.prefix, Heartbeat: p.heartbeat, Concurrency: f.Concurrency,
+			Conn: nc, ID: id, Prefix: p.prefix, Heartbeat: p.heartbeat, Concurrency: f.Concurrency, Progress: f.Progress,
 			ServeDirect: f.ServeDirect, DrainGrace: p.drainGrace, Shared: s.shared,
 			Env:     calc.Env{MaxSleep: f.MaxSleep, MaxSpin: f.MaxSpin, Delay: f.Delay},
 			OnError: func(err error) { p.log.Warn(err.Error()) },

@@ -1,0 +1,156 @@
+package dispatcher
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bilancia/bilancia/internal/natsutil"
+	"github.com/bilancia/bilancia/wire"
+)
+
+// Signs of life, in the in-flight table: a worker that announces a
+// progress interval in its heartbeat sends, for every request it has held
+// for a while, a progress message on the request's reply subject until it
+// replies (heard); an attempt fails only when those stop, never because
+// the job is long (expire). A client that asks for them gets the same
+// from the dispatcher (expireProgress). When a request is answered, the
+// workers still on it are told to stop (cancelListLocked).
+
+// heard records a sign of life, at now, for the attempts a progress
+// message names: attempt tok or, when tok is 0, those that ids find on
+// worker's shared subject. Nothing is re-armed: the attempt's watch looks
+// at heard when it fires.
+func (t *inflight) heard(tok uint64, worker string, ids []string, now time.Time) {
+	ns := now.UnixNano()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tok != 0 {
+		if a := t.pending[tok]; a != nil {
+			a.heard = ns
+		}
+		return
+	}
+	for _, id := range ids {
+		if a := t.pending[t.shared[attemptKey{worker, id}]]; a != nil {
+			a.heard = ns
+		}
+	}
+}
+
+// cancelListLocked returns the workers of r's open attempts other than
+// except (nil: all of them) that understand cancel messages (those that
+// announce progress). t.mu is held on entry and on exit.
+func (t *inflight) cancelListLocked(r *request, except *attempt) []*member {
+	if len(r.open) == 0 || (len(r.open) == 1 && except != nil) {
+		return nil // the common case: one attempt, the one that answered
+	}
+	var out []*member
+	for _, tok := range r.open {
+		if a := t.pending[tok]; a != nil && a != except && a.silence > 0 {
+			out = append(out, a.w)
+		}
+	}
+	return out
+}
+
+// expiryKind is what a due timer does to its request.
+type expiryKind int
+
+const (
+	expireStale    expiryKind = iota // its request or attempt ended since the pop, or its worker is alive
+	expireDeadline                   // the deadline passed: r is done, answer 504
+	expireProgress                   // r is still held: tell its client
+	expireTimeout                    // an attempt failed (silence, or the attempt timeout): the verdict says whether r goes on
+	expireHedge                      // an attempt is slow but alive: the verdict says whether to hedge
+)
+
+// expiry is what expire decided: attempts is how many workers r tried,
+// w the attempt's worker, cancel the workers to tell that r is over.
+type expiry struct {
+	kind     expiryKind
+	w        *member
+	attempts int
+	verdict  retryVerdict
+	cancel   []*member
+}
+
+// expire acts on the due timer tm, popped by due at now. A deadline
+// finishes its request, or before it, for a client that asked, is a
+// progress message to send. An attempt's watch re-arms while its worker
+// shows signs of life, may hedge, and otherwise counts a failure against
+// the request and decides, within maxAttempts and budget, whether it is
+// sent to another worker too. heardAll says that the dispatcher has read
+// what reached it: with progress messages still unread, or the sweep late
+// (this process starved), silence says nothing, and the watch looks again
+// a quarter of the silence later.
+func (t *inflight) expire(tm *timer, now time.Time, maxAttempts int, budget natsutil.RetryBudget, heardAll bool) expiry {
+	r := tm.req
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.done {
+		return expiry{}
+	}
+	ns := now.UnixNano()
+	if tm.att == nil {
+		if tm.at < r.deadline {
+			tm.at = min(r.deadline, ns+int64(t.progressEvery))
+			t.armLocked(tm)
+			return expiry{kind: expireProgress}
+		}
+		e := expiry{kind: expireDeadline, attempts: len(r.tried), cancel: t.cancelListLocked(r, nil)}
+		t.finishLocked(r)
+		return e
+	}
+	a := tm.att
+	if !t.isOpenLocked(r, a) {
+		return expiry{}
+	}
+	kind := expireTimeout
+	if a.silence > 0 && ns < a.heard+int64(a.silence) {
+		// Alive: watch on, and hedge if it is time.
+		hedge := t.hedgeAfter > 0 && !a.hedged && ns >= a.sent+int64(t.hedgeAfter)
+		a.hedged = a.hedged || hedge
+		if at := watchAt(a.sent, a.heard, a.silence, t.hedgeAfter, t.attemptTimeout, a.hedged); at < r.deadline {
+			a.to.at = at
+			t.armLocked(&a.to)
+		}
+		if !hedge {
+			return expiry{}
+		}
+		kind = expireHedge
+	} else if a.silence > 0 && !heardAll {
+		if at := ns + int64(a.silence/4); at < r.deadline {
+			a.to.at = at
+			t.armLocked(&a.to)
+		}
+		return expiry{}
+	}
+	r.timeouts++
+	v := retryAfterTimeout(r.timeouts, maxAttempts, r.retrying, budget, t.count.Load(), t.retrying.Load())
+	if v == retryFirst {
+		r.retrying = true
+		t.retrying.Add(1)
+	}
+	return expiry{kind: kind, w: a.w, attempts: len(r.tried), verdict: v}
+}
+
+// progress tells r's client, which asked for it, that r is still held: a
+// header-only message on its reply subject.
+func (d *Dispatcher) progress(r *request) {
+	m := &nats.Msg{Subject: r.reply, Header: nats.Header{
+		wire.HdrProgress:   progressValue,
+		wire.HdrRequestID:  {r.id},
+		wire.HdrDispatcher: d.idValue,
+	}}
+	_ = d.nc.PublishMsg(m) // a progress message lost is one beat missed
+}
+
+// cancel tells each of workers that r has been answered, so that it stops
+// computing it: a header-only message on the worker's subject.
+func (d *Dispatcher) cancel(r *request, workers []*member) {
+	for _, w := range workers {
+		m := &nats.Msg{Subject: w.subject, Header: nats.Header{wire.HdrCancel: {r.id}}}
+		_ = d.nc.PublishMsg(m)
+	}
+}
