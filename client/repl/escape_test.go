@@ -67,7 +67,14 @@ func TestOutputEscapesTheWire(t *testing.T) {
 	st := newRandomStats()
 	st.add(r, time.Millisecond, nil)
 	st.add(nil, time.Millisecond, wire.NewError(500, evil))
-	lines = append(lines, st.summary(2, 2, time.Second))
+	lines = append(lines, st.summary(palette{}, 2, 2, time.Second))
+	// In colour, our own codes are the only escape sequences.
+	color := palette{on: true}
+	ours := strings.NewReplacer(sgrReset, "", sgrRed, "", sgrGreen, "", sgrDim, "")
+	lines = append(lines,
+		ours.Replace(color.reply("add 1 2", r, time.Millisecond, nil)),
+		ours.Replace(color.reply("add 1 2\x1b[2J", nil, time.Millisecond, wire.NewError(503, evil))),
+		ours.Replace(st.summary(color, 2, 2, time.Second)))
 	for _, l := range lines {
 		if strings.ContainsAny(l, "\x1b\x07") {
 			t.Errorf("output holds a raw control character: %q", l)

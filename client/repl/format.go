@@ -31,26 +31,35 @@ const (
 //
 // with " sends=2" appended when the client had to send more than once.
 func formatReply(cmd string, r *client.Result, lat time.Duration, err error) string {
-	var text string
+	return palette{}.reply(cmd, r, lat, err)
+}
+
+// reply is formatReply in p's colours: the worker and latency dim, the
+// result green, an error red.
+func (p palette) reply(cmd string, r *client.Result, lat time.Duration, err error) string {
+	var text, shown string // shown: text with colours
 	if err != nil {
 		text = formatError(shorten(cmd), err)
+		shown = p.err(text)
 	} else {
-		w := r.Worker
-		if w == "" {
-			w = "?"
+		w := "[" + safe(r.Worker) + "]"
+		if r.Worker == "" {
+			w = "[?]"
 		}
-		text = "[" + safe(w) + "] " + shorten(cmd) + " = " + shorten(r.ResultString())
+		head, result := w+" "+shorten(cmd)+" = ", shorten(r.ResultString())
+		text = head + result
+		shown = p.dim(w) + strings.TrimPrefix(head, w) + p.ok(result)
 	}
 	if pad := replyWidth - utf8.RuneCountInString(text); pad > 0 {
-		text += strings.Repeat(" ", pad)
+		shown += strings.Repeat(" ", pad)
 	} else {
-		text += " "
+		shown += " "
 	}
-	text += "(" + fmtLatency(lat) + ")"
+	shown += p.dim("(" + fmtLatency(lat) + ")")
 	if r != nil && r.Sends > 1 {
-		text += fmt.Sprintf(" sends=%d", r.Sends)
+		shown += fmt.Sprintf(" sends=%d", r.Sends)
 	}
-	return text
+	return shown
 }
 
 // formatError is "[error 400] div 1 0: division by zero", or "[error] ..."

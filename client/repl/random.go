@@ -24,12 +24,14 @@ import (
 func (s *session) random(ctx context.Context, n int, quiet bool) {
 	// Each run gets its own stream, so runs in the background don't share
 	// a *rand.Rand (not safe for concurrent use) and Seed stays repeatable.
-	rng := rand.New(rand.NewPCG(s.seed, s.runs.Add(1)))
+	run := s.runs.Add(1)
+	rng := rand.New(rand.NewPCG(s.seed, run))
 	st := newRandomStats()
 	sem := make(chan struct{}, s.conc)
 	var wg sync.WaitGroup
 	start := time.Now()
 	sent := 0
+	stopProgress := s.showProgress(run, n, st, start)
 send:
 	for ; sent < n; sent++ {
 		select {
@@ -53,12 +55,76 @@ send:
 			r, lat, err := s.do(ctx, cmd)
 			st.add(r, lat, err)
 			if !quiet {
-				s.out.print(formatReply(cmd, r, lat, err))
+				s.out.print(s.pal.reply(cmd, r, lat, err))
 			}
 		}()
 	}
 	wg.Wait()
-	s.out.print(st.summary(n, sent, time.Since(start)))
+	stopProgress()
+	s.out.print(st.summary(s.pal, n, sent, time.Since(start)))
+}
+
+// progressEvery is how often the progress line is redrawn; a run shorter
+// than that shows none.
+const progressEvery = 250 * time.Millisecond
+
+// showProgress redraws run's progress line until the returned func is
+// called, which removes it. Without a progress line it does nothing.
+func (s *session) showProgress(run uint64, n int, st *randomStats, start time.Time) (stop func()) {
+	if s.progress.show == nil {
+		return func() {}
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				s.progress.set(run, "")
+				return
+			case <-t.C:
+				s.progress.set(run, st.progressLine(n, time.Since(start)))
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
+// progress is the one line showing every random run going.
+type progress struct {
+	show func(line string) // nil = no progress line; "" removes it
+
+	mu   sync.Mutex
+	runs map[uint64]string // line of each run going, by run number
+}
+
+// set sets run's part of the line, "" removing it, and shows the line.
+func (p *progress) set(run uint64, line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.runs == nil {
+		p.runs = make(map[uint64]string)
+	}
+	if line == "" {
+		delete(p.runs, run)
+	} else {
+		p.runs[run] = line
+	}
+	keys := make([]uint64, 0, len(p.runs))
+	for k := range p.runs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = p.runs[k]
+	}
+	p.show(strings.Join(parts, " | "))
 }
 
 // randomStats aggregates the replies of one random run.
@@ -110,12 +176,23 @@ func errorKey(err error) string {
 	}
 }
 
+// progressLine is, e.g., "random: 41200 of 100000, 41190 ok, 10 failed, 20580 req/s".
+func (st *randomStats) progressLine(n int, elapsed time.Duration) string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rate := 0.0
+	if s := elapsed.Seconds(); s > 0 {
+		rate = float64(st.ok+st.fail) / s
+	}
+	return fmt.Sprintf("random: %d of %d, %d ok, %d failed, %.0f req/s", st.ok+st.fail, n, st.ok, st.fail, rate)
+}
+
 // summary is, e.g.:
 //
 //	1000 ok, 0 failed in 0.21 s (4762 req/s), p50 0.3 ms, p99 1.9 ms
 //	per worker: w-3f2a 334, w-81c0 333, w-d04e 333
 //	errors: 503 x3, 504 x1
-func (st *randomStats) summary(n, sent int, elapsed time.Duration) string {
+func (st *randomStats) summary(p palette, n, sent int, elapsed time.Duration) string {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var b strings.Builder
@@ -128,8 +205,15 @@ func (st *randomStats) summary(n, sent int, elapsed time.Duration) string {
 		p50 = fmtLatency(time.Duration(st.hist.ValueAtQuantile(50)) * time.Microsecond)
 		p99 = fmtLatency(time.Duration(st.hist.ValueAtQuantile(99)) * time.Microsecond)
 	}
-	fmt.Fprintf(&b, "%d ok, %d failed in %.2f s (%.0f req/s), p50 %s, p99 %s\n",
-		st.ok, st.fail, elapsed.Seconds(), rate, p50, p99)
+	ok, failed := strconv.Itoa(st.ok)+" ok", strconv.Itoa(st.fail)+" failed"
+	if st.ok > 0 {
+		ok = p.ok(ok)
+	}
+	if st.fail > 0 {
+		failed = p.err(failed)
+	}
+	fmt.Fprintf(&b, "%s, %s in %.2f s (%.0f req/s), p50 %s, p99 %s\n",
+		ok, failed, elapsed.Seconds(), rate, p50, p99)
 	b.WriteString("per worker: ")
 	b.WriteString(counts(st.perWorker, func(k string, v int) string { return safe(k) + " " + strconv.Itoa(v) }))
 	b.WriteString("\n")

@@ -16,14 +16,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/chzyer/readline"
 
 	"github.com/bilancia/bilancia/client"
 )
@@ -37,8 +34,10 @@ type Config struct {
 	// Interactive says a terminal is present: read with readline (history,
 	// line editing, a "> " prompt) and print replies above the prompt.
 	Interactive bool
-	// HistoryFile keeps the interactive history. "" = ~/.bilancia_history.
-	// Errors writing it are ignored: history is a convenience.
+	// HistoryFile keeps the interactive history, at most 1000 lines.
+	// "" = $XDG_STATE_HOME/bilancia/history when XDG_STATE_HOME is set,
+	// else ~/.bilancia_history; NoHistory ("none") = keep none. Errors
+	// writing it are ignored: history is a convenience.
 	HistoryFile string
 	// Concurrency bounds the requests of one `random N` in flight. 0 = 64.
 	Concurrency int
@@ -46,6 +45,15 @@ type Config struct {
 	Quiet bool
 	// Seed makes `random N` repeatable. 0 = a random seed.
 	Seed uint64
+	// Color colours replies (ok green, errors red, workers dim). The
+	// caller decides: a terminal, and NO_COLOR unset or empty.
+	Color bool
+	// Progress shows a line of progress for a long `random N`, redrawn a
+	// few times a second (in the prompt when Interactive). The caller
+	// decides: only on a terminal.
+	Progress bool
+
+	echo bool // tests: draw the line being typed as on a terminal
 }
 
 const (
@@ -109,13 +117,15 @@ func RunCommandsWith(ctx context.Context, cl *client.Client, cmds []string, cfg 
 
 // session is the state shared by the commands of one Run.
 type session struct {
-	cl     *client.Client
-	out    *lineWriter
-	conc   int
-	quiet  bool
-	seed   uint64
-	runs   atomic.Uint64 // `random` runs so far: each gets its own stream
-	failed atomic.Int64
+	cl       *client.Client
+	out      *lineWriter
+	pal      palette
+	progress progress // random runs going, for the progress line
+	conc     int
+	quiet    bool
+	seed     uint64
+	runs     atomic.Uint64 // `random` runs so far: each gets its own stream
+	failed   atomic.Int64
 
 	// Interactive only: commands run in the background.
 	background bool
@@ -133,14 +143,19 @@ func newSession(cl *client.Client, cfg Config, out io.Writer) *session {
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
 	}
-	return &session{
+	s := &session{
 		cl:    cl,
 		out:   &lineWriter{w: out},
+		pal:   palette{on: cfg.Color},
 		conc:  cfg.Concurrency,
 		quiet: cfg.Quiet,
 		seed:  cfg.Seed,
 		stop:  make(chan struct{}),
 	}
+	if cfg.Progress {
+		s.progress.show = func(line string) { s.out.setStatus(s.pal.dim(line)) }
+	}
+	return s
 }
 
 // leave stops random runs from sending more; requests already sent finish.
@@ -294,119 +309,17 @@ func (s *session) do(ctx context.Context, cmd string) (*client.Result, time.Dura
 
 func (s *session) request(ctx context.Context, cmd string) {
 	r, lat, err := s.do(ctx, cmd)
-	s.out.print(formatReply(cmd, r, lat, err))
+	s.out.print(s.pal.reply(cmd, r, lat, err))
 }
 
 func (s *session) status(ctx context.Context) {
 	st, err := s.cl.Status(ctx, 0)
 	if err != nil {
 		s.failed.Add(1)
-		s.out.print(formatError("status", err))
+		s.out.print(s.pal.err(formatError("status", err)))
 		return
 	}
 	var b strings.Builder
 	PrintStatus(&b, st, time.Now())
 	s.out.print(b.String())
-}
-
-// runInteractive reads with readline. Each command runs in the background
-// and prints through readline's stdout wrapper, which redraws the prompt and
-// what is typed so far below every line it prints.
-func runInteractive(ctx context.Context, cl *client.Client, cfg Config) (int, error) {
-	hist := cfg.HistoryFile
-	if hist == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			hist = filepath.Join(home, ".bilancia_history")
-		}
-	}
-	rlcfg := &readline.Config{
-		Prompt:            "> ",
-		HistoryFile:       hist,
-		HistorySearchFold: true,
-		InterruptPrompt:   "^C",
-		EOFPrompt:         "exit",
-		Stdout:            cfg.Out,
-		Stderr:            cfg.Err,
-		// Without a terminal the width is unknown (-1); assume 80 columns.
-		FuncGetWidth: func() int {
-			if w := readline.GetScreenWidth(); w > 0 {
-				return w
-			}
-			return 80
-		},
-	}
-	// Our own cancelable reader, closed on the way out: readline's Close
-	// alone would leave its reading goroutine blocked until the next key.
-	stdin := readline.NewCancelableStdin(cfg.In)
-	rlcfg.Stdin = stdin
-	if cfg.In != os.Stdin {
-		// Not reading the terminal (tests, a remote session): leave its
-		// mode and its resize signal alone.
-		rlcfg.FuncMakeRaw = func() error { return nil }
-		rlcfg.FuncExitRaw = func() error { return nil }
-		rlcfg.FuncOnWidthChanged = func(func()) {}
-	}
-	rl, err := readline.NewEx(rlcfg)
-	if err != nil {
-		stdin.Close()
-		return 0, fmt.Errorf("repl: readline: %w", err)
-	}
-	closeRL := sync.OnceFunc(func() {
-		stdin.Close()
-		rl.Close()
-	})
-	defer closeRL()
-
-	s := newSession(cl, cfg, rl.Stdout())
-	s.background = true
-	s.sem = make(chan struct{}, maxBackground)
-
-	// Readline blocks in a read that only Close interrupts.
-	quit := make(chan struct{})
-	defer close(quit)
-	go func() {
-		select {
-		case <-ctx.Done():
-			closeRL()
-		case <-quit:
-		}
-	}()
-
-	for ctx.Err() == nil {
-		line, err := rl.Readline()
-		if errors.Is(err, readline.ErrInterrupt) {
-			if line == "" {
-				s.out.print(hint)
-			}
-			continue // with text, Ctrl-C only clears the line
-		}
-		if err != nil { // io.EOF: Ctrl-D, or Close after ctx ended
-			break
-		}
-		if s.exec(ctx, line) {
-			break
-		}
-	}
-	s.leave()
-	if n := s.inflight.Load(); n > 0 && ctx.Err() == nil {
-		s.out.print(fmt.Sprintf("waiting for %d request(s) in flight…", n))
-	}
-	s.wg.Wait()
-	return int(s.failed.Load()), nil
-}
-
-// lineWriter writes whole lines: concurrent replies never interleave
-// mid-line, and a multi-line block (help, status) stays together.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) print(s string) {
-	if !strings.HasSuffix(s, "\n") {
-		s += "\n"
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, _ = io.WriteString(l.w, s) // nowhere better to report a failed write
 }
