@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/bilancia/bilancia/broker"
@@ -13,7 +14,7 @@ import (
 
 // BrokerCmd runs an embedded nats-server.
 type BrokerCmd struct {
-	Host         string        `default:"127.0.0.1" help:"Client listen address (0.0.0.0 for all)."`
+	Host         string        `default:"127.0.0.1" help:"Client listen address (0.0.0.0 for all: needs --auth or --insecure)."`
 	Port         int           `default:"4222" help:"Client port (-1 = random)."`
 	Name         string        `help:"Server name (default: generated)."`
 	Config       string        `type:"existingfile" help:"A nats-server configuration file; flags given explicitly override it."`
@@ -24,11 +25,17 @@ type BrokerCmd struct {
 	HTTPPort     int           `name:"http-port" help:"Monitoring port for /varz, /routez, /connz; 0 = off."`
 	MaxPayload   int32         `help:"Largest message in bytes (0 = 1 MiB)."`
 	PingInterval time.Duration `help:"Ping clients and routes this often (0 = nats-server's defaults)."`
+	Auth         string        `placeholder:"DIR" help:"Require a credential per role from DIR (created on first start: client.nk, worker.nk, dispatcher.nk, admin.nk), each allowed only its role's subjects; routes authenticate too (docs/auth.md)."`
+	AuthPoll     time.Duration `default:"1s" help:"With --auth, read DIR again this often, for client credentials added or removed (-1s = never)."`
+	Insecure     bool          `help:"Listen beyond loopback without authentication (refused otherwise)."`
+	TLSCert      string        `name:"tls-cert" type:"existingfile" help:"Serve clients over TLS with this certificate."`
+	TLSKey       string        `name:"tls-key" type:"existingfile" help:"The key of --tls-cert."`
+	TLSCA        string        `name:"tls-ca" type:"existingfile" help:"Also require client certificates signed by this CA."`
 	Debug        bool          `help:"Log nats-server debug lines."`
 	Trace        bool          `help:"Log nats-server protocol traces."`
 
 	Dispatcher      bool   `help:"Also run a dispatcher in this process, on an in-process connection, set up by the dispatcher flags."`
-	Prefix          string `default:"calc" help:"Subject prefix (with --dispatcher)."`
+	Prefix          string `default:"calc" help:"Subject prefix (of --auth's permissions, and --dispatcher's)."`
 	DispatcherFlags `embed:""`
 }
 
@@ -38,8 +45,14 @@ func (c *BrokerCmd) Run(g *globals) error {
 		Host: c.Host, Port: c.Port, ServerName: c.Name, ConfigFile: c.Config,
 		ClusterName: c.ClusterName, ClusterHost: c.ClusterHost, ClusterPort: c.ClusterPort,
 		Routes: c.Routes, HTTPPort: c.HTTPPort, MaxPayload: c.MaxPayload, PingInterval: c.PingInterval,
+		AuthDir: c.Auth, AuthPrefix: c.Prefix, AuthPoll: c.AuthPoll, Insecure: c.Insecure,
+		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TLSCA: c.TLSCA,
 		Logger: log, Debug: c.Debug, Trace: c.Trace,
 	})
+	if errors.Is(err, broker.ErrInsecure) {
+		return &exitError{1, err.Error() + ": give it --auth DIR (docs/auth.md) or a --config with authorization, " +
+			"listen on 127.0.0.1, or add --insecure to run it open"}
+	}
 	if err != nil {
 		return err
 	}
@@ -54,6 +67,10 @@ func (c *BrokerCmd) Run(g *globals) error {
 		fmt.Fprintf(os.Stderr, ", monitoring on %s", u)
 	}
 	fmt.Fprintln(os.Stderr)
+	if c.Auth != "" {
+		fmt.Fprintf(os.Stderr, "credentials in %s: %s, %s, %s, %s; more clients with bilancia auth add-client NAME --dir %[1]s\n",
+			c.Auth, broker.ClientCredential, broker.WorkerCredential, broker.DispatcherCredential, broker.AdminCredential)
+	}
 	stopPprof, err := servePprof(c.Pprof)
 	if err != nil {
 		b.Shutdown()
@@ -93,15 +110,18 @@ func (c *BrokerCmd) Run(g *globals) error {
 }
 
 // startInside starts the dispatcher of --dispatcher on an in-process
-// connection to b.
+// connection to b, with the dispatcher credential of --auth.
 func (c *BrokerCmd) startInside(b *broker.Broker) (*runningDispatcher, error) {
-	if b.AuthRequired() {
+	nf := &NATSFlags{NATS: b.ClientURL(), Prefix: c.Prefix}
+	if c.Auth != "" {
+		nf.NKey = filepath.Join(c.Auth, broker.DispatcherCredential)
+	} else if b.AuthRequired() {
 		// Refused at once: an in-process connect the broker turns down
 		// hangs on the pipe until nats-server's write deadline.
-		return nil, &exitError{1, "--dispatcher: this broker requires authentication, which a dispatcher inside it " +
-			"does not bring; run bilancia dispatcher as a process of its own, with credentials"}
+		return nil, &exitError{1, "--dispatcher: this broker's --config requires authentication, which a dispatcher inside it " +
+			"does not bring; use --auth DIR instead, or run bilancia dispatcher as a process of its own, with credentials"}
 	}
-	d, err := c.startDispatcher(&NATSFlags{NATS: b.ClientURL(), Prefix: c.Prefix}, b.Server(), os.Stderr)
+	d, err := c.startDispatcher(nf, b.Server(), os.Stderr)
 	if de := (*dialError)(nil); errors.As(err, &de) {
 		return nil, &exitError{1, "--dispatcher: could not connect to its broker: " + err.Error()}
 	}

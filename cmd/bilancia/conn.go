@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/broker"
 	"github.com/bilancia/bilancia/internal/natsutil"
 )
 
@@ -18,7 +19,8 @@ type NATSFlags struct {
 	NATS         string        `name:"nats" env:"BILANCIA_NATS,NATS_URL" default:"nats://127.0.0.1:4222" help:"NATS server URL(s), comma separated."`
 	Prefix       string        `default:"calc" help:"Subject prefix."`
 	Creds        string        `type:"existingfile" env:"BILANCIA_CREDS,NATS_CREDS" help:"NATS credentials file."`
-	NKey         string        `name:"nkey" type:"existingfile" help:"NATS NKey seed file."`
+	NKey         string        `name:"nkey" type:"existingfile" help:"NATS NKey seed file (e.g. broker --auth's DIR/<role>.nk)."`
+	InboxPrefix  string        `help:"Reply inbox prefix (default: the one the --nkey file names, else _INBOX)."`
 	User         string        `env:"BILANCIA_USER,NATS_USER" help:"NATS user name."`
 	Password     string        `env:"BILANCIA_PASSWORD,NATS_PASSWORD" help:"NATS password."`
 	Token        string        `env:"BILANCIA_TOKEN,NATS_TOKEN" help:"NATS token."`
@@ -97,7 +99,23 @@ func (f *NATSFlags) connectFailure(err error) error {
 	if errors.Is(err, nats.ErrNoServers) {
 		return fmt.Errorf("%w at %s", errNoServer, f.NATS)
 	}
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
+		return fmt.Errorf("connect to %s: the broker refused %s: %w", f.NATS, f.credentialName(), err)
+	}
 	return fmt.Errorf("connect to %s: %w", f.NATS, err)
+}
+
+// credentialName says which credential a refused connect brought.
+func (f *NATSFlags) credentialName() string {
+	switch {
+	case f.NKey != "":
+		return "the credential " + f.NKey
+	case f.Creds != "":
+		return "the credentials " + f.Creds
+	case f.User != "" || f.Token != "":
+		return "the user or token given"
+	}
+	return "a connection without credentials (give it --nkey FILE, e.g. broker --auth's DIR/<role>.nk)"
 }
 
 // options returns the ping, credential and TLS options, for connect and
@@ -116,6 +134,19 @@ func (f *NATSFlags) options() ([]nats.Option, error) {
 			return nil, fmt.Errorf("nkey: %w", err)
 		}
 		opts = append(opts, o)
+	}
+	prefix := f.InboxPrefix
+	if prefix == "" && f.NKey != "" {
+		// A client credential of broker --auth may subscribe only under
+		// the inbox prefix it names.
+		p, err := broker.InboxPrefixOf(f.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("nkey: %w", err)
+		}
+		prefix = p
+	}
+	if prefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(prefix))
 	}
 	if f.User != "" {
 		opts = append(opts, nats.UserInfo(f.User, f.Password))

@@ -27,6 +27,7 @@ type CLI struct {
 	Status     StatusCmd     `cmd:"" help:"Print each dispatcher's worker table."`
 	Bench      BenchCmd      `cmd:"" help:"Generate load and report latency, throughput and errors; --compare measures the dispatcher against the workers' queue group."`
 	Health     HealthCmd     `cmd:"" help:"Check a broker, dispatcher or worker, for container health checks (exit 0 = healthy)."`
+	Auth       AuthCmd       `cmd:"" help:"Make the credentials of broker --auth: init, add-client, remove-client."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 }
 

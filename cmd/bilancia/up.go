@@ -15,21 +15,22 @@ import (
 
 // UpCmd runs everything in one process: broker, dispatcher, workers, REPL.
 type UpCmd struct {
-	Host    string `default:"127.0.0.1" help:"Broker listen address."`
-	Port    int    `default:"4222" help:"Broker port; if taken, a free one is used."`
-	Prefix  string `default:"calc" help:"Subject prefix."`
-	Workers int    `default:"3" help:"Calc workers to start."`
+	Host     string `default:"127.0.0.1" help:"Broker listen address."`
+	Insecure bool   `help:"Listen beyond loopback without authentication (refused otherwise; up has no --auth)."`
+	Port     int    `default:"4222" help:"Broker port; if taken, a free one is used."`
+	Prefix   string `default:"calc" help:"Subject prefix."`
+	Workers  int    `default:"3" help:"Calc workers to start."`
 	DispatcherFlags
 	WorkerFlags
 	ClientFlags
-	Command []string `short:"c" help:"Run this command and exit instead of the REPL (repeatable; ';' separates)."`
+	Command []string `short:"c" sep:"none" help:"Run this command and exit instead of the REPL (repeatable; ';' outside JSON separates several)."`
 }
 
 func (c *UpCmd) Run(g *globals) error {
 	if c.Workers < 0 || c.Workers > 1000 {
 		return fmt.Errorf("--workers must be between 0 and 1000")
 	}
-	b, err := broker.New(broker.Config{Host: c.Host, Port: c.Port, PortFallback: true})
+	b, err := broker.New(broker.Config{Host: c.Host, Port: c.Port, PortFallback: true, Insecure: c.Insecure})
 	if err != nil {
 		return err
 	}
@@ -71,7 +72,7 @@ func (c *UpCmd) Run(g *globals) error {
 	}()
 
 	fmt.Fprintf(os.Stderr, "bilancia up: NATS at %s, dispatcher %s, %d workers, log %s\n", url, d.ID(), len(ws.workers), c.Log)
-	fmt.Fprintf(os.Stderr, "watch from another terminal: nats sub 'calc.>' --server %s\n", url)
+	fmt.Fprint(os.Stderr, watchHint(c.Prefix, url))
 
 	ccfg, err := c.ClientFlags.config(&nf)
 	if err != nil {
@@ -91,6 +92,12 @@ func (c *UpCmd) Run(g *globals) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags)
+}
+
+// watchHint tells how to watch the traffic with the nats CLI: the prefix's
+// subjects, and replies, which travel on inboxes outside it.
+func watchHint(prefix, url string) string {
+	return fmt.Sprintf("watch from another terminal: nats sub '%s.>' --server %s  (replies too: nats sub '>')\n", prefix, url)
 }
 
 func printJSON(v any) error {
