@@ -7,12 +7,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/broker"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/internal/supervise"
 	"github.com/bilancia/bilancia/wire"
@@ -62,6 +64,12 @@ func (c *cluster) start(ctx context.Context) error {
 	}
 	c.url = "nats://127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"broker", "--host", "127.0.0.1", "--port", strconv.Itoa(port)}
+	if c.cc.Auth {
+		args = append(args, "--auth", filepath.Join(c.dir, "auth"))
+		if c.cc.Load.Prefix != "" {
+			args = append(args, "--prefix", c.cc.Load.Prefix)
+		}
+	}
 	if c.cc.InBroker {
 		subj := wire.Subjects{Prefix: c.cc.Load.Prefix}
 		args = append(args, "--dispatcher", "--id", inBrokerID, "--subject", subj.InBroker(),
@@ -79,7 +87,7 @@ func (c *cluster) start(ctx context.Context) error {
 	}
 	for i := range c.cc.Workers {
 		id := fmt.Sprintf("bw-%d", i+1)
-		args := []string{"worker", "--nats", c.url, "--id", id, "--serve-direct"}
+		args := append([]string{"worker", "--nats", c.url, "--id", id, "--serve-direct"}, c.nkey(broker.WorkerCredential)...)
 		if c.cc.Load.Prefix != "" {
 			args = append(args, "--prefix", c.cc.Load.Prefix)
 		}
@@ -95,7 +103,11 @@ func (c *cluster) start(ctx context.Context) error {
 		}
 		c.workers = append(c.workers, w)
 	}
-	c.ctl, err = client.Connect(client.Config{URL: c.url, Prefix: c.cc.Load.Prefix, Name: "bench-control"})
+	opts, err := c.credential(broker.ClientCredential)
+	if err != nil {
+		return err
+	}
+	c.ctl, err = client.Connect(client.Config{URL: c.url, Prefix: c.cc.Load.Prefix, Name: "bench-control", Options: opts})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -165,7 +177,11 @@ func (c *cluster) poll(ctx context.Context, what string, f func() error) error {
 
 func (c *cluster) waitBroker(ctx context.Context) error {
 	return c.poll(ctx, "broker at "+c.url, func() error {
-		nc, err := nats.Connect(c.url, nats.Timeout(time.Second), nats.NoReconnect())
+		opts, err := c.credential(broker.AdminCredential) // the broker writes it at start
+		if err != nil {
+			return err
+		}
+		nc, err := nats.Connect(c.url, append(opts, nats.Timeout(time.Second), nats.NoReconnect())...)
 		if err != nil {
 			return err
 		}
@@ -190,6 +206,7 @@ func (c *cluster) ensureDispatcher(ctx context.Context, strategy string) error {
 	args := []string{"dispatcher", "--nats", c.url, "--id", id, "--strategy", f[0],
 		"--log", filepath.Join(c.dir, id+"-loadbalancer.log")}
 	args = append(args, f[1:]...)
+	args = append(args, c.nkey(broker.DispatcherCredential)...)
 	if c.cc.Load.Prefix != "" {
 		args = append(args, "--prefix", c.cc.Load.Prefix)
 	}
@@ -263,4 +280,50 @@ func (c *cluster) stopAll() {
 	if c.broker != nil {
 		c.stop(c.broker)
 	}
+}
+
+// nkey is the --nkey flag of a role's credential with CompareConfig.Auth;
+// none without.
+func (c *cluster) nkey(file string) []string {
+	if !c.cc.Auth {
+		return nil
+	}
+	return []string{"--nkey", filepath.Join(c.dir, "auth", file)}
+}
+
+// credential is the connect options of a credential with
+// CompareConfig.Auth, its inbox prefix included; none without.
+func (c *cluster) credential(file string) ([]nats.Option, error) {
+	if !c.cc.Auth {
+		return nil, nil
+	}
+	path := filepath.Join(c.dir, "auth", file)
+	o, err := nats.NkeyOptionFromSeed(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	opts := []nats.Option{o}
+	prefix, err := broker.InboxPrefixOf(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	if prefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(prefix))
+	}
+	return opts, nil
+}
+
+// loadOptions is the load's connect options for target t: with
+// CompareConfig.Auth, the default client's credential through a
+// dispatcher, the admin's to the queue group.
+func (c *cluster) loadOptions(t target) ([]nats.Option, error) {
+	file := broker.ClientCredential
+	if t.strategy == "" {
+		file = broker.AdminCredential
+	}
+	opts, err := c.credential(file)
+	if err != nil {
+		return nil, err
+	}
+	return append(slices.Clone(c.cc.Load.Options), opts...), nil
 }

@@ -47,6 +47,11 @@ type CompareConfig struct {
 	// (broker --dispatcher), on an in-process connection, with the first
 	// strategy, taking requests on <prefix>.inbroker.
 	InBroker bool
+	// Auth runs the broker with --auth (in Dir's auth/) and each role with
+	// its credential: the load through a dispatcher as the default client,
+	// the queue group's as the admin, the only one that may publish
+	// <prefix>.direct. Not with InBroker.
+	Auth bool
 	// Dir receives the children's output and the dispatcher's log; "" = a
 	// temporary directory, removed at the end unless Keep is set.
 	Dir  string
@@ -94,6 +99,9 @@ func (cc *CompareConfig) defaults() error {
 	}
 	if cc.Rounds == 0 {
 		cc.Rounds = 3
+	}
+	if cc.Auth && cc.InBroker {
+		return fmt.Errorf("%w: Auth does not go with InBroker, whose subject no client credential may publish", ErrConfig)
 	}
 	if len(cc.Strategies) == 0 {
 		cc.Strategies = []string{"round-robin"}
@@ -153,7 +161,7 @@ func Compare(ctx context.Context, cc CompareConfig) (rep *CompareReport, err err
 	}
 	load := cc.Load
 	rep = &CompareReport{
-		Workers: cc.Workers, Strategies: cc.Strategies, InBroker: cc.InBroker, Rounds: cc.Rounds, Mix: load.Mix.String(),
+		Workers: cc.Workers, Strategies: cc.Strategies, InBroker: cc.InBroker, Auth: cc.Auth, Rounds: cc.Rounds, Mix: load.Mix.String(),
 		Clients: load.Clients, MaxAttempts: load.MaxAttempts, DurationS: load.Duration.Seconds(),
 		Requests: load.Requests, WarmupS: load.Warmup.Seconds(), Mode: "closed",
 	}
@@ -215,6 +223,9 @@ func Compare(ctx context.Context, cc CompareConfig) (rep *CompareReport, err err
 				}
 				cfg := load
 				cfg.URL, cfg.Subject, cfg.Concurrency = c.url, t.subject, level
+				if cfg.Options, err = c.loadOptions(t); err != nil {
+					return rep, err
+				}
 				cfg.Name = "bench-" + strings.Fields(t.name)[0]
 				label := fmt.Sprintf("%s, round %d/%d", t.name, round+1, cc.Rounds)
 				if load.Rate > 0 {

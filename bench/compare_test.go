@@ -147,6 +147,32 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// TestCompareAuth: with Auth every child runs with its credential, the load
+// goes through the dispatcher as a client and to the queue group as the
+// admin, and both paths are answered in full.
+func TestCompareAuth(t *testing.T) {
+	exe := buildBilancia(t)
+	var p pids
+	rep, err := Compare(context.Background(), CompareConfig{
+		Exe: exe, Load: Config{Requests: 100, Clients: 2}, Levels: []int{8}, Rounds: 1, Auth: true, Event: p.event,
+	})
+	if err != nil {
+		t.Fatalf("Compare = %v", err)
+	}
+	p.checkGone(t, len(p.list))
+	if !rep.Auth || len(rep.Levels) != 1 || len(rep.Levels[0].Runs) != 2 {
+		t.Fatalf("report auth %v, levels %+v; want one level of 2 runs with auth", rep.Auth, rep.Levels)
+	}
+	for _, r := range rep.Levels[0].Runs {
+		if r.Report.OK != 100 || r.Report.Errors != 0 {
+			t.Errorf("%s: ok %d, errors %d; want 100 ok", r.Target, r.Report.OK, r.Report.Errors)
+		}
+	}
+	if _, err := Compare(context.Background(), CompareConfig{Exe: exe, Auth: true, InBroker: true}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Compare with Auth and InBroker = %v; want %v", err, ErrConfig)
+	}
+}
+
 // Cancelling mid-run (Ctrl-C) stops every child.
 func TestCompareCancel(t *testing.T) {
 	exe := buildBilancia(t)

@@ -177,6 +177,10 @@ func (c *CompareReport) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "%d workers%s; dispatcher strategies: %s, request log on; %s; %d clients; mix `%s`; %d rounds interleaved; client MaxAttempts %d on both paths.\n\n",
 		c.Workers, delays, strings.Join(c.Strategies, ", "), load, c.Clients, c.Mix, c.Rounds, c.MaxAttempts)
+	if c.Auth {
+		b.WriteString("With authentication: broker --auth, each role with its own credential and permissions; " +
+			"the load through the dispatcher as a client, the queue group's as the admin (no permissions to check).\n\n")
+	}
 	if c.InBroker {
 		b.WriteString("The dispatcher in the broker runs inside the broker's process (broker --dispatcher), on an in-process connection; " +
 			"its CPU counts as the broker's, and its RSS is the broker process's.\n\n")

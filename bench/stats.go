@@ -8,6 +8,7 @@ type CompareReport struct {
 	WorkerDelays []string `json:"worker_delays,omitempty"`
 	Strategies   []string `json:"strategies"`
 	InBroker     bool     `json:"in_broker,omitempty"`
+	Auth         bool     `json:"auth,omitempty"` // broker --auth, each role with its credential
 	Rounds       int      `json:"rounds"`
 	Mode         string   `json:"mode"`
 	Mix          string   `json:"mix"`

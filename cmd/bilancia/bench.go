@@ -41,6 +41,7 @@ type BenchCmd struct {
 	WorkerDelays      []time.Duration `help:"--compare: the workers' --delay, in order, e.g. 0,0,2ms, to make them unequal."`
 	WorkerConcurrency int             `help:"--compare: each worker's --concurrency (default: the worker's)."`
 	InBroker          bool            `help:"--compare: also measure a dispatcher inside the broker's process (broker --dispatcher, the first --strategy)."`
+	Auth              bool            `help:"--compare: run the broker with --auth and each role with its credential (docs/auth.md); the queue group's load as the admin."`
 	Keep              string          `placeholder:"DIR" help:"--compare: keep the children's output and the dispatcher's log in DIR (default: removed unless something fails)."`
 }
 
@@ -83,7 +84,7 @@ func (c *BenchCmd) Run(g *globals) error {
 		rep, err := bench.Compare(g.ctx, bench.CompareConfig{
 			Load: load, Levels: c.Concurrency, Rounds: c.Rounds, Strategies: c.Strategy,
 			Workers: c.Workers, WorkerDelays: c.WorkerDelays, WorkerConcurrency: c.WorkerConcurrency,
-			InBroker: c.InBroker, Dir: c.Keep, Keep: c.Keep != "",
+			InBroker: c.InBroker, Auth: c.Auth, Dir: c.Keep, Keep: c.Keep != "",
 			Progress: progress.Func,
 			Event:    func(msg string) { fmt.Fprintln(os.Stderr, "bench: "+msg) },
 		})
