@@ -384,6 +384,26 @@ func TestAuthCluster(t *testing.T) {
 		_, err := c.Request("calc.request", nil, time.Second)
 		return err
 	})
+	// A client added while clustered: both brokers reload, and keep
+	// their route.
+	erin, _, err := broker.AddClient(dir, "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, br := range []*broker.Broker{a, b} {
+		testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			c, err := tryDialAs(br.ClientURL(), erin)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Request("calc.request", nil, time.Second)
+			return err
+		})
+	}
+	if a.NumRoutes() != 1 || b.NumRoutes() != 1 {
+		t.Fatalf("after the reload, routes A=%d B=%d; want 1 each", a.NumRoutes(), b.NumRoutes())
+	}
 }
 
 // TestTLS: a broker serving TLS with a certificate from a throwaway CA is
