@@ -147,6 +147,9 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 	now := time.Now()
 	a, kind, attempts, cancel := d.inflight.reply(tok, attemptKey{rest, m.Header.Get(wire.HdrRequestID)},
 		noResponders, workerFault, d.cfg.MaxAttempts)
+	if a != nil && !noResponders {
+		a.w.sign.hear(now.UnixNano())
+	}
 	switch kind {
 	case replyLate:
 		return // the request was answered by another attempt

@@ -20,6 +20,7 @@ type inflight struct {
 	attemptTimeout time.Duration
 	hedgeAfter     time.Duration // 0: no hedging
 	progressEvery  time.Duration // to clients that ask; 0: none
+	muteFor        time.Duration // a silent worker is skipped this long, unless heard
 	inbox          string        // "<inbox>." prefix of forward reply subjects
 	wake           chan struct{} // wakes the sweep for a timer due sooner
 
@@ -98,7 +99,10 @@ func (t *inflight) nextLocked(r *request, now time.Time) step {
 	if r.done {
 		return step{kind: stepDone}
 	}
-	w := t.choose(r.triedSkip())
+	w := t.choose(r.skip(true))
+	if w == nil {
+		w = t.choose(r.skip(false)) // every worker left is mute: try one all the same
+	}
 	if w == nil {
 		if len(r.open) > 0 && !t.allGoneLocked(r) {
 			return step{kind: stepWait}
@@ -225,7 +229,7 @@ func (t *inflight) goneFrom(id string) []*request {
 	defer t.mu.Unlock()
 	var reqs []*request
 	for _, a := range t.pending {
-		if a.w.id == id && !a.req.done && !a.gone {
+		if a.w.id == id && !a.req.done && !a.gone && !a.failed {
 			a.gone = true
 			reqs = append(reqs, a.req)
 		}

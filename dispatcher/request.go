@@ -92,15 +92,22 @@ type attempt struct {
 	// sends no progress, and the attempt timeout applies.
 	silence time.Duration
 	hedged  bool // a hedge was sent for it
+	failed  bool // its worker fell silent and it was sent on (silentFrom)
 }
 
-// triedSkip returns a skip function for the picker; inflight.mu is held
-// on entry.
-func (r *request) triedSkip() func(*member) bool {
-	if len(r.tried) == 0 {
+// skip returns a skip function for the picker: the workers r tried, and
+// with mute those fallen silent; inflight.mu is held on entry.
+func (r *request) skip(mute bool) func(*member) bool {
+	switch {
+	case len(r.tried) == 0 && mute:
+		return isMute
+	case len(r.tried) == 0:
 		return nil
 	}
 	return func(w *member) bool {
+		if mute && w.sign.muted() {
+			return true
+		}
 		for _, t := range r.tried {
 			if t == w {
 				return true

@@ -17,7 +17,11 @@ func (d *Dispatcher) sweep() {
 	lastExpire := time.Now()
 	t := time.NewTimer(d.cfg.Tick)
 	defer t.Stop()
-	var due []*timer
+	var (
+		due    []*timer
+		again  []*request // to send on, once every due timer is seen
+		silent []*member  // workers fallen silent
+	)
 	for {
 		select {
 		case <-d.quit:
@@ -32,8 +36,19 @@ func (d *Dispatcher) sweep() {
 			backlog, _, _ := d.subs.replies.Pending()
 			for _, tm := range due {
 				late := now.UnixNano()-tm.at > int64(d.cfg.ProgressInterval)
-				d.expire(tm, now, backlog == 0 && !late)
+				again, silent = d.expire(tm, now, backlog == 0 && !late, again, silent)
 			}
+			// Workers found silent are skipped by every retry, those of
+			// this round included.
+			for _, r := range again {
+				d.forward(r, now)
+			}
+			for _, w := range silent {
+				d.silentWorker(w, now)
+			}
+			clear(again)
+			clear(silent)
+			again, silent = again[:0], silent[:0]
 		}
 		clear(due)
 		if gap := now.Sub(lastExpire); gap >= expireEvery {
@@ -51,22 +66,26 @@ func (d *Dispatcher) sweep() {
 // workers still on the request to stop; a progress tick tells the client
 // its request is still held; an attempt silent too long (or past the
 // attempt timeout, for a worker without progress messages) counts against
-// the worker and, within the retry budget, sends the request to the next
-// worker too; a hedge does the same without blaming the worker.
-func (d *Dispatcher) expire(tm *timer, now time.Time, heardAll bool) {
+// the worker and, within the retry budget, adds the request to again; a
+// hedge does the same without blaming the worker; an attempt whose worker
+// has said nothing at all for as long adds the worker to silent.
+func (d *Dispatcher) expire(tm *timer, now time.Time, heardAll bool, again []*request, silent []*member) ([]*request, []*member) {
 	r := tm.req
 	e := d.inflight.expire(tm, now, d.cfg.MaxAttempts, d.budget, heardAll)
 	switch e.kind {
 	case expireStale:
-		return // answered, the attempt ended, or its worker is alive
+		return again, silent // answered, the attempt ended, or its worker is alive
 	case expireProgress:
 		d.progress(r)
-		return
+		return again, silent
 	case expireDeadline:
 		d.fail(r, wire.NewError(wire.CodeDeadline,
 			fmt.Sprintf("deadline passed after %v and %d attempt(s)", now.Sub(r.start).Round(time.Millisecond), e.attempts)))
 		d.cancel(r, e.cancel)
-		return
+		return again, silent
+	case expireSilentWorker:
+		d.changes(d.mem.Failure(now, e.w, "repeated timeouts"))
+		return again, append(silent, e.w)
 	}
 	if e.verdict == retryDenied {
 		d.stats.denied.Add(1)
@@ -75,6 +94,22 @@ func (d *Dispatcher) expire(tm *timer, now time.Time, heardAll bool) {
 		d.changes(d.mem.Failure(now, e.w, "repeated timeouts"))
 	}
 	if e.verdict == retryFirst || e.verdict == retryAgain {
+		d.stats.retries.Add(1)
+		again = append(again, r)
+	}
+	return again, silent
+}
+
+// silentWorker sends on every request waiting on w, which fell silent: no
+// reply and no progress message for anything it holds for 4 of its
+// progress intervals. Its attempts stay open, so that a late reply still
+// counts; its heartbeats decide whether it is down.
+func (d *Dispatcher) silentWorker(w *member, now time.Time) {
+	reqs := d.inflight.silentFrom(w)
+	if len(reqs) > 0 {
+		d.log.Info("worker silent", "worker", w.id, "requests", len(reqs))
+	}
+	for _, r := range reqs {
 		d.stats.retries.Add(1)
 		d.forward(r, now)
 	}

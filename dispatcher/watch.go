@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +18,31 @@ import (
 // from the dispatcher (expireProgress). When a request is answered, the
 // workers still on it are told to stop (cancelListLocked).
 
+// liveness is what a dispatcher knows of a worker's signs of life beside
+// its heartbeats: when it last heard from it (a reply or a progress
+// message), and until when it is mute: silent for longer than its
+// silence while it held an attempt, so that retries go elsewhere until
+// it is heard again or its heartbeats' verdict is in (DeadAfter).
+type liveness struct {
+	heard     atomic.Int64 // unix nanoseconds
+	muteUntil atomic.Int64 // unix nanoseconds; 0 = not mute
+}
+
+func (l *liveness) hear(ns int64) {
+	l.heard.Store(ns)
+	if l.muteUntil.Load() != 0 {
+		l.muteUntil.Store(0)
+	}
+}
+
+func (l *liveness) muted() bool {
+	u := l.muteUntil.Load()
+	return u != 0 && time.Now().UnixNano() < u
+}
+
+// isMute is the picker's skip function for a request's first attempt.
+func isMute(w *member) bool { return w.sign.muted() }
+
 // heard records a sign of life, at now, for the attempts a progress
 // message names: attempt tok or, when tok is 0, those that ids find on
 // worker's shared subject. Nothing is re-armed: the attempt's watch looks
@@ -28,14 +54,33 @@ func (t *inflight) heard(tok uint64, worker string, ids []string, now time.Time)
 	if tok != 0 {
 		if a := t.pending[tok]; a != nil {
 			a.heard = ns
+			a.w.sign.hear(ns)
 		}
 		return
 	}
 	for _, id := range ids {
 		if a := t.pending[t.shared[attemptKey{worker, id}]]; a != nil {
 			a.heard = ns
+			a.w.sign.hear(ns)
 		}
 	}
+}
+
+// silentFrom ends the watch of every open attempt on worker w, which fell
+// silent, and returns their requests, to be sent on at once; each attempt
+// stays open, so that a late reply still counts, and is sent on once.
+func (t *inflight) silentFrom(w *member) []*request {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var reqs []*request
+	for _, a := range t.pending {
+		if a.w == w && !a.req.done && !a.failed && !a.gone {
+			a.failed = true
+			t.timers.disarm(&a.to)
+			reqs = append(reqs, a.req)
+		}
+	}
+	return reqs
 }
 
 // cancelListLocked returns the workers of r's open attempts other than
@@ -58,11 +103,12 @@ func (t *inflight) cancelListLocked(r *request, except *attempt) []*member {
 type expiryKind int
 
 const (
-	expireStale    expiryKind = iota // its request or attempt ended since the pop, or its worker is alive
-	expireDeadline                   // the deadline passed: r is done, answer 504
-	expireProgress                   // r is still held: tell its client
-	expireTimeout                    // an attempt failed (silence, or the attempt timeout): the verdict says whether r goes on
-	expireHedge                      // an attempt is slow but alive: the verdict says whether to hedge
+	expireStale        expiryKind = iota // its request or attempt ended since the pop, or its worker is alive
+	expireDeadline                       // the deadline passed: r is done, answer 504
+	expireProgress                       // r is still held: tell its client
+	expireTimeout                        // an attempt failed (silence, or the attempt timeout): the verdict says whether r goes on
+	expireHedge                          // an attempt is slow but alive: the verdict says whether to hedge
+	expireSilentWorker                   // an attempt's worker fell silent: every request on it goes on
 )
 
 // expiry is what expire decided: attempts is how many workers r tried,
@@ -125,6 +171,10 @@ func (t *inflight) expire(tm *timer, now time.Time, maxAttempts int, budget nats
 			t.armLocked(&a.to)
 		}
 		return expiry{}
+	} else if a.silence > 0 && ns-a.w.sign.heard.Load() >= int64(a.silence) {
+		// Not a word from the worker about anything: it is hung or gone.
+		a.w.sign.muteUntil.Store(ns + int64(t.muteFor))
+		return expiry{kind: expireSilentWorker, w: a.w}
 	}
 	r.timeouts++
 	v := retryAfterTimeout(r.timeouts, maxAttempts, r.retrying, budget, t.count.Load(), t.retrying.Load())

@@ -47,6 +47,7 @@ func TestWatchAt(t *testing.T) {
 func TestProgressKeepsAnAttemptAlive(t *testing.T) {
 	a, b := progressWorker("a"), progressWorker("b")
 	tab := testTable(a, b)
+	tab.muteFor = 100 * 365 * 24 * time.Hour // muted() reads the real clock, far past t0
 	budget := natsutil.RetryBudget{Ratio: 0.2, Min: 10}
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	r := newRequest("reply", nil, t0)
@@ -75,9 +76,46 @@ func TestProgressKeepsAnAttemptAlive(t *testing.T) {
 			}
 		}
 	}
-	want := fmt.Sprint([]string{fmt.Sprintf("%v@%v:%v", expireTimeout, 400*time.Millisecond, retryFirst)})
-	if fmt.Sprint(got) != want {
-		t.Fatalf("after the last sign of life: %v; want %v", got, want)
+	// Not a word from a about anything: a is silent, every request on it
+	// goes on, and it is skipped by retries.
+	want := fmt.Sprint([]string{fmt.Sprintf("%v@%v:%v", expireSilentWorker, 400*time.Millisecond, noRetry)})
+	if fmt.Sprint(got) != want || !a.sign.muted() {
+		t.Fatalf("after the last sign of life: %v, a muted %v; want %v, muted", got, a.sign.muted(), want)
+	}
+	if reqs := tab.silentFrom(a); len(reqs) != 1 || reqs[0] != r {
+		t.Fatalf("silentFrom(a) = %v; want r", reqs)
+	}
+	if reqs := tab.silentFrom(a); len(reqs) != 0 {
+		t.Fatalf("silentFrom(a) twice = %v; want nothing the second time", reqs)
+	}
+	if s := tab.next(r, at(now)); s.kind != stepSend || s.w != b {
+		t.Fatalf("next = %+v; want to send to b", s)
+	}
+	if reqs := tab.goneFrom("a"); len(reqs) != 0 {
+		t.Fatalf("goneFrom(a) after silentFrom = %v; want nothing: r went on already", reqs)
+	}
+}
+
+// TestOneSilentAttempt: an attempt never mentioned while its worker is
+// heard about others (its progress lost) fails alone, against the request's
+// budget.
+func TestOneSilentAttempt(t *testing.T) {
+	a, b := progressWorker("a"), progressWorker("b")
+	tab := testTable(a, b)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	r := newRequest("reply", nil, t0)
+	tab.admit(10)
+	tab.open(r, t0, time.Minute)
+	a.sign.hear(at(350 * time.Millisecond).UnixNano()) // about another request
+	due := tab.due(at(400*time.Millisecond), nil)
+	if len(due) != 1 {
+		t.Fatalf("due at 400ms: %d timers; want the watch", len(due))
+	}
+	if e := tab.expire(due[0], at(400*time.Millisecond), 3, natsutil.RetryBudget{Min: 10}, true); e.kind != expireTimeout || e.w != a || e.verdict != retryFirst {
+		t.Fatalf("expire = %+v; want a timeout on a, retryFirst", e)
+	}
+	if a.sign.muted() {
+		t.Fatalf("a muted; want not: it was heard 50ms ago")
 	}
 }
 
@@ -166,7 +204,7 @@ func TestSilenceUnheardIsNoNews(t *testing.T) {
 	if len(due) != 1 {
 		t.Fatalf("due at 500ms: %d timers; want the watch again", len(due))
 	}
-	if e := tab.expire(due[0], at(500*time.Millisecond), 3, natsutil.RetryBudget{Min: 10}, true); e.kind != expireTimeout || e.w != a {
-		t.Fatalf("expire with everything read = %+v; want a timeout on a", e)
+	if e := tab.expire(due[0], at(500*time.Millisecond), 3, natsutil.RetryBudget{Min: 10}, true); e.kind != expireSilentWorker || e.w != a {
+		t.Fatalf("expire with everything read = %+v; want a silent", e)
 	}
 }
