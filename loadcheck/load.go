@@ -173,8 +173,8 @@ func (w *Wire) Watch(nc *nats.Conn) error {
 	inbox := nc.NewRespInbox()
 	inbox = inbox[:strings.LastIndexByte(inbox, '.')+1]
 	sub, err := nc.Subscribe(inbox+"*", func(m *nats.Msg) {
-		if natsutil.IsNoResponders(m) {
-			return // not a reply
+		if natsutil.IsNoResponders(m) || (m.Header[wire.HdrProgress] != nil && len(m.Data) == 0) {
+			return // not a reply: no responders, or a progress message
 		}
 		id := m.Header.Get(wire.HdrRequestID)
 		w.mu.Lock()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/chzyer/readline"
@@ -21,6 +20,7 @@ type ClientFlags struct {
 	Retries  int           `default:"3" help:"Extra sends of a request when its dispatcher vanished or none listens (0 = none)."`
 	Inflight int           `default:"64" help:"Requests in flight for random N."`
 	Quiet    bool          `short:"q" help:"random N prints only its summary."`
+	History  string        `placeholder:"FILE" predictor:"file" help:"The REPL's history file (default $XDG_STATE_HOME/bilancia/history, else ~/.bilancia_history; none = keep no history)."`
 }
 
 func (f *ClientFlags) config(n *NATSFlags) (client.Config, error) {
@@ -38,7 +38,7 @@ func (f *ClientFlags) config(n *NATSFlags) (client.Config, error) {
 type ClientCmd struct {
 	NATSFlags
 	ClientFlags
-	Command []string `short:"c" help:"Run this command and exit (repeatable; ';' separates several)."`
+	Command []string `short:"c" sep:"none" help:"Run this command and exit (repeatable; ';' outside JSON separates several)."`
 }
 
 func (c *ClientCmd) Run(g *globals) error {
@@ -57,32 +57,38 @@ func (c *ClientCmd) Run(g *globals) error {
 	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags)
 }
 
-// runREPL runs -c commands, piped stdin, or the interactive REPL, and
-// turns failed requests into exit status 1.
+// runREPL runs -c commands, piped stdin, or the interactive REPL. Without
+// a terminal (-c, piped input) a failed request makes exit status 1, for
+// scripts; an interactive session exits 0 unless the REPL itself failed,
+// as error replies were already shown.
 func runREPL(ctx context.Context, cl *client.Client, commands []string, f *ClientFlags) error {
-	var failed int
-	var err error
+	stdout := readline.IsTerminal(int(os.Stdout.Fd()))
+	cfg := repl.Config{
+		Out:         os.Stdout,
+		Concurrency: f.Inflight,
+		Quiet:       f.Quiet,
+		Color:       stdout && os.Getenv("NO_COLOR") == "",
+		Progress:    stdout,
+		HistoryFile: f.History,
+	}
 	if len(commands) > 0 {
 		var cmds []string
 		for _, c := range commands {
-			for _, part := range strings.Split(c, ";") {
-				if part = strings.TrimSpace(part); part != "" {
-					cmds = append(cmds, part)
-				}
-			}
+			cmds = append(cmds, repl.SplitCommands(c)...)
 		}
-		failed = repl.RunCommandsWith(ctx, cl, cmds, repl.Config{Out: os.Stdout, Concurrency: f.Inflight, Quiet: f.Quiet})
-	} else {
-		failed, err = repl.Run(ctx, cl, repl.Config{
-			Interactive: readline.DefaultIsTerminal(),
-			Concurrency: f.Inflight,
-			Quiet:       f.Quiet,
-		})
+		return exitStatus(repl.RunCommandsWith(ctx, cl, cmds, cfg), false)
 	}
+	cfg.Interactive = stdout && readline.IsTerminal(int(os.Stdin.Fd()))
+	failed, err := repl.Run(ctx, cl, cfg)
 	if err != nil {
 		return err
 	}
-	if failed > 0 {
+	return exitStatus(failed, cfg.Interactive)
+}
+
+// exitStatus is 1 when a request failed without a terminal, else 0.
+func exitStatus(failed int, interactive bool) error {
+	if failed > 0 && !interactive {
 		return &exitError{1, ""}
 	}
 	return nil

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
-
-	"github.com/bilancia/bilancia/wire"
 )
 
 // CLI is the command line. Every flag can also be set from the environment
@@ -29,6 +27,9 @@ type CLI struct {
 	Health     HealthCmd     `cmd:"" help:"Check a broker, dispatcher or worker, for container health checks (exit 0 = healthy)."`
 	Auth       AuthCmd       `cmd:"" help:"Make the credentials of broker --auth: init, add-client, remove-client."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
+	Completion CompletionCmd `cmd:"" help:"Print a shell's completion script: source <(bilancia completion bash)."`
+
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }
 
 // shutdownGrace bounds a role's drain after SIGTERM.
@@ -44,16 +45,19 @@ func (e *exitError) Error() string { return e.msg }
 
 func main() {
 	var cli CLI
-	kctx := kong.Parse(&cli,
-		kong.Name("bilancia"),
-		kong.Description("A load balancer for compute requests on NATS."),
-		kong.UsageOnError(),
-		kong.DefaultEnvars("BILANCIA"),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
+	parser, err := newParser(&cli)
+	if err != nil {
+		panic(err) // the CLI struct is wrong: a programming error
+	}
+	completeCommandLine(parser) // answers and exits when a shell asks
+	kctx, err := parser.Parse(os.Args[1:])
+	if err != nil {
+		fmt.Fprint(os.Stderr, usageError(err))
+		os.Exit(exitCode(err))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := kctx.Run(&globals{ctx: ctx})
+	err = kctx.Run(&globals{ctx: ctx})
 	if err == nil {
 		return
 	}
@@ -71,12 +75,4 @@ func main() {
 // globals is what every command's Run receives.
 type globals struct {
 	ctx context.Context // ends on SIGINT or SIGTERM
-}
-
-// VersionCmd prints the version.
-type VersionCmd struct{}
-
-func (VersionCmd) Run() error {
-	fmt.Println("bilancia", wire.Version)
-	return nil
 }
