@@ -226,23 +226,31 @@ type WorkerStatus struct {
 
 // Status is a dispatcher's answer on the status subject.
 type Status struct {
-	Dispatcher string         `json:"dispatcher"`
-	Version    string         `json:"version"`
-	StartedAt  time.Time      `json:"started_at"`
-	Inflight   int64          `json:"inflight"`
-	Served     uint64         `json:"served"`
-	Failed     uint64         `json:"failed"`
-	Strategy   string         `json:"strategy"`
-	Subject    string         `json:"subject,omitempty"` // where it takes requests
-	Workers    []WorkerStatus `json:"workers"`
+	Dispatcher string    `json:"dispatcher"`
+	Version    string    `json:"version"`
+	StartedAt  time.Time `json:"started_at"`
+	Inflight   int64     `json:"inflight"`
+	Served     uint64    `json:"served"`
+	Failed     uint64    `json:"failed"`
+	Strategy   string    `json:"strategy"`
+	Subject    string    `json:"subject,omitempty"` // where it takes requests
+	// Total is how many workers the table holds, and Counts how many
+	// are in each state: the whole table even when Workers is cut.
+	Total  int            `json:"total"`
+	Counts map[string]int `json:"counts,omitempty"`
+	// Truncated says that Workers holds only the first rows, in id
+	// order, because the whole table would not fit in one message.
+	Truncated bool           `json:"truncated,omitempty"`
+	Workers   []WorkerStatus `json:"workers"`
 }
 
 // ClientHello is what a client announces when it connects and leaves.
+// Every field is the client's own claim: nothing on the bus checks it.
 type ClientHello struct {
 	Name     string `json:"name"`
 	Host     string `json:"host,omitempty"`
 	PID      int    `json:"pid,omitempty"`
-	IP       string `json:"ip,omitempty"`        // as the NATS server sees it
-	ClientID uint64 `json:"client_id,omitempty"` // the NATS connection id
+	IP       string `json:"ip,omitempty"`        // as the client says the NATS server sees it
+	ClientID uint64 `json:"client_id,omitempty"` // the NATS connection id, as the client says
 	Version  string `json:"version,omitempty"`
 }

@@ -1,0 +1,57 @@
+package wire
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestCheckHeartbeat(t *testing.T) {
+	s := Subjects{}
+	for _, tc := range []struct {
+		name, subject string
+		hb            Heartbeat
+		want          error
+	}{
+		{"a worker's own", "calc.heartbeat.w-1", Heartbeat{ID: "w-1", Subject: "calc.worker.w-1"}, nil},
+		{"no subject field", "calc.heartbeat.w-1", Heartbeat{ID: "w-1"}, nil},
+		{"a foreign subject", "calc.heartbeat.evil1", Heartbeat{ID: "evil1", Subject: "evil.sink"}, ErrForeignSubject},
+		{"the request subject", "calc.heartbeat.evil1", Heartbeat{ID: "evil1", Subject: "calc.request"}, ErrForeignSubject},
+		{"another worker's subject", "calc.heartbeat.w-1", Heartbeat{ID: "w-1", Subject: "calc.worker.w-2"}, ErrForeignSubject},
+		{"one longer", "calc.heartbeat.w-1", Heartbeat{ID: "w-1", Subject: "calc.worker.w-1x"}, ErrForeignSubject},
+		{"another prefix", "calc.heartbeat.w-1", Heartbeat{ID: "w-1", Subject: "calx.worker.w-1"}, ErrForeignSubject},
+		{"id not the subject's", "calc.heartbeat.w-2", Heartbeat{ID: "w-1"}, ErrIDNotSubject},
+		{"another prefix's heartbeat", "prod.heartbeat.w-1", Heartbeat{ID: "w-1"}, ErrIDNotSubject},
+		{"bad id", "calc.heartbeat.x", Heartbeat{ID: "a.b"}, ErrBadWorkerID},
+		{"empty id", "calc.heartbeat.x", Heartbeat{}, ErrBadWorkerID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.CheckHeartbeat(tc.subject, tc.hb)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("CheckHeartbeat(%q, %+v) = %v; want %v", tc.subject, tc.hb, err, tc.want)
+			}
+		})
+	}
+	// The error quotes no more than a bound of what came in.
+	err := s.CheckHeartbeat("calc.heartbeat.x", Heartbeat{ID: strings.Repeat("é", 50000)})
+	if err == nil || len(err.Error()) > 200 {
+		t.Fatalf("error for a 100 KB id: %d bytes", len(err.Error()))
+	}
+}
+
+func TestQuoteCut(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"abc", 3, `"abc"`},
+		{"abcd", 3, `"abc"… (4 bytes)`},
+		{"aé", 2, `"a"… (3 bytes)`}, // é is 2 bytes: not split
+		{"\u2028x", 3, `"\u2028"… (4 bytes)`},
+	} {
+		if got := QuoteCut(tc.in, tc.max); got != tc.want {
+			t.Errorf("QuoteCut(%q, %d) = %s; want %s", tc.in, tc.max, got, tc.want)
+		}
+	}
+}
