@@ -13,16 +13,14 @@ import (
 	"github.com/bilancia/bilancia/internal/jsonstr"
 )
 
-// maxLoggedCommand bounds the command text kept per log line.
-const maxLoggedCommand = 200
-
 // record is one request as the log tells it. It is filled on the hot path
 // and formatted later, on the log goroutine.
 type record struct {
 	at       time.Time
 	id       string
 	client   string
-	command  []byte
+	command  []byte // cut to maxLoggedCommand at a rune boundary
+	cmdLen   int    // the command's length before the cut
 	worker   string
 	attempts int
 	status   int
@@ -58,14 +56,16 @@ func (l *requestLog) start() {
 	go l.run()
 }
 
-// add queues a record for r without blocking.
+// add queues a record for r without blocking. The client's fields are
+// cut here, where cutting costs nothing unless they are too long.
 func (l *requestLog) add(r *request, worker string, attempts, status int, now time.Time) {
 	cmd := r.data
 	if len(cmd) > maxLoggedCommand {
-		cmd = cmd[:maxLoggedCommand]
+		cmd = cmd[:cutAt(cmd, maxLoggedCommand)]
 	}
 	select {
-	case l.q <- record{at: now, id: r.id, client: r.client, command: cmd, worker: worker,
+	case l.q <- record{at: now, id: clip(r.id, maxLoggedField), client: clip(r.client, maxLoggedField),
+		command: cmd, cmdLen: len(r.data), worker: worker,
 		attempts: attempts, status: status, latency: now.Sub(r.start)}:
 	default:
 		l.dropped.Add(1)
@@ -132,6 +132,9 @@ func (l *requestLog) write(rec record) {
 	cmd := rec.command
 	if !utf8.Valid(cmd) {
 		cmd = []byte("<not UTF-8>") // what it was matters more than its bytes
+	}
+	if rec.cmdLen > len(rec.command) {
+		cmd = append(cmd[:len(cmd):len(cmd)], cutMark(rec.cmdLen)...)
 	}
 	latency := float64(rec.latency.Microseconds()) / 1000
 	if l.w != nil {

@@ -32,9 +32,14 @@ func Append[S string | []byte](dst []byte, s S) []byte {
 			continue
 		}
 		r, size := decodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
+		switch {
+		case r == utf8.RuneError && size == 1:
 			dst = append(dst, `\ufffd`...)
-		} else {
+		case r == '\u2028' || r == '\u2029':
+			// Valid in JSON, but line breaks to JavaScript and to some
+			// log viewers: escaped, as encoding/json and slog do.
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
 			dst = append(dst, s[i:i+size]...)
 		}
 		i += size
