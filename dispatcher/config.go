@@ -64,6 +64,11 @@ type Config struct {
 	// MaxInflight caps requests in flight; beyond it the dispatcher answers
 	// 503 at once instead of queueing. 0 = 10000.
 	MaxInflight int
+	// MaxWorkers caps the table of workers: a heartbeat from a new id
+	// when it is full takes the place of a worker that is down, or is
+	// refused and logged. It bounds the memory and the status reply that
+	// heartbeats from anyone can grow. 0 = 10000.
+	MaxWorkers int
 	// Strategy is RoundRobin or LeastInflight. "" = RoundRobin.
 	Strategy string
 	// Outlier tunes passive outlier detection; its zero fields mean the
@@ -124,6 +129,7 @@ func DefaultConfig() Config {
 		RetryBudget:       0.2,
 		MinRetries:        10,
 		MaxInflight:       10000,
+		MaxWorkers:        10000,
 		Strategy:          RoundRobin,
 		Outlier: OutlierConfig{
 			Consecutive:  5,
@@ -169,6 +175,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.RetryBudget, def.RetryBudget)
 	orDefault(&c.MinRetries, def.MinRetries)
 	orDefault(&c.MaxInflight, def.MaxInflight)
+	orDefault(&c.MaxWorkers, def.MaxWorkers)
 	if c.Strategy == "" {
 		c.Strategy = def.Strategy
 	}

@@ -30,7 +30,6 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +68,7 @@ type Dispatcher struct {
 	}
 
 	reqlog *requestLog
+	guard  guard // rate-limited warnings, the status reply's cache
 	subs   subscriptions
 	quit   chan struct{}
 	wg     sync.WaitGroup
@@ -124,9 +124,9 @@ func New(cfg Config) (*Dispatcher, error) {
 		pick:    p,
 		quit:    make(chan struct{}),
 	}
+	d.mem.maxWorkers = cfg.MaxWorkers
 	d.inflight.init(d.choose, cfg.AttemptTimeout)
 	d.inflight.hedgeAfter, d.inflight.progressEvery = cfg.HedgeAfter, cfg.ProgressInterval
-	d.inflight.muteFor = cfg.DeadAfter
 	if cfg.LogRequests {
 		d.reqlog = newRequestLog(cfg.RequestLogger, cfg.RequestLog, cfg.LogQueue)
 	}
@@ -266,21 +266,6 @@ wait:
 		d.reqlog.stop()
 	}
 	return err
-}
-
-// Status is the dispatcher's view, as answered on the status subject.
-func (d *Dispatcher) Status() wire.Status {
-	st := d.Stats()
-	return wire.Status{
-		Dispatcher: d.cfg.ID, Version: wire.Version, StartedAt: d.start,
-		Inflight: st.Inflight, Served: st.Served, Failed: st.Failed,
-		Strategy: d.cfg.Strategy, Subject: d.cfg.Subject, Workers: d.mem.Snapshot(),
-	}
-}
-
-func (d *Dispatcher) onStatus(m *nats.Msg) {
-	b, _ := json.Marshal(d.Status())
-	_ = m.Respond(b)
 }
 
 // Stats returns the dispatcher's counters.

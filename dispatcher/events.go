@@ -59,29 +59,81 @@ func (d *Dispatcher) redispatch(workerID string) {
 	}
 }
 
+// onHeartbeat takes a heartbeat into the table if it passes the checks:
+// at most wire.MaxHeartbeatSize, its id the last token of its subject, no
+// subject field but the one derived from the id (wire.CheckHeartbeat).
+// Anyone can publish heartbeats, so what it refuses is logged at most
+// once a second, and never more than a line's worth of it.
 func (d *Dispatcher) onHeartbeat(m *nats.Msg) {
+	now := time.Now()
+	if len(m.Data) > wire.MaxHeartbeatSize {
+		d.badHeartbeat(now, m.Subject, fmt.Errorf("%w: %d bytes", wire.ErrHeartbeatTooLarge, len(m.Data)))
+		return
+	}
 	hb, err := wire.DecodeHeartbeat(m.Data)
-	if err == nil && !wire.ValidID(hb.ID) {
-		err = fmt.Errorf("worker id %q is not a subject token of up to 64 printable characters", hb.ID)
+	if err == nil {
+		err = d.subj.CheckHeartbeat(m.Subject, hb)
 	}
 	if err != nil {
-		d.log.Warn("bad heartbeat", "subject", m.Subject, "error", err.Error())
+		d.badHeartbeat(now, m.Subject, err)
 		return
 	}
 	if hb.Subject == "" {
-		hb.Subject = d.subj.Worker(hb.ID)
+		hb.Subject = d.subj.Worker(hb.ID) // else it is this, as checked
 	}
-	d.changes(d.mem.Heartbeat(time.Now(), hb))
+	cs, n := d.mem.Heartbeat(now, hb)
+	if n != noticeNone {
+		d.heartbeatNotice(now, hb, n)
+	}
+	d.changes(cs)
 }
 
+func (d *Dispatcher) badHeartbeat(now time.Time, subject string, err error) {
+	if held, ok := d.guard.warn.badHeartbeat.allow(now); ok {
+		d.log.Warn("bad heartbeat", "subject", clip(subject, maxLoggedField),
+			"error", clip(err.Error(), maxLoggedError), "held_back", held)
+	}
+}
+
+// heartbeatNotice logs what the table noticed about a heartbeat it was
+// given, at most once a second for each kind. A stale heartbeat is not
+// news: heartbeats overtake each other across a cluster.
+func (d *Dispatcher) heartbeatNotice(now time.Time, hb wire.Heartbeat, n notice) {
+	switch n {
+	case noticeTableFull:
+		if held, ok := d.guard.warn.tableFull.allow(now); ok {
+			d.log.Warn("worker table full: heartbeat from a new worker ignored", "worker", hb.ID,
+				"max_workers", d.cfg.MaxWorkers, "held_back", held)
+		}
+	case noticeConflict:
+		if held, ok := d.guard.warn.conflict.allow(now); ok {
+			d.log.Warn("worker id claimed by two live processes", "worker", hb.ID,
+				"started_at", hb.StartedAt, "host", clip(hb.Host, maxLoggedField), "held_back", held)
+		}
+	case noticeContradiction:
+		if held, ok := d.guard.warn.contradiction.allow(now); ok {
+			d.log.Warn("worker heartbeats up after a draining heartbeat from the same process: one of them was not its own",
+				"worker", hb.ID, "started_at", hb.StartedAt, "seq", hb.Seq, "held_back", held)
+		}
+	}
+}
+
+// maxHelloSize bounds a client hello worth reading; a real one is about
+// 120 bytes.
+const maxHelloSize = 4096
+
+// onClient logs a client's hello or goodbye. Every field of it is the
+// client's claim, and logged as one (claimed_*), cut to a bound: the
+// dispatcher sees a message, not the connection that sent it.
 func (d *Dispatcher) onClient(m *nats.Msg) {
 	var h wire.ClientHello
-	if err := json.Unmarshal(m.Data, &h); err != nil {
+	if len(m.Data) > maxHelloSize || json.Unmarshal(m.Data, &h) != nil {
 		return
 	}
 	msg := "client connected"
 	if m.Subject == d.subj.ClientDisconnect() {
 		msg = "client disconnected"
 	}
-	d.log.Info(msg, "client", h.Name, "host", h.Host, "ip", h.IP, "pid", h.PID, "nats_client_id", h.ClientID)
+	d.log.Info(msg, "client", clip(h.Name, maxLoggedField), "claimed_host", clip(h.Host, maxLoggedField),
+		"claimed_ip", clip(h.IP, maxLoggedField), "claimed_pid", h.PID, "claimed_nats_client_id", h.ClientID)
 }

@@ -165,7 +165,11 @@ func TestBadHeartbeatsChangeNothing(t *testing.T) {
 	nc := connect(t, url)
 	beat := func(id string) {
 		b, _ := json.Marshal(wire.Heartbeat{ID: id, State: wire.StateUp, IntervalMS: 100, StartedAt: time.Now()})
-		if err := nc.Publish(wire.Subjects{}.Heartbeat("x"), b); err != nil {
+		subj := wire.Subjects{}.Heartbeat("x")
+		if wire.ValidID(id) {
+			subj = wire.Subjects{}.Heartbeat(id)
+		}
+		if err := nc.Publish(subj, b); err != nil {
 			t.Fatal(err)
 		}
 	}

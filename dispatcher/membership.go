@@ -22,6 +22,7 @@ type member struct {
 	reason       string
 	lastSeen     time.Time
 	hb           wire.Heartbeat
+	streams      streamsOf // the processes heard heartbeating as this id
 	ejections    int
 	ejectedUntil time.Time
 	silent       bool // down only because its heartbeats stopped arriving
@@ -31,7 +32,6 @@ type member struct {
 	errors    atomic.Uint64 // timeouts and 5xx
 	failures  atomic.Int32  // consecutive timeouts and 5xx, for outlier detection
 	progress  atomic.Int64  // its progress interval in ms, from its heartbeat; 0 = it sends none
-	sign      liveness      // its last reply or progress message (watch.go)
 }
 
 // change is a worker's change of state, for the log.
@@ -45,22 +45,28 @@ type change struct {
 // membership is the table of workers built from heartbeats. Its methods
 // take the time explicitly so that tests drive the clock.
 type membership struct {
-	deadAfter   time.Duration // no heartbeat for this long: down
-	forgetAfter time.Duration // down for this long: dropped from the table
-	outlier     OutlierConfig
+	deadAfter     time.Duration // no heartbeat for this long: down
+	forgetAfter   time.Duration // down for this long: dropped from the table
+	reorderWindow time.Duration // a lower seq is overtaken within it, news after it (streams.go)
+	maxWorkers    int           // the table's cap
+	outlier       OutlierConfig
 
 	mu       sync.Mutex
 	members  map[string]*member
+	down     int                       // members down, which a new worker may evict at the cap
 	live     atomic.Pointer[[]*member] // up members in id order; never mutated
 	suspects atomic.Pointer[[]*member] // silent members in id order; never mutated
 }
 
 // newMembership returns an empty table. A worker is down when no heartbeat
-// came for deadAfter, and forgotten after 20 × deadAfter down. Zero fields
-// of outlier mean their defaults.
+// came for deadAfter, and forgotten after 20 × deadAfter down; a heartbeat
+// with a lower seq than one taken from the same process is ignored for
+// deadAfter / 3 (one interval, by default) after it. The table holds
+// DefaultConfig's MaxWorkers. Zero fields of outlier mean their defaults.
 func newMembership(deadAfter time.Duration, outlier OutlierConfig) *membership {
 	outlier = outlier.withDefaults()
-	m := &membership{deadAfter: deadAfter, forgetAfter: 20 * deadAfter, outlier: outlier, members: make(map[string]*member)}
+	m := &membership{deadAfter: deadAfter, forgetAfter: 20 * deadAfter, reorderWindow: deadAfter / deadAfterBeats,
+		maxWorkers: DefaultConfig().MaxWorkers, outlier: outlier, members: make(map[string]*member)}
 	m.live.Store(&[]*member{})
 	m.suspects.Store(&[]*member{})
 	return m
@@ -102,12 +108,57 @@ func (m *membership) rebuildLocked() {
 	m.suspects.Store(&suspects)
 }
 
+// inSnapshots tells whether w is in the live and in the suspect
+// snapshots; m.mu is held.
+func (w *member) inSnapshots() (live, suspect bool) {
+	return w.state == wire.StateUp, w.state == wire.StateDown && w.silent
+}
+
+// updateLocked publishes snapshots in which w, whose state changed from
+// one where inSnapshots said wasLive and wasSuspect, has its new place:
+// a binary search and a copy instead of rebuildLocked's walk and sort of
+// the whole table, so that a flood of new ids costs each one O(n) memory
+// copying, not O(n log n) string comparisons. m.mu is held on entry and on
+// exit.
+func (m *membership) updateLocked(w *member, wasLive, wasSuspect bool) {
+	live, suspect := w.inSnapshots()
+	if live != wasLive {
+		m.live.Store(toggled(*m.live.Load(), w, live))
+	}
+	if suspect != wasSuspect {
+		m.suspects.Store(toggled(*m.suspects.Load(), w, suspect))
+	}
+}
+
+// toggled returns a copy of s, sorted by id, with w in it or not.
+func toggled(s []*member, w *member, in bool) *[]*member {
+	i, found := slices.BinarySearchFunc(s, w.id, func(e *member, id string) int { return strings.Compare(e.id, id) })
+	out := make([]*member, 0, len(s)+1)
+	switch {
+	case in && found:
+		out = append(append(append(out, s[:i]...), w), s[i+1:]...) // a member of the same id forgotten
+	case in:
+		out = append(append(append(out, s[:i]...), w), s[i:]...)
+	case found && s[i] == w:
+		out = append(append(out, s[:i]...), s[i+1:]...)
+	default:
+		out = append(out, s...)
+	}
+	return &out
+}
+
 // setLocked changes a member's state; m.mu is held on entry and on exit.
 func (m *membership) setLocked(w *member, to, reason string, changes []change) []change {
 	if w.state == to && w.reason == reason {
 		return changes
 	}
 	from := w.state
+	if from == wire.StateDown {
+		m.down--
+	}
+	if to == wire.StateDown {
+		m.down++
+	}
 	w.state, w.reason = to, reason
 	w.silent = false
 	c := change{ID: w.id, From: from, To: to, Reason: reason}
@@ -118,21 +169,31 @@ func (m *membership) setLocked(w *member, to, reason string, changes []change) [
 }
 
 // Heartbeat records hb, received at now, and returns the state changes it
-// caused.
-func (m *membership) Heartbeat(now time.Time, hb wire.Heartbeat) []change {
+// caused and what about it deserves a warning. hb.Subject is the worker's
+// subject, which the caller derives from its id and checks: a member
+// keeps the first it is given, and it is read without the lock.
+func (m *membership) Heartbeat(now time.Time, hb wire.Heartbeat) ([]change, notice) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	w := m.members[hb.ID]
 	var changes []change
 	if w == nil {
+		if len(m.members) >= m.maxWorkers && !m.evictDownLocked() {
+			return nil, noticeTableFull
+		}
 		w = &member{id: hb.ID, subject: hb.Subject}
 		m.members[hb.ID] = w
-	} else if hb.StartedAt.Equal(w.hb.StartedAt) && hb.Seq != 0 && hb.Seq < w.hb.Seq {
-		return nil // an older heartbeat overtaken by a newer one
 	}
-	w.lastSeen, w.hb = now, hb // subject stays as first heard: it is read without the lock
+	taken, n := w.streams.take(now, hb, m.reorderWindow, m.deadAfter)
+	if !taken {
+		return nil, n
+	}
+	w.lastSeen, w.hb = now, hb
 	w.progress.Store(hb.ProgressMS)
+	wasLive, wasSuspect := w.inSnapshots()
 	switch {
+	case hb.State == wire.StateDraining && w.streams.otherUp(now, m.deadAfter):
+		// Another process with this id is up, and serves its subject.
 	case hb.State == wire.StateDraining:
 		changes = m.setLocked(w, wire.StateDraining, "worker is draining", changes)
 	case w.state == wire.StateEjected:
@@ -141,14 +202,38 @@ func (m *membership) Heartbeat(now time.Time, hb wire.Heartbeat) []change {
 	case w.state == "":
 		w.failures.Store(0)
 		changes = m.setLocked(w, wire.StateUp, "first heartbeat", changes)
+	case n == noticeContradiction:
+		w.failures.Store(0)
+		changes = m.setLocked(w, wire.StateUp, "up again after a draining heartbeat from the same process", changes)
 	default:
 		w.failures.Store(0)
 		changes = m.setLocked(w, wire.StateUp, "heartbeat resumed", changes)
 	}
 	if len(changes) > 0 {
-		m.rebuildLocked()
+		m.updateLocked(w, wasLive, wasSuspect)
 	}
-	return changes
+	return changes, n
+}
+
+// evictDownLocked drops a down worker from the table to make room for a
+// new one, and tells whether there was one; m.mu is held on entry and on
+// exit. A full table of workers that are not down refuses newcomers in
+// O(1): a flood of new ids costs no scan.
+func (m *membership) evictDownLocked() bool {
+	if m.down == 0 {
+		return false
+	}
+	for id, w := range m.members {
+		if w.state == wire.StateDown {
+			delete(m.members, id)
+			m.down--
+			if w.silent {
+				m.suspects.Store(toggled(*m.suspects.Load(), w, false))
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // Expire marks down the workers silent for longer than deadAfter, ends
@@ -157,11 +242,14 @@ func (m *membership) Expire(now time.Time) []change {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var changes []change
+	forgotSuspect := false
 	for id, w := range m.members {
 		silent := now.Sub(w.lastSeen)
 		switch {
 		case w.state == wire.StateDown && silent > m.forgetAfter:
 			delete(m.members, id)
+			m.down--
+			forgotSuspect = forgotSuspect || w.silent
 		case w.state != wire.StateDown && silent > m.deadAfter:
 			reason := "no heartbeat for " + silent.Round(time.Millisecond).String()
 			wasUp := w.state != wire.StateDraining
@@ -175,7 +263,7 @@ func (m *membership) Expire(now time.Time) []change {
 			changes = m.setLocked(w, wire.StateUp, "ejection ended", changes)
 		}
 	}
-	if len(changes) > 0 {
+	if len(changes) > 0 || forgotSuspect {
 		m.rebuildLocked()
 	}
 	return changes
@@ -192,8 +280,9 @@ func (m *membership) MarkDown(w *member, reason string) []change {
 	if w.state == wire.StateDraining {
 		reason = "left after draining" // its goodbye, not a crash
 	}
+	wasLive, wasSuspect := w.inSnapshots()
 	changes := m.setLocked(w, wire.StateDown, reason, nil)
-	m.rebuildLocked()
+	m.updateLocked(w, wasLive, wasSuspect)
 	return changes
 }
 
@@ -236,7 +325,7 @@ func (m *membership) Failure(now time.Time, w *member, why string) []change {
 	w.ejectedUntil = now.Add(d)
 	w.failures.Store(0)
 	changes := m.setLocked(w, wire.StateEjected, why, nil)
-	m.rebuildLocked()
+	m.updateLocked(w, true, false) // it was up
 	return changes
 }
 

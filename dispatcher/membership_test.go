@@ -13,6 +13,12 @@ func hb(id string, seq uint64, state string) wire.Heartbeat {
 	return wire.Heartbeat{ID: id, Subject: "calc.worker." + id, State: state, Seq: seq, StartedAt: t0}
 }
 
+// beat gives m a heartbeat and returns the changes it caused.
+func beat(m *membership, at time.Time, h wire.Heartbeat) []change {
+	cs, _ := m.Heartbeat(at, h)
+	return cs
+}
+
 func liveIDs(m *membership) []string {
 	var ids []string
 	for _, w := range m.Live() {
@@ -39,22 +45,22 @@ func TestMembershipLifecycle(t *testing.T) {
 		changes []string // "id:to"
 		live    []string
 	}{
-		{"first heartbeat brings a worker up", func() []change { return m.Heartbeat(at(0), hb("b", 1, wire.StateUp)) }, []string{"b:up"}, []string{"b"}},
-		{"second worker, live set in id order", func() []change { return m.Heartbeat(at(0), hb("a", 1, wire.StateUp)) }, []string{"a:up"}, []string{"a", "b"}},
-		{"repeated heartbeat changes nothing", func() []change { return m.Heartbeat(at(time.Second), hb("a", 2, wire.StateUp)) }, nil, []string{"a", "b"}},
+		{"first heartbeat brings a worker up", func() []change { return beat(m, at(0), hb("b", 1, wire.StateUp)) }, []string{"b:up"}, []string{"b"}},
+		{"second worker, live set in id order", func() []change { return beat(m, at(0), hb("a", 1, wire.StateUp)) }, []string{"a:up"}, []string{"a", "b"}},
+		{"repeated heartbeat changes nothing", func() []change { return beat(m, at(time.Second), hb("a", 2, wire.StateUp)) }, nil, []string{"a", "b"}},
 		{"not yet expired at the limit", func() []change { return m.Expire(at(3 * time.Second)) }, nil, []string{"a", "b"}},
 		{"silent b expires", func() []change { return m.Expire(at(3*time.Second + time.Millisecond)) }, []string{"b:down"}, []string{"a"}},
-		{"a new heartbeat brings b back", func() []change { return m.Heartbeat(at(4*time.Second), hb("b", 5, wire.StateUp)) }, []string{"b:up"}, []string{"a", "b"}},
-		{"a stale heartbeat is ignored", func() []change { return m.Heartbeat(at(4*time.Second), hb("b", 4, wire.StateDraining)) }, nil, []string{"a", "b"}},
-		{"draining leaves the rotation", func() []change { return m.Heartbeat(at(4*time.Second), hb("a", 6, wire.StateDraining)) }, []string{"a:draining"}, []string{"b"}},
-		{"b heartbeats on", func() []change { return m.Heartbeat(at(6*time.Second), hb("b", 6, wire.StateUp)) }, nil, []string{"b"}},
+		{"a new heartbeat brings b back", func() []change { return beat(m, at(4*time.Second), hb("b", 5, wire.StateUp)) }, []string{"b:up"}, []string{"a", "b"}},
+		{"a stale heartbeat is ignored", func() []change { return beat(m, at(4*time.Second), hb("b", 4, wire.StateDraining)) }, nil, []string{"a", "b"}},
+		{"draining leaves the rotation", func() []change { return beat(m, at(4*time.Second), hb("a", 6, wire.StateDraining)) }, []string{"a:draining"}, []string{"b"}},
+		{"b heartbeats on", func() []change { return beat(m, at(6*time.Second), hb("b", 6, wire.StateUp)) }, nil, []string{"b"}},
 		{"a drained worker goes down when silent", func() []change { return m.Expire(at(7*time.Second + time.Millisecond)) }, []string{"a:down"}, []string{"b"}},
 		{"no responders marks down at once", func() []change { return m.MarkDown(m.members["b"], "no responders") }, []string{"b:down"}, nil},
 		{"marking down twice changes nothing", func() []change { return m.MarkDown(m.members["b"], "no responders") }, nil, nil},
 		{"a restarted worker (new started_at, seq 1) comes back", func() []change {
 			h := hb("a", 1, wire.StateUp)
 			h.StartedAt = at(8 * time.Second)
-			return m.Heartbeat(at(8*time.Second), h)
+			return beat(m, at(8*time.Second), h)
 		}, []string{"a:up"}, []string{"a"}},
 		{"workers long down are forgotten", func() []change { return m.Expire(at(6*time.Second + 61*time.Second)) }, []string{"a:down"}, nil},
 	}
@@ -91,7 +97,7 @@ func equal(a, b []string) bool {
 func TestOutlierEjection(t *testing.T) {
 	m := newMembership(3*time.Second, OutlierConfig{Consecutive: 3, BaseEjection: time.Second, MaxEjection: 3 * time.Second})
 	for _, id := range []string{"a", "b", "c", "d"} {
-		m.Heartbeat(t0, hb(id, 1, wire.StateUp))
+		beat(m, t0, hb(id, 1, wire.StateUp))
 	}
 	a, b, c := m.members["a"], m.members["b"], m.members["c"]
 
@@ -108,7 +114,7 @@ func TestOutlierEjection(t *testing.T) {
 		t.Fatalf("third failure in a row: changes = %+v; want ejection until t0+1s", cs)
 	}
 	// Heartbeats do not end an ejection.
-	m.Heartbeat(t0.Add(500*time.Millisecond), hb("a", 2, wire.StateUp))
+	beat(m, t0.Add(500*time.Millisecond), hb("a", 2, wire.StateUp))
 	if states(m)["a"] != wire.StateEjected {
 		t.Fatalf("heartbeat ended the ejection")
 	}
@@ -139,8 +145,8 @@ func TestOutlierEjection(t *testing.T) {
 
 func TestOutlierDisabled(t *testing.T) {
 	m := newMembership(time.Second, OutlierConfig{Consecutive: -1})
-	m.Heartbeat(t0, hb("a", 1, wire.StateUp))
-	m.Heartbeat(t0, hb("b", 1, wire.StateUp))
+	beat(m, t0, hb("a", 1, wire.StateUp))
+	beat(m, t0, hb("b", 1, wire.StateUp))
 	for range 100 {
 		if cs := m.Failure(t0, m.members["a"], "timeouts"); len(cs) != 0 {
 			t.Fatalf("ejected with outlier detection off: %v", cs)
@@ -153,9 +159,9 @@ func TestOutlierDisabled(t *testing.T) {
 
 func TestSuspects(t *testing.T) {
 	m := newMembership(time.Second, OutlierConfig{})
-	m.Heartbeat(t0, hb("a", 1, wire.StateUp))
-	m.Heartbeat(t0, hb("b", 1, wire.StateUp))
-	m.Heartbeat(t0, hb("c", 1, wire.StateDraining))
+	beat(m, t0, hb("a", 1, wire.StateUp))
+	beat(m, t0, hb("b", 1, wire.StateUp))
+	beat(m, t0, hb("c", 1, wire.StateDraining))
 	m.Expire(t0.Add(2 * time.Second))
 	ids := func(ws []*member) (out []string) {
 		for _, w := range ws {
@@ -173,7 +179,7 @@ func TestSuspects(t *testing.T) {
 		t.Fatalf("suspects after no responders = %v; want [b]", got)
 	}
 	// A heartbeat brings a suspect back to life.
-	m.Heartbeat(t0.Add(3*time.Second), hb("b", 2, wire.StateUp))
+	beat(m, t0.Add(3*time.Second), hb("b", 2, wire.StateUp))
 	if got := ids(m.Suspects()); len(got) != 0 || !equal(liveIDs(m), []string{"b"}) {
 		t.Fatalf("suspects = %v, live = %v; want none and [b]", got, liveIDs(m))
 	}

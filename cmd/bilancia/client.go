@@ -121,5 +121,11 @@ func (c *StatusCmd) Run(g *globals) error {
 		return printJSON(st)
 	}
 	repl.PrintStatus(os.Stdout, st, time.Now())
+	for _, s := range st {
+		if s.Truncated {
+			fmt.Printf("dispatcher %s: %d of %d workers shown, the first by id (the table does not fit in one message): %v\n",
+				s.Dispatcher, len(s.Workers), s.Total, s.Counts)
+		}
+	}
 	return nil
 }

@@ -117,8 +117,8 @@ func statuses(ctx context.Context, nc *nats.Conn, subj wire.Subjects) (<-chan wi
 				if natsutil.IsNoResponders(m) {
 					continue // none yet: ask again at the next tick
 				}
-				var st wire.Status
-				if json.Unmarshal(m.Data, &st) != nil || st.Dispatcher == "" {
+				st, err := wire.DecodeStatus(m.Data)
+				if err != nil {
 					continue
 				}
 				select {
@@ -154,14 +154,10 @@ func (c *HealthDispatcherCmd) Run(g *globals) error {
 	seen := map[string]bool{}
 	for st := range answers {
 		if c.ID == "" || st.Dispatcher == c.ID {
-			up := 0
-			for _, w := range st.Workers {
-				if w.State == wire.StateUp {
-					up++
-				}
-			}
+			// Counts and Total cover the whole table, even when its rows
+			// are cut to fit the broker's max payload.
 			fmt.Printf("healthy: dispatcher %s answers, %d of %d workers up, served %d, failed %d\n",
-				st.Dispatcher, up, len(st.Workers), st.Served, st.Failed)
+				st.Dispatcher, st.Counts[wire.StateUp], st.Total, st.Served, st.Failed)
 			return nil
 		}
 		seen[st.Dispatcher] = true
