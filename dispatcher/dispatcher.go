@@ -127,6 +127,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.mem.maxWorkers = cfg.MaxWorkers
 	d.inflight.init(d.choose, cfg.AttemptTimeout)
 	d.inflight.hedgeAfter, d.inflight.progressEvery = cfg.HedgeAfter, cfg.ProgressInterval
+	d.inflight.muteFor = cfg.DeadAfter
 	if cfg.LogRequests {
 		d.reqlog = newRequestLog(cfg.RequestLogger, cfg.RequestLog, cfg.LogQueue)
 	}

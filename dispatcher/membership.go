@@ -32,6 +32,7 @@ type member struct {
 	errors    atomic.Uint64 // timeouts and 5xx
 	failures  atomic.Int32  // consecutive timeouts and 5xx, for outlier detection
 	progress  atomic.Int64  // its progress interval in ms, from its heartbeat; 0 = it sends none
+	sign      liveness      // its last reply or progress message (watch.go)
 }
 
 // change is a worker's change of state, for the log.
