@@ -74,10 +74,23 @@ func divNum(a, b num) (num, *wire.Error) {
 		if r.Sign() == 0 {
 			return intNum(q), nil
 		}
-		f, _ := new(big.Rat).SetFrac(a.i, b.i).Float64()
-		return checkFloat(f)
+		return checkFloat(quoFloat(a.i, b.i))
 	}
 	return checkFloat(a.float() / b.float())
+}
+
+// quoFloat is a / b correctly rounded to a float64, b != 0. Not through
+// big.Rat: its normalisation takes a GCD, quadratic in the size of the
+// operands, which made one division of two 100,000-bit integers cost
+// tens of milliseconds. A quotient correctly rounded to 2×53+2 bits,
+// rounded again to a float64's precision (or less, in the subnormal
+// range), is correctly rounded (Figueroa's theorem on double rounding);
+// big.Float's division costs about what QuoRem did.
+func quoFloat(a, b *big.Int) float64 {
+	x := new(big.Float).SetInt(a) // exact: SetInt takes the precision it needs
+	y := new(big.Float).SetInt(b)
+	f, _ := new(big.Float).SetPrec(2*53+2).Quo(x, y).Float64()
+	return f
 }
 
 // modNum truncates like Go's % and math.Mod: the result has a's sign.
