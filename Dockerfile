@@ -17,6 +17,9 @@ COPY dist/bilancia /bilancia
 # new named volume on /data takes that ownership; a host directory mounted
 # there must be writable by 65532 (or pass --user).
 COPY --chown=65532:65532 dist/data /data
+# /auth likewise, for broker --auth /auth on a named volume (compose.yaml):
+# the broker writes the credentials there as that user.
+COPY --chown=65532:65532 dist/auth /auth
 USER 65532:65532
 WORKDIR /data
 VOLUME ["/data"]
