@@ -195,6 +195,37 @@ var faults = []fault{
 		},
 	},
 	{
+		name: "long-job",
+		// Nine sleep 2000 through a client of their own, three on each
+		// worker; 500ms in, w1 is SIGKILLed and w2 SIGSTOPped (SIGCONT
+		// 3 s later). The jobs on them must start again elsewhere, once.
+		window: 4 * time.Second,
+		inject: func(r *rig) {
+			r.startLong(9, 2000)
+			time.Sleep(500 * time.Millisecond) // the jobs are under way: the fault's point
+			r.ws["w1"].kill(r.t)
+			r.ws["w2"].signal(r.t, syscall.SIGSTOP)
+		},
+		healWait: 3 * time.Second,
+		heal:     func(r *rig) { r.ws["w2"].signal(r.t, syscall.SIGCONT) },
+		detect: func(r *rig) (time.Time, bool) {
+			t1, ok1 := r.firstEvent("worker silent", "w1", r.injected)
+			t2, ok2 := r.firstEvent("worker silent", "w2", r.injected)
+			if !ok1 || (ok2 && t2.Before(t1)) {
+				return t2, ok2
+			}
+			return t1, ok1
+		},
+		check: func(r *rig, s *loadcheck.Score) {
+			mustNoLoss(r, s)
+			execs, failed := r.waitLong()
+			r.note("long_failed=%d executions=%s", failed, strings.Join(execs, ","))
+			if failed != 0 {
+				r.t.Errorf("%d long jobs failed", failed)
+			}
+		},
+	},
+	{
 		name:    "broker-node-loss",
 		brokers: 3,
 		window:  3 * time.Second,

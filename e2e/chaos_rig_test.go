@@ -41,6 +41,8 @@ type rig struct {
 	extra    []string // more key=value for the fault line
 	mu       sync.Mutex
 	spin     spinStats
+	long     chan *client.Result // startLong's results; nil for a failure
+	longN    int
 }
 
 func (r *rig) note(kv string, args ...any) { r.extra = append(r.extra, fmt.Sprintf(kv, args...)) }
@@ -248,6 +250,46 @@ func (r *rig) brokerOf(name string) *broker {
 	}
 	r.t.Fatalf("no broker holds a connection named %q", name)
 	return nil
+}
+
+// startLong sends n sleep requests of ms milliseconds at once, through a
+// client of its own; waitLong waits for them.
+func (r *rig) startLong(n, ms int) {
+	c, err := client.Connect(client.Config{URL: r.url, Name: "chaos-long"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.long = make(chan *client.Result, n)
+	r.longN = n
+	for range n {
+		go func() {
+			res, err := c.Do(context.Background(), "sleep "+strconv.Itoa(ms))
+			if err != nil {
+				res = nil
+			}
+			r.long <- res
+		}()
+	}
+	r.t.Cleanup(c.Close)
+}
+
+// waitLong returns, for each long job, its executions (the workers its
+// dispatcher forwarded it to, "xN" more when its client sent it N times),
+// and how many failed.
+func (r *rig) waitLong() (execs []string, failed int) {
+	for range r.longN {
+		res := <-r.long
+		switch {
+		case res == nil:
+			failed++
+		case res.Sends > 1:
+			execs = append(execs, fmt.Sprintf("%dx%d", res.Attempts, res.Sends))
+		default:
+			execs = append(execs, strconv.Itoa(res.Attempts))
+		}
+	}
+	slices.Sort(execs)
+	return execs, failed
 }
 
 type spinStats struct{ ok, failed int }
