@@ -71,7 +71,9 @@ type Worker struct {
 	nc    *nats.Conn
 	subj  wire.Subjects
 	start time.Time
-	jobs  chan *job
+	// idValue is Calc-Worker's value, shared by every reply.
+	idValue []string
+	jobs    chan *job
 
 	subs     []*nats.Subscription
 	hbMu     sync.Mutex     // serialises heartbeats from the timer with hbTimer's end
@@ -125,7 +127,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Shared != nil {
 		cfg.Concurrency = cfg.Shared.concurrency
 	}
-	w := &Worker{cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}}
+	w := &Worker{cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, idValue: []string{cfg.ID}}
 	w.jobs = make(chan *job, cfg.Queue)
 	w.held = make(map[*job]struct{})
 	w.state.Store(wire.StateUp)
@@ -303,11 +305,12 @@ func (w *Worker) handle(j *job) {
 		reply.ID, reply.Worker = id, w.cfg.ID
 		out = nats.NewMsg("")
 		if id != "" {
-			out.Header.Set(wire.HdrRequestID, id)
+			// The request's own value: nats.go only reads it.
+			out.Header[wire.HdrRequestID] = m.Header[wire.HdrRequestID][:1]
 		}
 		out.Data = mustJSON(reply)
 	}
-	out.Header.Set(wire.HdrWorker, w.cfg.ID)
+	out.Header[wire.HdrWorker] = w.idValue // shared: nats.go only reads it
 	out.Subject = m.Reply
 	w.served.Add(1)
 	if err := w.nc.PublishMsg(out); err != nil && w.cfg.OnError != nil {
