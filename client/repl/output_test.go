@@ -3,6 +3,7 @@ package repl
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +116,44 @@ func TestHistoryPath(t *testing.T) {
 	own := filepath.Join(dir, "mine")
 	if got := historyPath(own); got != own {
 		t.Errorf("historyPath(%q) = %q", own, got)
+	}
+}
+
+// In the interactive REPL the progress line is the prompt, redrawn below
+// every reply, and the plain prompt comes back when the run ends.
+func TestInteractiveProgress(t *testing.T) {
+	url := startServer(t)
+	startResponder(t, url, "w-a")
+	cl := newClient(t, url, client.Config{})
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	var out testutil.SyncBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(context.Background(), cl, Config{
+			In: pr, Out: &out, Err: io.Discard, Interactive: true, HistoryFile: NoHistory,
+			Progress: true, Concurrency: 1, echo: true,
+		})
+		done <- err
+	}()
+	if _, err := io.WriteString(pw, "random 1000000 -q\r"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(out.String(), "random: ") || !strings.Contains(out.String(), " of 1000000, ") {
+			return errNotYet
+		}
+		return nil
+	})
+	if _, err := io.WriteString(pw, "exit\r"); err != nil { // stops the run early
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := out.String()
+	i := strings.LastIndex(got, "random: ")
+	if !strings.Contains(got[i:], "stopped early") {
+		t.Errorf("no summary after the last progress line:\n%q", got[i:])
 	}
 }
