@@ -15,6 +15,7 @@ import (
 
 	"github.com/bilancia/bilancia/broker"
 	"github.com/bilancia/bilancia/broker/brokertest"
+	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/dispatcher"
 	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
@@ -268,6 +269,34 @@ func TestAttackTableFlood(t *testing.T) {
 	}
 }
 
+// TestAttackBadHeartbeatFlood: 1,000 bad heartbeats cost the log a line
+// a second, and the next line says how many were held back.
+func TestAttackBadHeartbeatFlood(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	var log testutil.SyncBuffer
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.Logger = jsonLog(&log) })
+	evil := connect(t, url)
+	start := time.Now()
+	for range 1000 {
+		publishHB(t, evil, "calc.heartbeat.x", wire.Heartbeat{ID: "w-a", State: wire.StateUp})
+	}
+	heartbeat(t, evil, "w-ok", 1) // after the flood, on the same connection
+	waitState(t, d, up("w-ok"))
+	lines := logLines(t, &log, "bad heartbeat")
+	if limit := int(time.Since(start)/time.Second) + 1; len(lines) == 0 || len(lines) > limit {
+		t.Fatalf("%d bad heartbeat lines in %v; want 1 to %d", len(lines), time.Since(start), limit)
+	}
+	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		publishHB(t, evil, "calc.heartbeat.x", wire.Heartbeat{ID: "w-a", State: wire.StateUp})
+		for _, l := range logLines(t, &log, "bad heartbeat") {
+			if held, _ := l["held_back"].(float64); held >= 900 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no line says the flood was held back")
+	})
+}
+
 // TestAttackOversizedFields: a 1 MB heartbeat, 100 KB header values and a
 // 100 KB hello reach the log as bounded lines.
 func TestAttackOversizedFields(t *testing.T) {
@@ -385,35 +414,45 @@ func TestAttackEscapeInjection(t *testing.T) {
 }
 
 // TestAttackRogueWorker: what does not hold without credentials. Anyone
-// can heartbeat as a worker and answer its subject: its clients get its
-// answers, labelled with its id; anyone can read every reply on _INBOX.>.
-// The dispatcher cannot tell; permissions on the broker can
-// (docs/auth.md). This test pins down the behaviour SECURITY.md reports.
+// can subscribe to a real worker's subject and answer first (the first
+// reply wins), or heartbeat as a worker of its own and answer its subject:
+// clients get its answers, labelled as it likes; anyone can read every
+// reply on _INBOX.>. The dispatcher cannot tell; permissions on the broker
+// can (docs/auth.md). This test pins down the behaviour SECURITY.md
+// reports.
 func TestAttackRogueWorker(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, nil)
+	// The real worker takes 500 ms per request, so that the rogue's
+	// answer comes first.
+	startWorker(t, url, "w-real", func(c *calcworker.Config) { c.Env.Delay = 500 * time.Millisecond })
 	evil := connect(t, url)
-	if _, err := evil.Subscribe("calc.worker.w-rogue", func(m *nats.Msg) {
+	answer := func(m *nats.Msg) {
 		out := nats.NewMsg(m.Reply)
 		out.Header.Set(wire.HdrRequestID, m.Header.Get(wire.HdrRequestID))
 		out.Data = []byte(`{"op":"add","result":666,"worker":"w-real"}`)
 		_ = m.RespondMsg(out)
-	}); err != nil {
-		t.Fatal(err)
+	}
+	for _, subj := range []string{"calc.worker.w-real", "calc.worker.w-rogue"} {
+		if _, err := evil.Subscribe(subj, answer); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sniffed := make(chan *nats.Msg, 16)
 	if _, err := evil.ChanSubscribe("_INBOX.>", sniffed); err != nil {
 		t.Fatal(err)
 	}
 	publishHB(t, evil, "calc.heartbeat.w-rogue", wire.Heartbeat{ID: "w-rogue", State: wire.StateUp, StartedAt: time.Now()})
-	waitState(t, d, up("w-rogue"))
+	waitState(t, d, up("w-real", "w-rogue"))
 	nc := connect(t, url)
-	r, err := nc.Request(wire.Subjects{}.Request(), []byte("add 2 3"), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(r.Data), "666") {
-		t.Fatalf("reply %s: the rogue's answer was expected to get through without auth", r.Data)
+	for i := range 2 { // round robin: one to each
+		r, err := nc.Request(wire.Subjects{}.Request(), []byte("add 2 3"), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(r.Data), "666") {
+			t.Fatalf("request %d: reply %s: the rogue's answer was expected to get through without auth", i, r.Data)
+		}
 	}
 	select {
 	case <-sniffed:
