@@ -46,45 +46,38 @@ func TestColors(t *testing.T) {
 }
 
 // A random run long enough shows a progress line on the terminal, redrawn
-// in place, and removes it before the summary; without Progress, nothing.
+// in place, and removes it before the summary.
 func TestRandomProgress(t *testing.T) {
 	url := startServer(t)
 	startResponder(t, url, "w-a")
 	cl := newClient(t, url, client.Config{})
-	for _, on := range []bool{false, true} {
-		var out testutil.SyncBuffer
-		// Run until the progress line was drawn at least once, whatever
-		// the machine's speed: one slot in flight, and a large N that
-		// stops when the session leaves.
-		s := newSession(cl, Config{Out: &out, Progress: on, Concurrency: 1}, &out)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			s.random(context.Background(), maxRandom, true)
-		}()
-		if on {
-			testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-				if !strings.Contains(out.String(), clearLine+"random: ") {
-					return errNotYet
-				}
-				return nil
-			})
-		} else {
-			time.Sleep(2 * progressEvery) // what should not happen has had its chance
+	var out testutil.SyncBuffer
+	// Run until the progress line was drawn at least once, whatever the
+	// machine's speed: one request in flight, and a large N that stops
+	// when the session leaves.
+	s := newSession(cl, Config{Progress: true, Concurrency: 1}, &out)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.random(context.Background(), maxRandom, true)
+	}()
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(out.String(), clearLine+"random: ") {
+			return errNotYet
 		}
-		s.leave()
-		<-done
-		got := out.String()
-		if !on {
-			if strings.Contains(got, "random: ") || strings.Contains(got, "\r") {
-				t.Errorf("progress without a terminal:\n%q", got)
-			}
-			continue
-		}
-		i := strings.LastIndex(got, clearLine)
-		if summary := got[i+len(clearLine):]; !strings.Contains(summary, " ok, 0 failed in ") || strings.Contains(summary, "random: ") {
-			t.Errorf("the summary does not follow a cleared line: %q", summary)
-		}
+		return nil
+	})
+	s.leave()
+	<-done
+	got := out.String()
+	i := strings.LastIndex(got, clearLine)
+	if summary := got[i+len(clearLine):]; !strings.Contains(summary, " ok, 0 failed in ") || strings.Contains(summary, "random: ") {
+		t.Errorf("the summary does not follow a cleared line: %q", summary)
+	}
+
+	// Without a terminal there is no progress line to draw.
+	if s := newSession(cl, Config{}, &out); s.progress.show != nil {
+		t.Errorf("a progress line without Config.Progress")
 	}
 }
 
