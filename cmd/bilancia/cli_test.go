@@ -98,6 +98,11 @@ func TestVersionFlag(t *testing.T) {
 	if !strings.HasPrefix(out, "bilancia 0.") {
 		t.Errorf("--version = %q; want bilancia and the version", out)
 	}
+	// The environment cannot turn it on: BILANCIA_<FLAG> is for settings.
+	t.Setenv("BILANCIA_VERSION", "true")
+	if _, out, exited, err := parse(t, "version"); err != nil || exited != -1 || out != "" {
+		t.Errorf("with BILANCIA_VERSION set, parsing printed %q, exited %d, err %v; want the version command", out, exited, err)
+	}
 }
 
 func TestFormatVersion(t *testing.T) {

@@ -29,7 +29,7 @@ type CLI struct {
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell's completion script: source <(bilancia completion bash)."`
 
-	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
+	VersionFlag kong.VersionFlag `name:"version" env:"-" help:"Print the version and exit."` // no BILANCIA_VERSION: it would stop every command
 }
 
 // shutdownGrace bounds a role's drain after SIGTERM.
