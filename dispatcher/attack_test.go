@@ -259,6 +259,14 @@ func TestAttackTableFlood(t *testing.T) {
 			len(r.Data), st.Truncated, st.Total, st.Counts, len(st.Workers))
 	}
 	t.Logf("status under flood: %d bytes, %d of %d rows", len(r.Data), len(st.Workers), st.Total)
+	// A request naming workers gets their rows, whatever the table's size.
+	ask, _ := json.Marshal(wire.StatusRequest{Workers: []string{"evil-2999", "evil-0499", "nobody"}})
+	if r, err = nc.Request(wire.Subjects{}.Status(), ask, 5*time.Second); err != nil {
+		t.Fatalf("status request for two workers: %v", err)
+	}
+	if st, err = wire.DecodeStatus(r.Data); err != nil || st.Total != 500 || len(st.Workers) != 1 || st.Workers[0].ID != "evil-0499" {
+		t.Fatalf("status for evil-2999 (refused), evil-0499 and nobody: %s; want evil-0499's row and total 500", r.Data)
+	}
 
 	// The flood stops: the made-up workers go down after dead-after, and a
 	// real worker evicts one.

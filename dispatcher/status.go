@@ -1,6 +1,9 @@
 package dispatcher
 
 import (
+	"encoding/json"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +26,8 @@ type guard struct {
 // 1/statusCacheFactor of a core, while a small table's reply is fresh.
 type statusCache struct {
 	mu    sync.Mutex
-	b     []byte
+	st    wire.Status // the whole table, rows sorted by id
+	b     []byte      // st encoded for the connection's max payload
 	until time.Time
 }
 
@@ -45,20 +49,42 @@ func (d *Dispatcher) Status() wire.Status {
 	}
 }
 
+// maxStatusRequest bounds a status request's payload worth reading.
+const maxStatusRequest = 4096
+
 // onStatus answers a status request with the table cut to fit the
-// connection's max payload (wire.EncodeStatus).
+// connection's max payload (wire.EncodeStatus), or with the rows of the
+// workers a wire.StatusRequest names.
 func (d *Dispatcher) onStatus(m *nats.Msg) {
-	_ = m.Respond(d.statusReply(time.Now()))
+	var req wire.StatusRequest
+	if len(m.Data) > 0 && len(m.Data) <= maxStatusRequest {
+		_ = json.Unmarshal(m.Data, &req) // anything else asks for the whole table
+	}
+	_ = m.Respond(d.statusReply(time.Now(), req.Workers))
 }
 
-func (d *Dispatcher) statusReply(now time.Time) []byte {
+// statusReply encodes the status for ids, or for the whole table when
+// ids is empty, from a cached snapshot of the table.
+func (d *Dispatcher) statusReply(now time.Time, ids []string) []byte {
 	c := &d.guard.status
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now.Before(c.until) {
+	max := int(d.nc.MaxPayload())
+	if !now.Before(c.until) {
+		c.st = d.Status()
+		c.b = wire.EncodeStatus(c.st, max)
+		c.until = now.Add(statusCacheFactor * time.Since(now))
+	}
+	if len(ids) == 0 {
 		return c.b
 	}
-	c.b = wire.EncodeStatus(d.Status(), int(d.nc.MaxPayload()))
-	c.until = now.Add(statusCacheFactor * time.Since(now))
-	return c.b
+	st := c.st
+	st.Workers = make([]wire.WorkerStatus, 0, len(ids))
+	for _, id := range ids {
+		i, ok := slices.BinarySearchFunc(c.st.Workers, id, func(w wire.WorkerStatus, id string) int { return strings.Compare(w.ID, id) })
+		if ok {
+			st.Workers = append(st.Workers, c.st.Workers[i])
+		}
+	}
+	return wire.EncodeStatus(st, max) // with the table's total and counts
 }

@@ -22,8 +22,9 @@ import (
 // made-up workers, more than the table's default cap of 10,000 and enough
 // to pass the broker's 1 MB max payload in a status reply. What must hold:
 // no request reaches the sink, every line of the log and of stderr stays
-// short and is one line, `bilancia status` and `bilancia health
-// dispatcher` still answer, with a table of at most 10,000.
+// short and is one line, `bilancia status`, `bilancia health dispatcher`
+// and `bilancia health worker --seen-by` still answer, with a table of at
+// most 10,000.
 func TestAttackOnTheRealBinary(t *testing.T) {
 	e := newEnv(t)
 	url, d, _ := cluster1(t, e, nil, "w1")
@@ -84,6 +85,11 @@ func TestAttackOnTheRealBinary(t *testing.T) {
 	})
 	if code, out, errOut := e.run(20*time.Second, nil, "health", "dispatcher", "--nats", url, "--id", "d1"); code != 0 {
 		t.Fatalf("health dispatcher: exit %d: %s %s", code, out, errOut)
+	}
+	// w1 sorts after every flood-… row, beyond what fits: health asks
+	// for its row by name.
+	if code, out, errOut := e.run(20*time.Second, nil, "health", "worker", "--nats", url, "--id", "w1", "--seen-by", "1"); code != 0 {
+		t.Fatalf("health worker --seen-by 1: exit %d: %s %s", code, out, errOut)
 	}
 
 	for name, text := range map[string]string{"log": readFile(d.log), "stderr": d.output()} {

@@ -5,16 +5,19 @@ import (
 	"errors"
 )
 
-// EncodeStatus encodes st as a status reply of at most max bytes. It sets
-// Total and Counts from st.Workers, the whole table; when the whole table
-// does not fit, Workers keeps as many of its first rows as fit and
-// Truncated is set. A max too small for even the counts gets them anyway:
-// no reply has no rows' worth of news. max <= 0 means no bound.
+// EncodeStatus encodes st as a status reply of at most max bytes. Unless
+// st.Counts is set, it sets Total and Counts from st.Workers, taken for the
+// whole table; when the rows do not fit, Workers keeps as many of the
+// first as fit and Truncated is set. A max too small for even the counts
+// gets them anyway: no reply has no rows' worth of news. max <= 0 means
+// no bound.
 func EncodeStatus(st Status, max int) []byte {
-	st.Total = len(st.Workers)
-	st.Counts = make(map[string]int, 4)
-	for _, w := range st.Workers {
-		st.Counts[w.State]++
+	if st.Counts == nil {
+		st.Total = len(st.Workers)
+		st.Counts = make(map[string]int, 4)
+		for _, w := range st.Workers {
+			st.Counts[w.State]++
+		}
 	}
 	st.Truncated = false
 	full, _ := json.Marshal(st)
@@ -73,4 +76,13 @@ func DecodeStatus(data []byte) (Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// StatusRequest is the optional payload of a status request. Workers,
+// when set, asks for those workers' rows only, with the whole table's
+// Total and Counts: a reply that fits however large the table, for a
+// caller that wants to know about a few workers (bilancia health worker
+// --seen-by). An empty payload asks for the whole table.
+type StatusRequest struct {
+	Workers []string `json:"workers,omitempty"`
 }

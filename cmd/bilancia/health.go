@@ -89,15 +89,16 @@ const statusEvery = 250 * time.Millisecond
 
 // statuses asks every dispatcher for its view, again every statusEvery,
 // and returns the answers as they arrive on the channel, which is closed
-// when ctx ends.
-func statuses(ctx context.Context, nc *nats.Conn, subj wire.Subjects) (<-chan wire.Status, error) {
+// when ctx ends. req is the request's payload (a wire.StatusRequest), nil
+// for the whole table.
+func statuses(ctx context.Context, nc *nats.Conn, subj wire.Subjects, req []byte) (<-chan wire.Status, error) {
 	msgs := make(chan *nats.Msg, 64)
 	inbox := nc.NewInbox()
 	sub, err := nc.ChanSubscribe(inbox, msgs)
 	if err != nil {
 		return nil, err
 	}
-	if err := nc.PublishRequest(subj.Status(), inbox, nil); err != nil {
+	if err := nc.PublishRequest(subj.Status(), inbox, req); err != nil {
 		_ = sub.Unsubscribe()
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func statuses(ctx context.Context, nc *nats.Conn, subj wire.Subjects) (<-chan wi
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = nc.PublishRequest(subj.Status(), inbox, nil)
+				_ = nc.PublishRequest(subj.Status(), inbox, req)
 			case m := <-msgs:
 				if natsutil.IsNoResponders(m) {
 					continue // none yet: ask again at the next tick
@@ -147,7 +148,7 @@ func (c *HealthDispatcherCmd) Run(g *globals) error {
 		return err
 	}
 	defer nc.Close()
-	answers, err := statuses(ctx, nc, wire.Subjects{Prefix: c.Prefix})
+	answers, err := statuses(ctx, nc, wire.Subjects{Prefix: c.Prefix}, nil)
 	if err != nil {
 		return unhealthy("%v", err)
 	}
@@ -210,7 +211,9 @@ func (c *HealthWorkerCmd) Run(g *globals) error {
 		return nil
 	}
 
-	answers, err := statuses(ctx, nc, subj)
+	// Only its row: the whole table may not fit in one reply.
+	req, _ := json.Marshal(wire.StatusRequest{Workers: []string{c.ID}})
+	answers, err := statuses(ctx, nc, subj, req)
 	if err != nil {
 		return unhealthy("%v", err)
 	}
