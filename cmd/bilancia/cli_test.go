@@ -90,6 +90,16 @@ func TestUsageError(t *testing.T) {
 	}
 }
 
+func TestNoArgumentsShowHelp(t *testing.T) {
+	_, out, exited, _ := parse(t, commandLine(nil)...)
+	if exited != 0 || !strings.HasPrefix(out, "Usage: bilancia <command>") {
+		t.Errorf("bilancia alone printed %.80q and exited %d; want the help and 0", out, exited)
+	}
+	if got := commandLine([]string{"up"}); len(got) != 1 || got[0] != "up" {
+		t.Errorf("commandLine(up) = %q", got)
+	}
+}
+
 func TestVersionFlag(t *testing.T) {
 	_, out, exited, _ := parse(t, "--version")
 	if exited != 0 || out != versionString()+"\n" {

@@ -50,7 +50,7 @@ func main() {
 		panic(err) // the CLI struct is wrong: a programming error
 	}
 	completeCommandLine(parser) // answers and exits when a shell asks
-	kctx, err := parser.Parse(os.Args[1:])
+	kctx, err := parser.Parse(commandLine(os.Args[1:]))
 	if err != nil {
 		fmt.Fprint(os.Stderr, usageError(err))
 		os.Exit(exitCode(err))

@@ -18,6 +18,15 @@ func newParser(cli *CLI, opts ...kong.Option) (*kong.Kong, error) {
 	}, opts...)...)
 }
 
+// commandLine is the arguments to parse: bilancia alone shows its help,
+// not an error.
+func commandLine(args []string) []string {
+	if len(args) == 0 {
+		return []string{"--help"}
+	}
+	return args
+}
+
 // usageError is what a mistyped command line prints: the error and where
 // the usage is, not the whole usage.
 //
