@@ -354,7 +354,7 @@ var drainingInflight = regexp.MustCompile(`msg="worker draining" id=w2 inflight=
 // deployment with the lowest latency keeps the same promises. There,
 // dispatcher-kill SIGKILLs the broker with d1 inside, and the clients on
 // it move to the other broker and send again.
-var inBrokerFaults = []string{"worker-kill", "worker-hang", "worker-drain", "slow-worker", "dispatcher-kill", "all-workers-down"}
+var inBrokerFaults = []string{"worker-kill", "worker-hang", "worker-drain", "slow-worker", "dispatcher-kill", "all-workers-down", "long-job"}
 
 func init() {
 	for _, f := range faults[:len(faults):len(faults)] {
