@@ -118,7 +118,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	d := &Dispatcher{
-		cfg: cfg, budget: cfg.retryBudget(), nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: cfg.Logger,
+		cfg: cfg, budget: cfg.retryBudget(), nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: boundLogger(cfg.Logger),
 		idValue: []string{cfg.ID},
 		mem:     newMembership(cfg.DeadAfter, cfg.Outlier),
 		pick:    p,

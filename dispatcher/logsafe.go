@@ -1,6 +1,8 @@
 package dispatcher
 
 import (
+	"context"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -18,6 +20,7 @@ const (
 	maxLoggedField   = 128 // ids, names, hosts, addresses
 	maxLoggedCommand = 200 // a request's payload
 	maxLoggedError   = 256 // an error about something that came in
+	maxLoggedAttr    = 512 // any string or error in an event line: the backstop
 )
 
 // clip returns s cut to at most max bytes at a rune boundary, with a
@@ -73,4 +76,59 @@ func (l *logLimit) allow(now time.Time) (held int, ok bool) {
 // warnLimits are the rate-limited warnings, one limit per kind.
 type warnLimits struct {
 	badHeartbeat, tableFull, conflict, contradiction logLimit
+}
+
+// boundLogger returns l with every string and error of its lines, and
+// the message, cut to maxLoggedAttr: the backstop for a field from
+// outside that no call site cut (a 600 KB request id in a "reply failed"
+// line). Lines within bounds, nearly all, go through unchanged.
+func boundLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(boundedHandler{l.Handler()})
+}
+
+type boundedHandler struct{ slog.Handler }
+
+func (h boundedHandler) Handle(ctx context.Context, r slog.Record) error {
+	long := len(r.Message) > maxLoggedAttr
+	r.Attrs(func(a slog.Attr) bool {
+		long = long || tooLong(a.Value)
+		return !long
+	})
+	if !long {
+		return h.Handler.Handle(ctx, r)
+	}
+	out := slog.NewRecord(r.Time, r.Level, clip(r.Message, maxLoggedAttr), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if tooLong(a.Value) {
+			s := a.Value.String()
+			if err, ok := a.Value.Any().(error); ok {
+				s = err.Error()
+			}
+			a.Value = slog.StringValue(clip(s, maxLoggedAttr))
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
+}
+
+// tooLong tells whether v is a string or an error longer than
+// maxLoggedAttr.
+func tooLong(v slog.Value) bool {
+	switch v.Kind() {
+	case slog.KindString:
+		return len(v.String()) > maxLoggedAttr
+	case slog.KindAny:
+		err, ok := v.Any().(error)
+		return ok && len(err.Error()) > maxLoggedAttr
+	}
+	return false
+}
+
+func (h boundedHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return boundedHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h boundedHandler) WithGroup(name string) slog.Handler {
+	return boundedHandler{h.Handler.WithGroup(name)}
 }

@@ -3,8 +3,10 @@ package dispatcher
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,3 +79,25 @@ func BenchmarkRequestLine(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestBoundLogger: a line with a field no call site cut (a 600 KB request
+// id in "reply failed") comes out cut; a line within bounds is unchanged.
+func TestBoundLogger(t *testing.T) {
+	var out bytes.Buffer
+	l := boundLogger(slog.New(slog.NewJSONHandler(&out, nil)))
+	long := strings.Repeat("é", 300_000)
+	l.Warn("reply failed", "id", long, "error", errors.New(long), "n", 1)
+	if out.Len() > 2*maxLoggedAttr+200 || !json.Valid(out.Bytes()) {
+		t.Fatalf("line of %d bytes: %.200s", out.Len(), out.String())
+	}
+	var m map[string]any
+	_ = json.Unmarshal(out.Bytes(), &m)
+	if id, _ := m["id"].(string); !strings.HasSuffix(id, "…[600000 bytes]") || m["n"] != 1.0 {
+		t.Fatalf("line = %v", m)
+	}
+	out.Reset()
+	l.Info("worker up", "worker", "w-1")
+	if !strings.Contains(out.String(), `"worker":"w-1"`) {
+		t.Fatalf("line = %s", out.String())
+	}
+}
