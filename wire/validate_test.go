@@ -55,3 +55,28 @@ func TestQuoteCut(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckHeartbeat: whatever the subject and payload, a heartbeat that
+// passes has a valid id equal to its subject's last token and no subject
+// but its own, and a refusal quotes a bounded part of what came in.
+func FuzzCheckHeartbeat(f *testing.F) {
+	f.Add("calc.heartbeat.w-1", []byte(`{"id":"w-1","subject":"calc.worker.w-1"}`))
+	f.Add("calc.heartbeat.evil1", []byte(`{"id":"evil1","subject":"evil.sink"}`))
+	f.Add("calc.heartbeat.x", []byte(`{"id":"w-1"}`))
+	f.Fuzz(func(t *testing.T, subject string, data []byte) {
+		hb, err := DecodeHeartbeat(data)
+		if err != nil {
+			return
+		}
+		err = Subjects{}.CheckHeartbeat(subject, hb)
+		if err != nil {
+			if len(err.Error()) > 400 {
+				t.Fatalf("error of %d bytes", len(err.Error()))
+			}
+			return
+		}
+		if !ValidID(hb.ID) || subject != "calc.heartbeat."+hb.ID || (hb.Subject != "" && hb.Subject != "calc.worker."+hb.ID) {
+			t.Fatalf("passed: subject %q, %+v", subject, hb)
+		}
+	})
+}
