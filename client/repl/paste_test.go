@@ -33,7 +33,8 @@ func TestPasteReaderTransform(t *testing.T) {
 		{"paste", []string{long + "\r"}, mark + "\r", []string{long}},
 		{"two lines", []string{long + "\n" + long + "y\n"}, mark + "\n" + mark + "\n", []string{long, long + "y"}},
 		{"short lines", []string{"add 1 2\nfib 3\n"}, "add 1 2\nfib 3\n", nil},
-		{"rune cut by a read", []string{long + "\xc3", "\xa8" + long}, mark + mark, []string{long, "è" + long}},
+		{"paste in several reads", []string{long + "\xc3", "\xa8" + long, "z\r"}, mark + "\r", []string{long + "è" + long + "z"}},
+		{"typing after a paste", []string{long + "\r", "a", "b"}, mark + "\rab", []string{long}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPasteReader(&chunks{reads: tc.reads})
@@ -55,6 +56,45 @@ func TestPasteReaderTransform(t *testing.T) {
 	}
 }
 
+// A read that cuts a rune in two at the end of a paste (the next read
+// came too late to be gathered) keeps its first bytes for the next.
+func TestPasteReaderCutRune(t *testing.T) {
+	long := strings.Repeat("x", minPaste)
+	p := &pasteReader{}
+	p.transform([]byte(long + "\xc3"))
+	if string(p.out) != string(pasteMark) || string(p.carry) != "\xc3" {
+		t.Fatalf("out %q, carry %q; want the mark and \\xc3", p.out, p.carry)
+	}
+	p.out = nil
+	p.transform(append(p.carry, "\xa8"+long...))
+	if string(p.out) != string(pasteMark) || p.carry != nil {
+		t.Fatalf("out %q, carry %q; want the mark and none", p.out, p.carry)
+	}
+	if len(p.texts) != 2 || string(p.texts[0]) != long || string(p.texts[1]) != "è"+long {
+		t.Errorf("texts = %q; want %q then %q", p.texts, long, "è"+long)
+	}
+}
+
+// Typing is not held back: a key or two is passed on without waiting for
+// more; only a paste gathers the reads that follow it.
+func TestPasteReaderGather(t *testing.T) {
+	long := strings.Repeat("x", minPaste)
+	for _, tc := range []struct{ name, first, want string }{
+		{"a key", "a", "a"},
+		{"a line typed by a program", "add 2 3\r", "add 2 3\r"},
+		{"a paste", long, long + "b"},
+		{"a pasted line ending in Enter", long + "\r", long + "\r"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &pasteReader{chunks: make(chan []byte, 1)}
+			p.chunks <- []byte("b")
+			if got := p.gather([]byte(tc.first)); string(got) != tc.want {
+				t.Errorf("gather(%q) = %q; want %q", tc.first, got, tc.want)
+			}
+		})
+	}
+}
+
 // chunks returns one of reads per Read, as a terminal delivers them.
 type chunks struct{ reads []string }
 
@@ -68,8 +108,7 @@ func (c *chunks) Read(b []byte) (int, error) {
 }
 
 func TestPasteReaderOnChange(t *testing.T) {
-	p := newPasteReader(nil)
-	p.texts = [][]rune{[]rune("PASTED")}
+	p := &pasteReader{texts: [][]rune{[]rune("PASTED")}}
 	line := []rune("ab" + string(pasteMark) + "cd")
 	if _, _, ok := p.OnChange(line, 3, 'x'); ok {
 		t.Errorf("OnChange changed the line for an ordinary key")
