@@ -27,7 +27,7 @@ func TestUpRunsAndLeavesNothing(t *testing.T) {
 		},
 		WorkerFlags: WorkerFlags{Concurrency: 4, MaxSleep: time.Second, MaxSpin: time.Second},
 		ClientFlags: ClientFlags{Timeout: 5 * time.Second, Retries: 3, Inflight: 8, Quiet: true},
-		Command:     []string{"add 2 3; random 30"},
+		Command:     []string{`add 2 3; random 30; {"op":"add","args":[2,3]}`}, // the JSON whole, not split at its commas
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -56,7 +56,7 @@ func TestUpRunsAndLeavesNothing(t *testing.T) {
 		}
 	}
 	want := map[string]int{
-		"dispatcher started": 1, "worker up": 3, "client connected": 1, "request": 31,
+		"dispatcher started": 1, "worker up": 3, "client connected": 1, "request": 32,
 		"client disconnected": 1, "worker draining": 3, "dispatcher stopped": 1,
 	}
 	for msg, n := range want {
