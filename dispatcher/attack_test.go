@@ -118,11 +118,12 @@ func TestAttackForgedSubject(t *testing.T) {
 // with seq 2^64-1 and each worker's own started_at (public: it is in every
 // heartbeat), take them out for at most about one heartbeat interval
 // beyond the reorder window (dead-after / 3), not for a minute, and the
-// contradiction is logged.
+// contradiction is logged. A dead-after of 3 s (a window of 1 s) keeps a
+// loaded machine's stalls from passing for the attack's effect.
 func TestAttackForgedDraining(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
 	var log testutil.SyncBuffer
-	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.Logger = jsonLog(&log) })
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.Logger = jsonLog(&log); c.DeadAfter = 3 * time.Second })
 	ids := []string{"w-a", "w-b", "w-c"}
 	for _, id := range ids {
 		startWorker(t, url, id, nil)
@@ -146,9 +147,9 @@ func TestAttackForgedDraining(t *testing.T) {
 	}
 	start := time.Now()
 	waitState(t, d, map[string]string{"w-a": wire.StateDraining})
-	// Back within the window (333 ms) and a heartbeat (100 ms), with room
+	// Back within the window (1 s) and a heartbeat (100 ms), with room
 	// for a loaded machine; the old rule kept them out until forgotten.
-	testutil.CheckFor(t, 3*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		for _, w := range d.Status().Workers {
 			if w.State != wire.StateUp {
 				return fmt.Errorf("%s is %s", w.ID, w.State)
@@ -171,7 +172,9 @@ func TestAttackForgedDraining(t *testing.T) {
 func TestAttackDuplicateID(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
 	var log testutil.SyncBuffer
-	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.Logger = jsonLog(&log) })
+	// Heard within dead-after is what keeps the worker up: 10 s, so that a
+	// loaded machine's stall of its heartbeats does not pass for the attack.
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.Logger = jsonLog(&log); c.DeadAfter = 10 * time.Second })
 	startWorker(t, url, "w-a", nil)
 	waitState(t, d, up("w-a"))
 	evil := connect(t, url)
