@@ -174,6 +174,9 @@ func Connect(cfg Config) (*Client, error) {
 			opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 		}
 		nc, err := nats.Connect(url, opts...)
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
+			return nil, fmt.Errorf("client: the broker at %s refused the connection's credentials, or their absence (docs/auth.md): %w", url, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w at %s: %v", ErrNoServer, url, err)
 		}

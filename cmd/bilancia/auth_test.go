@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -111,6 +112,10 @@ func TestAuthRoles(t *testing.T) {
 
 	if _, err := connect(broker.WorkerCredential); err == nil || !strings.Contains(err.Error(), "refuses replies") {
 		t.Fatalf("a client with the worker credential: %v; want the broker refusing its inbox", err)
+	}
+	if _, err := client.Connect(client.Config{URL: b.ClientURL()}); err == nil || errors.Is(err, client.ErrNoServer) ||
+		!strings.Contains(err.Error(), "refused") {
+		t.Fatalf("a client without credentials: %v; want a refusal, not ErrNoServer", err)
 	}
 	none := NATSFlags{NATS: b.ClientURL()}
 	if _, err := none.connect("bilancia-test", quietLog); err == nil || !strings.Contains(err.Error(), "refused") ||
