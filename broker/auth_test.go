@@ -481,6 +481,8 @@ func TestInsecure(t *testing.T) {
 		{"loopback routes", broker.Config{ClusterPort: 6222}, nil},
 		{"routes with an auth dir", broker.Config{Host: "0.0.0.0", ClusterPort: 6222, AuthDir: t.TempDir()}, nil},
 		{"open routes, insecure", broker.Config{ClusterHost: "0.0.0.0", ClusterPort: 6222, Insecure: true}, nil},
+		{"auth dir and a config file's authorization", broker.Config{AuthDir: t.TempDir(), ConfigFile: conf}, broker.ErrInvalidConfig},
+		{"tls ca without a certificate", broker.Config{TLSCA: f.CA}, broker.ErrInvalidConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

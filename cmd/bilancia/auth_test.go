@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/internal/testutil"
 )
@@ -209,4 +210,32 @@ func TestBrokerRefusesOpenListen(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--insecure") || !strings.Contains(err.Error(), "--auth") {
 		t.Fatalf("broker --host 0.0.0.0 = %v; want a refusal naming --auth and --insecure", err)
 	}
+}
+
+// TestAuthTLS: a role reaches a broker serving TLS with a certificate of a
+// throwaway CA when given --tls-ca, and is refused without it.
+func TestAuthTLS(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	f := brokertest.NewTLS(t)
+	dir := filepath.Join(t.TempDir(), "auth")
+	b, err := broker.New(broker.Config{Host: "127.0.0.1", Port: -1, AuthDir: dir, TLSCert: f.ServerCert, TLSKey: f.ServerKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	nf := NATSFlags{NATS: b.ClientURL(), NKey: filepath.Join(dir, broker.AdminCredential)}
+	if _, err := nf.connect("bilancia-test", quietLog); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("connect without --tls-ca: %v; want a certificate error", err)
+	}
+	nf.TLSCA = f.CA
+	nc, err := nf.connect("bilancia-test", quietLog)
+	if err != nil {
+		t.Fatalf("connect with --tls-ca: %v", err)
+	}
+	nc.Close()
 }
