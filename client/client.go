@@ -123,6 +123,7 @@ type Client struct {
 
 	inflight atomic.Int64
 	retrying atomic.Int64
+	pgap     atomic.Int64 // nanoseconds: the average gap between a request's progress messages
 	stats    struct{ requests, retries, denied atomic.Uint64 }
 }
 
@@ -235,13 +236,39 @@ func (c *Client) onReply(m *nats.Msg) {
 		return // a late reply to a request already answered
 	}
 	if m.Header != nil && m.Header[wire.HdrProgress] != nil && len(m.Data) == 0 {
-		cl.heard.Store(time.Now().UnixNano()) // still held: a sign of life, not a reply
+		// Still held: a sign of life, not a reply.
+		now := time.Now().UnixNano()
+		if prev := cl.heard.Swap(now); prev != 0 {
+			c.learnGap(now - prev)
+		}
 		return
 	}
 	select {
 	case cl.ch <- m:
 	default: // a reply already waits; this one is a duplicate
 	}
+}
+
+// learnGap feeds the gap between two progress messages of one request
+// into the average; a gap over 2s is a pause, not a pace.
+func (c *Client) learnGap(gap int64) {
+	if gap <= 0 || gap > int64(2*time.Second) {
+		return
+	}
+	avg := c.pgap.Load()
+	if avg == 0 {
+		avg = gap
+	}
+	c.pgap.Store(avg + (gap-avg)/8)
+}
+
+// silence is how long a request's dispatcher may stay silent before the
+// request is sent again: ProgressSilence, or 2.5 of the progress
+// messages' average gap if that is longer (a dispatcher, broker or
+// machine running late), up to 3 × ProgressSilence.
+func (c *Client) silence() time.Duration {
+	base := c.cfg.ProgressSilence
+	return min(max(base, 5*time.Duration(c.pgap.Load())/2), 3*base)
 }
 
 // Status asks every dispatcher for its view of the workers and returns the

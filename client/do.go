@@ -119,7 +119,7 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 			if progress && !backingOff {
 				// Silent since the last send or progress message?
 				last := max(lastSend.UnixNano(), cl.heard.Load())
-				if quiet := time.Unix(0, last).Add(silence); now.Before(quiet) {
+				if quiet := time.Unix(0, last).Add(c.silence()); now.Before(quiet) {
 					nextSend = quiet
 					rearm(now)
 					continue

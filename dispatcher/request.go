@@ -96,7 +96,8 @@ type attempt struct {
 }
 
 // skip returns a skip function for the picker: the workers r tried, and
-// with mute those fallen silent; inflight.mu is held on entry.
+// with mute those fallen silent, and for a retry also those going quiet;
+// inflight.mu is held on entry.
 func (r *request) skip(mute bool) func(*member) bool {
 	switch {
 	case len(r.tried) == 0 && mute:
@@ -104,8 +105,9 @@ func (r *request) skip(mute bool) func(*member) bool {
 	case len(r.tried) == 0:
 		return nil
 	}
+	now := time.Now().UnixNano()
 	return func(w *member) bool {
-		if mute && w.sign.muted() {
+		if mute && (w.sign.muted() || quiet(w, now)) {
 			return true
 		}
 		for _, t := range r.tried {

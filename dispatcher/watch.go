@@ -26,6 +26,37 @@ import (
 type liveness struct {
 	heard     atomic.Int64 // unix nanoseconds
 	muteUntil atomic.Int64 // unix nanoseconds; 0 = not mute
+	beat      atomic.Int64 // unix nanoseconds of its last progress tick
+	gap       atomic.Int64 // nanoseconds: the average gap between its ticks
+}
+
+// tick records a progress message at ns from a worker that sends them
+// every interval. The gaps between its ticks (messages less than half an
+// interval apart are one tick, on several reply subjects) feed an
+// average, so that a worker running late, or a machine or broker that
+// delays it, is given as much more time before its silence counts.
+func (l *liveness) tick(ns int64, every time.Duration) {
+	prev := l.beat.Load()
+	if ns-prev < int64(every)/2 {
+		return
+	}
+	l.beat.Store(ns)
+	gap := ns - prev
+	if prev == 0 || gap > 20*int64(every) {
+		return // the first tick, or after a pause: no gap to learn from
+	}
+	avg := l.gap.Load()
+	if avg == 0 {
+		avg = int64(every)
+	}
+	l.gap.Store(avg + (gap-avg)/8)
+}
+
+// silence is how long an attempt on the worker may go without a sign of
+// life: base (silentAfterBeats intervals), or as many of its ticks'
+// average gap if that is longer, up to 3 × base.
+func (l *liveness) silence(base time.Duration) time.Duration {
+	return min(max(base, silentAfterBeats*time.Duration(l.gap.Load())), 3*base)
 }
 
 func (l *liveness) hear(ns int64) {
@@ -43,6 +74,19 @@ func (l *liveness) muted() bool {
 // isMute is the picker's skip function for a request's first attempt.
 func isMute(w *member) bool { return w.sign.muted() }
 
+// quiet tells whether w, which holds attempts, has said nothing for half
+// its silence at now: not mute yet, but no place for a retry when
+// another worker will do (two workers stopped at once are found silent
+// one after the other).
+func quiet(w *member, now int64) bool {
+	p := w.progress.Load()
+	if p <= 0 || w.inflight.Load() == 0 {
+		return false
+	}
+	base := silentAfterBeats * time.Duration(p) * time.Millisecond
+	return now-w.sign.heard.Load() > int64(w.sign.silence(base)/2)
+}
+
 // heard records a sign of life, at now, for the attempts a progress
 // message names: attempt tok or, when tok is 0, those that ids find on
 // worker's shared subject. Nothing is re-armed: the attempt's watch looks
@@ -55,14 +99,22 @@ func (t *inflight) heard(tok uint64, worker string, ids []string, now time.Time)
 		if a := t.pending[tok]; a != nil {
 			a.heard = ns
 			a.w.sign.hear(ns)
+			a.w.sign.tick(ns, a.silence/silentAfterBeats)
 		}
 		return
 	}
+	var w *member
 	for _, id := range ids {
 		if a := t.pending[t.shared[attemptKey{worker, id}]]; a != nil {
 			a.heard = ns
-			a.w.sign.hear(ns)
+			w = a.w
+			if a.silence > 0 {
+				w.sign.tick(ns, a.silence/silentAfterBeats)
+			}
 		}
+	}
+	if w != nil {
+		w.sign.hear(ns)
 	}
 }
 
@@ -153,11 +205,15 @@ func (t *inflight) expire(tm *timer, now time.Time, maxAttempts int, budget nats
 		return expiry{}
 	}
 	kind := expireTimeout
-	if a.silence > 0 && ns < a.heard+int64(a.silence) {
+	silence := a.silence
+	if silence > 0 {
+		silence = a.w.sign.silence(silence)
+	}
+	if silence > 0 && ns < a.heard+int64(silence) {
 		// Alive: watch on, and hedge if it is time.
 		hedge := t.hedgeAfter > 0 && !a.hedged && ns >= a.sent+int64(t.hedgeAfter)
 		a.hedged = a.hedged || hedge
-		if at := watchAt(a.sent, a.heard, a.silence, t.hedgeAfter, t.attemptTimeout, a.hedged); at < r.deadline {
+		if at := watchAt(a.sent, a.heard, silence, t.hedgeAfter, t.attemptTimeout, a.hedged); at < r.deadline {
 			a.to.at = at
 			t.armLocked(&a.to)
 		}
@@ -165,13 +221,13 @@ func (t *inflight) expire(tm *timer, now time.Time, maxAttempts int, budget nats
 			return expiry{}
 		}
 		kind = expireHedge
-	} else if a.silence > 0 && !heardAll {
-		if at := ns + int64(a.silence/4); at < r.deadline {
+	} else if silence > 0 && !heardAll {
+		if at := ns + int64(silence/4); at < r.deadline {
 			a.to.at = at
 			t.armLocked(&a.to)
 		}
 		return expiry{}
-	} else if a.silence > 0 && ns-a.w.sign.heard.Load() >= int64(a.silence) {
+	} else if silence > 0 && ns-a.w.sign.heard.Load() >= int64(silence) {
 		// Not a word from the worker about anything: it is hung or gone.
 		a.w.sign.muteUntil.Store(ns + int64(t.muteFor))
 		return expiry{kind: expireSilentWorker, w: a.w}

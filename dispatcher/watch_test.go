@@ -208,3 +208,37 @@ func TestSilenceUnheardIsNoNews(t *testing.T) {
 		t.Fatalf("expire with everything read = %+v; want a silent", e)
 	}
 }
+
+// TestSilenceFollowsTheTicks: a worker whose progress ticks come every
+// 100ms gets 400ms; one whose ticks come late gets more, up to 3 × 400ms;
+// messages of one tick on several subjects, and a pause, teach nothing.
+func TestSilenceFollowsTheTicks(t *testing.T) {
+	const every = 100 * time.Millisecond
+	base := silentAfterBeats * every
+	ms := func(n int64) int64 { return t0.UnixNano() + n*int64(time.Millisecond) }
+	var l liveness
+	for i := int64(0); i <= 20; i++ {
+		l.tick(ms(100*i), every)
+		l.tick(ms(100*i+2), every) // the same tick, another subject
+	}
+	if got := l.silence(base); got != base {
+		t.Fatalf("ticks every 100ms: silence %v; want %v", got, base)
+	}
+	for i := int64(1); i <= 40; i++ {
+		l.tick(ms(2000+250*i), every)
+	}
+	if got := l.silence(base); got < 900*time.Millisecond || got > 3*base {
+		t.Fatalf("ticks every 250ms: silence %v; want about 1s, at most %v", got, 3*base)
+	}
+	l.tick(ms(60000), every) // after a pause of a minute
+	if got := l.silence(base); got < 900*time.Millisecond {
+		t.Fatalf("after a pause: silence %v; want it unchanged", got)
+	}
+	var slow liveness
+	for i := int64(0); i <= 40; i++ {
+		slow.tick(ms(2100*i), every)
+	}
+	if got := slow.silence(base); got != base {
+		t.Fatalf("ticks 21 intervals apart (pauses): silence %v; want %v", got, base)
+	}
+}
