@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,7 +17,8 @@ import (
 // UpCmd runs everything in one process: broker, dispatcher, workers, REPL.
 type UpCmd struct {
 	Host     string `default:"127.0.0.1" help:"Broker listen address."`
-	Insecure bool   `help:"Listen beyond loopback without authentication (refused otherwise; up has no --auth)."`
+	Insecure bool   `help:"Listen beyond loopback without authentication (refused otherwise)."`
+	Auth     string `placeholder:"DIR" help:"Run the broker with --auth DIR, and the roles inside with their credentials."`
 	Port     int    `default:"4222" help:"Broker port; if taken, a free one is used."`
 	Prefix   string `default:"calc" help:"Subject prefix."`
 	Workers  int    `default:"3" help:"Calc workers to start."`
@@ -30,7 +32,8 @@ func (c *UpCmd) Run(g *globals) error {
 	if c.Workers < 0 || c.Workers > 1000 {
 		return fmt.Errorf("--workers must be between 0 and 1000")
 	}
-	b, err := broker.New(broker.Config{Host: c.Host, Port: c.Port, PortFallback: true, Insecure: c.Insecure})
+	b, err := broker.New(broker.Config{Host: c.Host, Port: c.Port, PortFallback: true, Insecure: c.Insecure,
+		AuthDir: c.Auth, AuthPrefix: c.Prefix})
 	if err != nil {
 		return err
 	}
@@ -45,14 +48,22 @@ func (c *UpCmd) Run(g *globals) error {
 	// over loopback TCP (README.md and BENCHMARKS.md). Other processes
 	// (nats CLI, more clients) use the URL.
 	nf := NATSFlags{NATS: url, Prefix: c.Prefix}
-	d, err := c.startDispatcher(&nf, b.Server(), nil)
+	// With --auth each role connects with its own credential.
+	as := func(file string) *NATSFlags {
+		f := nf
+		if c.Auth != "" {
+			f.NKey = filepath.Join(c.Auth, file)
+		}
+		return &f
+	}
+	d, err := c.startDispatcher(as(broker.DispatcherCredential), b.Server(), nil)
 	if err != nil {
 		return err
 	}
 	ws, err := c.startWorkers(workerPlan{
 		ids: make([]string, c.Workers), prefix: c.Prefix, heartbeat: c.Heartbeat, log: d.events,
 		connect: func() (*nats.Conn, error) {
-			return nf.connect("bilancia-worker", d.events, nats.InProcessServer(b.Server()))
+			return as(broker.WorkerCredential).connect("bilancia-worker", d.events, nats.InProcessServer(b.Server()))
 		},
 	})
 	if err != nil {
@@ -73,8 +84,11 @@ func (c *UpCmd) Run(g *globals) error {
 
 	fmt.Fprintf(os.Stderr, "bilancia up: NATS at %s, dispatcher %s, %d workers, log %s\n", url, d.ID(), len(ws.workers), c.Log)
 	fmt.Fprint(os.Stderr, watchHint(c.Prefix, url))
+	if c.Auth != "" {
+		fmt.Fprintf(os.Stderr, "credentials in %s: the nats CLI needs one, e.g. --nkey %s\n", c.Auth, filepath.Join(c.Auth, broker.AdminCredential))
+	}
 
-	ccfg, err := c.ClientFlags.config(&nf)
+	ccfg, err := c.ClientFlags.config(as(broker.ClientCredential))
 	if err != nil {
 		return err
 	}

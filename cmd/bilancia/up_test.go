@@ -65,3 +65,24 @@ func TestUpRunsAndLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestUpAuth: up --auth runs every role inside with its credential.
+func TestUpAuth(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	dir := filepath.Join(t.TempDir(), "auth")
+	up := &UpCmd{
+		Host: "127.0.0.1", Port: -1, Prefix: "calc", Workers: 2, Auth: dir,
+		DispatcherFlags: testDispatcherFlags(t),
+		WorkerFlags:     WorkerFlags{Concurrency: 4, MaxSleep: time.Second, MaxSpin: time.Second},
+		ClientFlags:     ClientFlags{Timeout: 5 * time.Second, Retries: 3, Inflight: 8, Quiet: true},
+		Command:         []string{"add 2 3; random 10"},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := up.Run(&globals{ctx: ctx}); err != nil {
+		t.Fatalf("up --auth: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "client.nk")); err != nil {
+		t.Fatalf("up --auth made no credentials: %v", err)
+	}
+}
