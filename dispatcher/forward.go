@@ -32,6 +32,9 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 		}
 		r.id, r.client, r.timeout = v[0], v[1], v[2]
 		r.progress = v[3] != ""
+		if ms, err := strconv.ParseInt(v[4], 10, 64); err == nil && ms > 0 {
+			r.hedge = time.Duration(ms) * time.Millisecond
+		}
 	}
 	if r.id == "" {
 		// A request from a plain NATS client: give it an id, for the log

@@ -18,7 +18,7 @@ import (
 // a client sets, the request keeps their values, not the header map
 // nats.go decoded, which would be most of what a pending request holds,
 // and each forward encodes them from a pooled map instead.
-var ourHeaders = [...]string{wire.HdrRequestID, wire.HdrClient, wire.HdrTimeout, wire.HdrProgress}
+var ourHeaders = [...]string{wire.HdrRequestID, wire.HdrClient, wire.HdrTimeout, wire.HdrProgress, wire.HdrHedge}
 
 // progressValue is Calc-Progress's value on a forward; shared, since
 // nats.go only reads it.
@@ -60,7 +60,7 @@ func newFwdHeader(r *request, leftMS int64) *fwdHeader {
 	// read only while f is held, by PublishMsg's encoding.
 	d := strconv.AppendInt(f.digits[:0], leftMS, 10)
 	left := unsafe.String(&d[0], len(d))
-	for i, v := range [len(ourHeaders)]string{r.id, r.client, left, "1"} {
+	for i, v := range [len(ourHeaders)]string{r.id, r.client, left, "1", ""} { // Calc-Hedge-Ms is ours alone
 		if v == "" {
 			delete(f.h, ourHeaders[i])
 			continue
@@ -78,6 +78,7 @@ func fwdHeaderOf(r *request, leftMS int64) nats.Header {
 	h := maps.Clone(r.hdr)
 	h[wire.HdrTimeout] = []string{strconv.FormatInt(leftMS, 10)}
 	h[wire.HdrProgress] = progressValue
+	delete(h, wire.HdrHedge)
 	return h
 }
 

@@ -139,7 +139,7 @@ func (t *inflight) nextLocked(r *request, now time.Time) step {
 	w.inflight.Add(1) // under mu: dropLocked's -1 cannot come first
 	r.open = append(r.open, tok)
 	r.tried = append(r.tried, w)
-	if at := watchAt(a.sent, a.heard, a.silence, t.hedgeAfter, t.attemptTimeout, false); at < r.deadline {
+	if at := watchAt(a.sent, a.heard, a.silence, t.hedgeOf(r), t.attemptTimeout, false); at < r.deadline {
 		a.to.at = at
 		t.armLocked(&a.to)
 	}

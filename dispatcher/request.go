@@ -51,6 +51,8 @@ type request struct {
 	progress bool
 	// deadline, unix nanoseconds, set by open before any attempt.
 	deadline int64
+	// hedge: the client's Calc-Hedge-Ms; 0 = the dispatcher's HedgeAfter.
+	hedge time.Duration
 
 	tried    []*member // workers tried, in order
 	open     []uint64  // tokens of attempts still waiting

@@ -71,6 +71,15 @@ func (l *liveness) muted() bool {
 	return u != 0 && time.Now().UnixNano() < u
 }
 
+// hedgeOf is when r is hedged: its client's Calc-Hedge-Ms, or the
+// dispatcher's HedgeAfter; 0 = never.
+func (t *inflight) hedgeOf(r *request) time.Duration {
+	if r.hedge > 0 {
+		return r.hedge
+	}
+	return t.hedgeAfter
+}
+
 // isMute is the picker's skip function for a request's first attempt.
 func isMute(w *member) bool { return w.sign.muted() }
 
@@ -211,9 +220,10 @@ func (t *inflight) expire(tm *timer, now time.Time, maxAttempts int, budget nats
 	}
 	if silence > 0 && ns < a.heard+int64(silence) {
 		// Alive: watch on, and hedge if it is time.
-		hedge := t.hedgeAfter > 0 && !a.hedged && ns >= a.sent+int64(t.hedgeAfter)
+		hedgeAfter := t.hedgeOf(r)
+		hedge := hedgeAfter > 0 && !a.hedged && ns >= a.sent+int64(hedgeAfter)
 		a.hedged = a.hedged || hedge
-		if at := watchAt(a.sent, a.heard, silence, t.hedgeAfter, t.attemptTimeout, a.hedged); at < r.deadline {
+		if at := watchAt(a.sent, a.heard, silence, hedgeAfter, t.attemptTimeout, a.hedged); at < r.deadline {
 			a.to.at = at
 			t.armLocked(&a.to)
 		}

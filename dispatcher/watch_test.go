@@ -242,3 +242,23 @@ func TestSilenceFollowsTheTicks(t *testing.T) {
 		t.Fatalf("ticks 21 intervals apart (pauses): silence %v; want %v", got, base)
 	}
 }
+
+// TestHedgePerRequest: a request's own Calc-Hedge-Ms hedges it though the
+// dispatcher does not hedge.
+func TestHedgePerRequest(t *testing.T) {
+	a, b := progressWorker("a"), progressWorker("b")
+	tab := testTable(a, b)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	r := newRequest("reply", nil, t0)
+	r.id, r.hedge = "req-1", 150*time.Millisecond
+	tab.admit(10)
+	tab.open(r, t0, time.Minute)
+	tab.heard(0, "a", []string{"req-1"}, at(100*time.Millisecond))
+	due := tab.due(at(150*time.Millisecond), nil)
+	if len(due) != 1 {
+		t.Fatalf("due at 150ms: %d timers; want the hedge", len(due))
+	}
+	if e := tab.expire(due[0], at(150*time.Millisecond), 3, natsutil.RetryBudget{Min: 10}, true); e.kind != expireHedge || e.w != a {
+		t.Fatalf("expire at 150ms = %+v; want a hedge of a's attempt", e)
+	}
+}

@@ -44,6 +44,11 @@ const (
 	// HdrCancel, on a header-only message to a worker's subject, names a
 	// request whose answer has gone out: the worker stops computing it.
 	HdrCancel = "Calc-Cancel"
+	// HdrHedge, on a request, asks its dispatcher to also send it to a
+	// second worker once it has waited that many milliseconds on one still
+	// making progress (hedging), whatever the dispatcher's own setting. A
+	// dispatcher directive: it is not forwarded.
+	HdrHedge = "Calc-Hedge-Ms"
 
 	HdrError     = "Nats-Service-Error"
 	HdrErrorCode = "Nats-Service-Error-Code"
