@@ -32,8 +32,10 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 		}
 		r.id, r.client, r.timeout = v[0], v[1], v[2]
 		r.progress = v[3] != ""
-		if ms, err := strconv.ParseInt(v[4], 10, 64); err == nil && ms > 0 {
-			r.hedge = time.Duration(ms) * time.Millisecond
+		if v[4] != "" { // ParseInt's error for "" would allocate
+			if ms, err := strconv.ParseInt(v[4], 10, 64); err == nil && ms > 0 {
+				r.hedge = time.Duration(ms) * time.Millisecond
+			}
 		}
 	}
 	if r.id == "" {
