@@ -2,7 +2,6 @@ package dispatcher_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -219,16 +218,7 @@ func TestAttackDuplicateID(t *testing.T) {
 // When the flood stops, the made-up workers go down and a real one takes
 // a place.
 func TestAttackTableFlood(t *testing.T) {
-	b, err := broker.New(broker.Config{Host: "127.0.0.1", Port: -1, MaxPayload: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
+	b := brokertest.Start(t, broker.Config{Host: "127.0.0.1", Port: -1, MaxPayload: 16 << 10})
 	url := b.ClientURL()
 	var log testutil.SyncBuffer
 	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.Logger = jsonLog(&log); c.MaxWorkers = 500 })

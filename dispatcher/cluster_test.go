@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/dispatcher"
@@ -19,17 +20,7 @@ import (
 
 func startNode(t testing.TB, name string, routes ...string) *broker.Broker {
 	t.Helper()
-	b, err := broker.New(broker.Config{Port: -1, ServerName: name, ClusterPort: -1, Routes: routes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	return b
+	return brokertest.Start(t, broker.Config{Port: -1, ServerName: name, ClusterPort: -1, Routes: routes})
 }
 
 // clusterConn connects to urls in order (the first is home) and moves to

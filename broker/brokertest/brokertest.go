@@ -15,7 +15,15 @@ import (
 // real nats-server without fixed ports.
 func Run(t testing.TB) *broker.Broker {
 	t.Helper()
-	b, err := broker.New(broker.Config{Host: "127.0.0.1", Port: -1})
+	return Start(t, broker.Config{Host: "127.0.0.1", Port: -1})
+}
+
+// Start starts a broker configured by cfg for a test and shuts it down at
+// cleanup; a test that must see it stop sooner may call Shutdown itself,
+// which is safe to call again.
+func Start(t testing.TB, cfg broker.Config) *broker.Broker {
+	t.Helper()
+	b, err := broker.New(cfg)
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}

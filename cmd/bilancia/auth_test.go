@@ -53,15 +53,7 @@ func addTwoAndThree(t *testing.T, cl *client.Client) {
 func TestAuthRoles(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	dir := filepath.Join(t.TempDir(), "auth")
-	b, err := broker.New(broker.Config{Host: "127.0.0.1", Port: -1, AuthDir: dir, AuthPoll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b := brokertest.Start(t, broker.Config{Host: "127.0.0.1", Port: -1, AuthDir: dir, AuthPoll: 20 * time.Millisecond})
 	defer b.Shutdown()
 	nf := func(file string) NATSFlags {
 		return NATSFlags{NATS: b.ClientURL(), Prefix: "calc", NKey: filepath.Join(dir, file), PingInterval: 5 * time.Second}
@@ -218,15 +210,7 @@ func TestAuthTLS(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	f := brokertest.NewTLS(t)
 	dir := filepath.Join(t.TempDir(), "auth")
-	b, err := broker.New(broker.Config{Host: "127.0.0.1", Port: -1, AuthDir: dir, TLSCert: f.ServerCert, TLSKey: f.ServerKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b := brokertest.Start(t, broker.Config{Host: "127.0.0.1", Port: -1, AuthDir: dir, TLSCert: f.ServerCert, TLSKey: f.ServerKey})
 	defer b.Shutdown()
 	nf := NATSFlags{NATS: b.ClientURL(), NKey: filepath.Join(dir, broker.AdminCredential)}
 	if _, err := nf.connect("bilancia-test", quietLog); err == nil || !strings.Contains(err.Error(), "certificate") {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,22 +12,14 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/internal/testutil"
 )
 
 // startBroker starts a broker on port; the caller shuts it down.
 func startBroker(t *testing.T, port int) *broker.Broker {
 	t.Helper()
-	b, err := broker.New(broker.Config{Host: "127.0.0.1", Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return brokertest.Start(t, broker.Config{Host: "127.0.0.1", Port: port})
 }
 
 // TestConnectWaitsForALateBroker: with --connect-wait a role started
