@@ -24,7 +24,7 @@ import (
 //
 //	healthcheck: {test: [CMD, /bilancia, health, broker]}
 type HealthCmd struct {
-	Broker     HealthBrokerCmd     `cmd:"" help:"Check a broker through its monitoring endpoint /healthz."`
+	Broker     HealthBrokerCmd     `cmd:"" help:"Check that a broker answers over NATS (or its /healthz, with --url)."`
 	Dispatcher HealthDispatcherCmd `cmd:"" help:"Check that a dispatcher answers <prefix>.status."`
 	Worker     HealthWorkerCmd     `cmd:"" help:"Check that a worker heartbeats as up (and, with --seen-by, that dispatchers list it up)."`
 	Load       LoadCheckCmd        `cmd:"" hidden:"" help:"Send a bounded, checked load, optionally injecting a fault; used by scripts/compose-test."`
@@ -39,16 +39,36 @@ func unhealthy(format string, args ...any) error {
 	return &exitError{1, "unhealthy: " + fmt.Sprintf(format, args...)}
 }
 
-// HealthBrokerCmd checks a broker.
+// HealthBrokerCmd checks a broker: over NATS, as every other check, or
+// through its monitoring endpoint when given --url.
 type HealthBrokerCmd struct {
-	URL     string        `default:"http://127.0.0.1:8222/healthz" help:"The broker's health endpoint (needs broker --http-port)."`
+	NATSFlags
+	URL     string        `help:"Ask this monitoring endpoint instead, e.g. http://127.0.0.1:8222/healthz (needs broker --http-port)."`
 	Timeout time.Duration `default:"3s" help:"Give up after this long."`
 }
 
 func (c *HealthBrokerCmd) Run(g *globals) error {
 	ctx, cancel := context.WithTimeout(g.ctx, c.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
+	if c.URL != "" {
+		return healthHTTP(ctx, c.URL)
+	}
+	nc, err := healthConn(ctx, &c.NATSFlags)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	// A round trip: the broker reads and answers, not merely accepts.
+	if err := nc.FlushWithContext(ctx); err != nil {
+		return unhealthy("%s did not answer a ping: %v", nc.ConnectedUrlRedacted(), err)
+	}
+	fmt.Printf("healthy: broker %s (nats-server %s) at %s answers\n", nc.ConnectedServerName(), nc.ConnectedServerVersion(), nc.ConnectedUrlRedacted())
+	return nil
+}
+
+// healthHTTP asks a broker's monitoring endpoint.
+func healthHTTP(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return &exitError{2, err.Error()}
 	}
@@ -59,9 +79,9 @@ func (c *HealthBrokerCmd) Run(g *globals) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK {
-		return unhealthy("%s answered %s: %s", c.URL, resp.Status, strings.TrimSpace(string(body)))
+		return unhealthy("%s answered %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
-	fmt.Printf("healthy: %s %s\n", c.URL, strings.TrimSpace(string(body)))
+	fmt.Printf("healthy: %s %s\n", url, strings.TrimSpace(string(body)))
 	return nil
 }
 

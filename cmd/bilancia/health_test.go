@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/broker/brokertest"
+)
+
+// TestHealthBroker: without flags, health broker asks the broker over NATS
+// at the default URL, as the other checks do, instead of a monitoring port
+// that is off by default; --url still asks /healthz.
+func TestHealthBroker(t *testing.T) {
+	cli, _, _, err := parse(t, "health", "broker")
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	if got := cli.Health.Broker; got.URL != "" || got.NATS != "nats://127.0.0.1:4222" {
+		t.Fatalf("defaults: --url %q, --nats %q; want none and nats://127.0.0.1:4222", got.URL, got.NATS)
+	}
+
+	b := brokertest.Start(t, broker.Config{Host: "127.0.0.1", Port: -1, HTTPPort: -1})
+	g := &globals{ctx: context.Background()}
+	c := cli.Health.Broker
+	c.NATS = b.ClientURL()
+	if err := c.Run(g); err != nil {
+		t.Fatalf("health broker --nats %s: %v", c.NATS, err)
+	}
+	c.URL = b.MonitorURL() + "/healthz"
+	if err := c.Run(g); err != nil {
+		t.Fatalf("health broker --url %s: %v", c.URL, err)
+	}
+
+	// Nobody on a port just freed: unhealthy, exit status 1.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := l.Addr().String()
+	l.Close()
+	c = cli.Health.Broker
+	c.NATS = fmt.Sprintf("nats://%s", free)
+	var ee *exitError
+	if err := c.Run(g); !errors.As(err, &ee) || ee.code != 1 {
+		t.Fatalf("health broker --nats %s with nobody there: %v; want unhealthy, exit 1", c.NATS, err)
+	}
+}
