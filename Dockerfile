@@ -1,14 +1,15 @@
-# Bilancia image: the static binary alone, FROM scratch, because no base image
-# can be pulled where it is built. Build the binary on the host first:
+# Bilancia image: the static binary and a CA bundle, FROM scratch, because
+# no base image can be pulled where it is built. scripts/docker-build puts
+# both in dist/ first, then builds this.
 #
-#   CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o dist/bilancia ./cmd/bilancia
-#   docker build -t bilancia .
-#
-# scratch has no shell, CA certificates or time zone data: the binary must not
-# need them (TLS to NATS with a private CA passes the CA file explicitly).
+# scratch has no shell or time zone data: the binary must not need them.
+# The CA bundle is the build host's, where Go's TLS looks for it, so that a
+# role can reach a broker with a publicly signed certificate (a private CA
+# is passed with --tls-ca, as anywhere).
 FROM scratch
 
 COPY dist/bilancia /bilancia
+COPY dist/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 
 # Logs (loadbalancer.log) go to the working directory unless --log says
 # otherwise. scratch has no mkdir or chown, so /data is an empty directory
