@@ -30,7 +30,7 @@ type DispatcherFlags struct {
 	Strategy       string        `default:"round-robin" enum:"round-robin,least-inflight" help:"Balancing strategy: round-robin or least-inflight."`
 	EjectAfter     int           `default:"5" help:"Eject a worker after this many timeouts or 5xx in a row (-1 = never)."`
 	EjectFor       time.Duration `default:"5s" help:"Base ejection time; it grows with each ejection."`
-	Log            string        `default:"loadbalancer.log" help:"Log file (JSON lines)."`
+	Log            string        `default:"loadbalancer.log" help:"Log file (JSON lines); - for standard output. SIGUSR1 reopens it."`
 	LogRequests    bool          `default:"true" negatable:"" help:"Log every request."`
 	Pprof          string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
 }
@@ -73,6 +73,8 @@ type runningDispatcher struct {
 	events *slog.Logger // its event log, which the roles beside it share in up
 	conns  []*nats.Conn
 	lf     *logfile.File
+	// stopReopen ends the reopening of lf on SIGUSR1.
+	stopReopen func()
 }
 
 // dialError is a connect of startDispatcher that failed, told apart from
@@ -95,6 +97,7 @@ func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessCo
 		return nil, err
 	}
 	r := &runningDispatcher{events: events, lf: lf}
+	r.stopReopen = reopenOnSignal(lf, f.Log, events)
 	connect := func(name string, extra ...nats.Option) (*nats.Conn, error) {
 		nc, err := nf.connect(name, events, extra...)
 		if err != nil {
@@ -142,6 +145,7 @@ func (r *runningDispatcher) close() {
 	for _, nc := range r.conns {
 		nc.Close()
 	}
+	r.stopReopen()
 	r.lf.Close()
 }
 
