@@ -125,16 +125,7 @@ func TestAuthRoles(t *testing.T) {
 	cl.Close()
 	eve.Close()
 	stop()
-	for range 2 {
-		select {
-		case err := <-errs:
-			if err != nil {
-				t.Errorf("role ended with %v; want nil", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("a role did not stop")
-		}
-	}
+	waitRoles(t, errs, 2)
 }
 
 // TestBrokerAuthDispatcher: broker --auth --dispatcher runs its dispatcher

@@ -65,7 +65,13 @@ func TestDispatcherAndWorkerRoles(t *testing.T) {
 	cl.Close()
 
 	stop()
-	for range 2 {
+	waitRoles(t, errs, 2)
+}
+
+// waitRoles waits for n roles to end on their errs, each without error.
+func waitRoles(t *testing.T, errs <-chan error, n int) {
+	t.Helper()
+	for range n {
 		select {
 		case err := <-errs:
 			if err != nil {
