@@ -51,14 +51,7 @@ func TestAttackBadHeartbeatFlood(t *testing.T) {
 // TestAttackOversizedFields: a 1 MB heartbeat, 100 KB header values and a
 // 100 KB hello reach the log as bounded lines.
 func TestAttackOversizedFields(t *testing.T) {
-	url := brokertest.Run(t).ClientURL()
-	var log, reqs testutil.SyncBuffer
-	d := startDispatcher(t, url, func(c *dispatcher.Config) {
-		c.Logger = jsonLog(&log)
-		c.LogRequests, c.RequestLog = true, &reqs
-	})
-	startWorker(t, url, "w-a", nil)
-	waitState(t, d, up("w-a"))
+	url, log, reqs := loggedDispatcher(t)
 	evil := connect(t, url)
 	big := strings.Repeat("é", 50_000) // 100 KB, 2-byte runes: a cut must not split one
 
@@ -101,7 +94,7 @@ func TestAttackOversizedFields(t *testing.T) {
 			}
 		}
 	}
-	line := logLines(t, &log, "client connected")[0]
+	line := logLines(t, log, "client connected")[0]
 	if _, ok := line["claimed_host"]; !ok {
 		t.Errorf("hello line %v: want its fields marked as claims", line)
 	}
@@ -111,14 +104,7 @@ func TestAttackOversizedFields(t *testing.T) {
 // every field a client controls stay inside their JSON strings: one line
 // per request, no raw control characters or separators.
 func TestAttackEscapeInjection(t *testing.T) {
-	url := brokertest.Run(t).ClientURL()
-	var log, reqs testutil.SyncBuffer
-	d := startDispatcher(t, url, func(c *dispatcher.Config) {
-		c.Logger = jsonLog(&log)
-		c.LogRequests, c.RequestLog = true, &reqs
-	})
-	startWorker(t, url, "w-a", nil)
-	waitState(t, d, up("w-a"))
+	url, log, reqs := loggedDispatcher(t)
 	nc := connect(t, url)
 	inject := "x\n{\"msg\":\"request\",\"status\":200}\r\u2028\u2029\x1b[2J\x1b]0;pwned\x07\u202e"
 	// Header values cannot hold control characters on the wire: NATS
@@ -159,7 +145,7 @@ func TestAttackEscapeInjection(t *testing.T) {
 			}
 		}
 	}
-	if got := len(logLines(t, &reqs, "request")); got != n {
+	if got := len(logLines(t, reqs, "request")); got != n {
 		t.Fatalf("%d lines parse as requests; want %d", got, n)
 	}
 }
@@ -210,4 +196,19 @@ func TestAttackRogueWorker(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no reply seen on _INBOX.>: expected without auth")
 	}
+}
+
+// loggedDispatcher starts a broker, a dispatcher whose event and request
+// lines go to the returned buffers, and one worker, w-a, in rotation.
+func loggedDispatcher(t *testing.T) (url string, log, reqs *testutil.SyncBuffer) {
+	t.Helper()
+	url = brokertest.Run(t).ClientURL()
+	log, reqs = new(testutil.SyncBuffer), new(testutil.SyncBuffer)
+	d := startDispatcher(t, url, func(c *dispatcher.Config) {
+		c.Logger = jsonLog(log)
+		c.LogRequests, c.RequestLog = true, reqs
+	})
+	startWorker(t, url, "w-a", nil)
+	waitState(t, d, up("w-a"))
+	return url, log, reqs
 }

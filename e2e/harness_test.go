@@ -51,19 +51,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// waitFor is testutil.CheckFor that returns the error instead of failing, for
-// goroutines other than the test's own and for optional conditions.
-func waitFor(timeout, interval time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(interval)
-	}
-}
-
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()
