@@ -26,6 +26,7 @@ type member struct {
 	ejections    int
 	ejectedUntil time.Time
 	silent       bool // down only because its heartbeats stopped arriving
+	drained      bool // an operator took it out of rotation (drain.go)
 
 	inflight  atomic.Int64  // this dispatcher's pending forwards to it
 	forwarded atomic.Uint64 // forwards sent to it
@@ -54,6 +55,7 @@ type membership struct {
 
 	mu       sync.Mutex
 	members  map[string]*member
+	drained  map[string]bool           // ids an operator drained, known or not yet (drain.go)
 	down     int                       // members down, which a new worker may evict at the cap
 	live     atomic.Pointer[[]*member] // up members in id order; never mutated
 	suspects atomic.Pointer[[]*member] // silent members in id order; never mutated
@@ -67,7 +69,8 @@ type membership struct {
 func newMembership(deadAfter time.Duration, outlier OutlierConfig) *membership {
 	outlier = outlier.withDefaults()
 	m := &membership{deadAfter: deadAfter, forgetAfter: 20 * deadAfter, reorderWindow: deadAfter / deadAfterBeats,
-		maxWorkers: DefaultConfig().MaxWorkers, outlier: outlier, members: make(map[string]*member)}
+		maxWorkers: DefaultConfig().MaxWorkers, outlier: outlier, members: make(map[string]*member),
+		drained: make(map[string]bool)}
 	m.live.Store(&[]*member{})
 	m.suspects.Store(&[]*member{})
 	return m
@@ -95,10 +98,10 @@ func (m *membership) Suspects() []*member { return *m.suspects.Load() }
 func (m *membership) rebuildLocked() {
 	var live, suspects []*member
 	for _, w := range m.members {
-		switch {
-		case w.state == wire.StateUp:
+		switch l, s := w.inSnapshots(); {
+		case l:
 			live = append(live, w)
-		case w.state == wire.StateDown && w.silent:
+		case s:
 			suspects = append(suspects, w)
 		}
 	}
@@ -110,8 +113,12 @@ func (m *membership) rebuildLocked() {
 }
 
 // inSnapshots tells whether w is in the live and in the suspect
-// snapshots; m.mu is held.
+// snapshots; m.mu is held. A drained worker is in neither: it gets no
+// new forwards, whatever its heartbeats say.
 func (w *member) inSnapshots() (live, suspect bool) {
+	if w.drained {
+		return false, false
+	}
 	return w.state == wire.StateUp, w.state == wire.StateDown && w.silent
 }
 
@@ -182,7 +189,7 @@ func (m *membership) Heartbeat(now time.Time, hb wire.Heartbeat) ([]change, noti
 		if len(m.members) >= m.maxWorkers && !m.evictDownLocked() {
 			return nil, noticeTableFull
 		}
-		w = &member{id: hb.ID, subject: hb.Subject}
+		w = &member{id: hb.ID, subject: hb.Subject, drained: m.drained[hb.ID]}
 		m.members[hb.ID] = w
 	}
 	taken, n := w.streams.take(now, hb, m.reorderWindow, m.deadAfter)
@@ -340,7 +347,7 @@ func (m *membership) Snapshot() []wire.WorkerStatus {
 			ID: w.id, Subject: w.subject, State: w.state, Reason: w.reason,
 			LastHeartbeat: w.lastSeen, Served: w.hb.Served,
 			Forwarded: w.forwarded.Load(), Inflight: w.inflight.Load(),
-			Errors: w.errors.Load(), Ejections: w.ejections,
+			Errors: w.errors.Load(), Ejections: w.ejections, Drained: w.drained,
 		})
 	}
 	slices.SortFunc(out, func(a, b wire.WorkerStatus) int { return strings.Compare(a.ID, b.ID) })

@@ -98,6 +98,12 @@ func (s Subjects) Heartbeats() string { return s.p() + ".heartbeat.*" }
 // Discover asks every worker to heartbeat at once.
 func (s Subjects) Discover() string { return s.p() + ".discover" }
 
+// Claim is where a live worker id answers, so that a second worker with
+// the same id refuses to start; ClaimReplies matches the probes' replies,
+// "<prefix>.claim.<id>.<token>".
+func (s Subjects) Claim(id string) string           { return s.p() + ".claim." + id }
+func (s Subjects) ClaimReplies(token string) string { return s.p() + ".claim.*." + token }
+
 // Status answers with a dispatcher's view of the workers.
 func (s Subjects) Status() string { return s.p() + ".status" }
 
@@ -227,6 +233,9 @@ type WorkerStatus struct {
 	Inflight      int64     `json:"inflight"`  // this dispatcher's pending forwards
 	Errors        uint64    `json:"errors"`
 	Ejections     int       `json:"ejections,omitempty"`
+	// Drained: an operator took it out of rotation (bilancia ctl drain);
+	// its State still says what its heartbeats say.
+	Drained bool `json:"drained,omitempty"`
 }
 
 // Status is a dispatcher's answer on the status subject.
