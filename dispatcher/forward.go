@@ -38,6 +38,7 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 			}
 		}
 	}
+	r.keyed = r.id != ""
 	if r.id == "" {
 		// A request from a plain NATS client: give it an id, for the log
 		// and for the worker to echo.
@@ -81,6 +82,12 @@ func (d *Dispatcher) choose(skip func(*member) bool) *member {
 func (d *Dispatcher) send(r *request, s step, now time.Time) {
 	switch s.kind {
 	case stepWait, stepDone:
+		return
+	case stepJoined:
+		// Its client found us silent, yet we hold it: say so at once.
+		if r.progress {
+			d.progress(r)
+		}
 		return
 	case stepNone:
 		msg := "no worker available"
@@ -189,6 +196,7 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 	} else {
 		d.stats.failed.Add(1)
 	}
+	d.metrics.latency.observe(code, now.Sub(r.start))
 	if d.reqlog != nil {
 		status := code
 		if status == 0 {
@@ -200,7 +208,9 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 
 // fail answers r with an error; r is done, or was never admitted.
 func (d *Dispatcher) fail(r *request, e *wire.Error) {
+	now := time.Now()
 	d.stats.failed.Add(1)
+	d.metrics.latency.observe(e.Code, now.Sub(r.start))
 	out := wire.ErrorMsg(r.id, e)
 	out.Subject = r.reply
 	out.Header.Set(wire.HdrAttempts, strconv.Itoa(len(r.tried)))
@@ -213,6 +223,6 @@ func (d *Dispatcher) fail(r *request, e *wire.Error) {
 		if n := len(r.tried); n > 0 {
 			worker = r.tried[n-1].id
 		}
-		d.reqlog.add(r, worker, len(r.tried), e.Code, time.Now())
+		d.reqlog.add(r, worker, len(r.tried), e.Code, now)
 	}
 }

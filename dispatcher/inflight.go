@@ -27,6 +27,9 @@ type inflight struct {
 	mu      sync.Mutex
 	pending map[uint64]*attempt
 	shared  map[attemptKey]uint64 // attempts on their worker's reply subject
+	// byID holds the open requests whose client chose their id, so that a
+	// resend of one (same id, same reply subject) joins it (open).
+	byID    map[string]*request
 	nextTok uint64
 	timers  schedule
 }
@@ -35,6 +38,7 @@ func (t *inflight) init(choose func(skip func(*member) bool) *member, attemptTim
 	t.choose, t.attemptTimeout = choose, attemptTimeout
 	t.pending = make(map[uint64]*attempt)
 	t.shared = make(map[attemptKey]uint64)
+	t.byID = make(map[string]*request)
 	t.wake = make(chan struct{}, 1)
 }
 
@@ -52,10 +56,11 @@ func (t *inflight) admit(max int) bool {
 type stepKind int
 
 const (
-	stepSend stepKind = iota // publish the attempt the step names
-	stepWait                 // no worker left to try; an open attempt may still answer
-	stepNone                 // no worker left, nothing open: r is done, answer 503
-	stepDone                 // r was answered meanwhile: nothing to do
+	stepSend   stepKind = iota // publish the attempt the step names
+	stepWait                   // no worker left to try; an open attempt may still answer
+	stepNone                   // no worker left, nothing open: r is done, answer 503
+	stepDone                   // r was answered meanwhile: nothing to do
+	stepJoined                 // r is a resend of a request still open here: that one answers it
 )
 
 // step is a forward decided under the lock, to be carried out without it.
@@ -69,7 +74,9 @@ type step struct {
 
 // open arms r's deadline, timeout from now (or first its progress
 // message, if its client asked for them), and opens its first attempt,
-// under one lock.
+// under one lock. A request whose client chose its id (keyed) and that
+// resends one still open here, to the same reply subject, joins it
+// instead: it is uncounted, and the open one's reply answers both sends.
 func (t *inflight) open(r *request, now time.Time, timeout time.Duration) step {
 	r.deadline = now.Add(timeout).UnixNano()
 	r.dl = timer{at: r.deadline, req: r, idx: -1}
@@ -77,6 +84,17 @@ func (t *inflight) open(r *request, now time.Time, timeout time.Duration) step {
 		r.dl.at = min(r.deadline, now.Add(t.progressEvery).UnixNano())
 	}
 	t.mu.Lock()
+	if r.keyed {
+		if o := t.byID[r.id]; o == nil {
+			t.byID[r.id] = r
+		} else if o.reply == r.reply {
+			t.mu.Unlock()
+			t.count.Add(-1)
+			return step{kind: stepJoined}
+		} else {
+			r.keyed = false // another client's id: served on its own
+		}
+	}
 	t.armLocked(&r.dl)
 	s := t.nextLocked(r, now)
 	t.mu.Unlock()
@@ -313,6 +331,9 @@ func (t *inflight) dropLocked(tok uint64) {
 // replies are dropped; t.mu is held on entry and on exit.
 func (t *inflight) finishLocked(r *request) {
 	r.done = true
+	if r.keyed {
+		delete(t.byID, r.id)
+	}
 	t.timers.disarm(&r.dl)
 	for len(r.open) > 0 {
 		t.dropLocked(r.open[0])

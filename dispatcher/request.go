@@ -11,7 +11,9 @@ import (
 // is one atomic count:
 //
 //	admitted  counted in flight by admit; past MaxInflight it is refused
-//	          with a 503 and goes no further.
+//	          with a 503 and goes no further. A resend (its client's id
+//	          and reply subject) of a request still open joins that one
+//	          in open, and goes no further either.
 //	open      its deadline armed by open, which also sends its first
 //	          attempt. An attempt is one forward to one worker
 //	          (nextLocked), pending under a token of its own until its
@@ -53,6 +55,9 @@ type request struct {
 	deadline int64
 	// hedge: the client's Calc-Hedge-Ms; 0 = the dispatcher's HedgeAfter.
 	hedge time.Duration
+	// keyed: its client chose its id, and it is in inflight.byID while
+	// open, so that a resend joins it.
+	keyed bool
 
 	tried    []*member // workers tried, in order
 	open     []uint64  // tokens of attempts still waiting
