@@ -73,6 +73,8 @@ type Dispatcher struct {
 	quit   chan struct{}
 	wg     sync.WaitGroup
 
+	metrics metrics // metrics.go
+
 	stopOnce sync.Once
 }
 
@@ -125,6 +127,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		quit:    make(chan struct{}),
 	}
 	d.mem.maxWorkers = cfg.MaxWorkers
+	d.metrics.init(d)
 	d.inflight.init(d.choose, cfg.AttemptTimeout)
 	d.inflight.hedgeAfter, d.inflight.progressEvery = cfg.HedgeAfter, cfg.ProgressInterval
 	d.inflight.muteFor = cfg.DeadAfter

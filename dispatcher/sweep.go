@@ -109,6 +109,7 @@ func (d *Dispatcher) silentWorker(w *member, now time.Time) {
 	if len(reqs) > 0 {
 		d.log.Info("worker silent", "worker", w.id, "requests", len(reqs))
 	}
+	d.metrics.silence.Add(uint64(len(reqs)))
 	for _, r := range reqs {
 		d.stats.retries.Add(1)
 		d.forward(r, now)
