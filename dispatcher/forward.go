@@ -38,6 +38,7 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 			}
 		}
 	}
+	r.keyed = r.id != ""
 	if r.id == "" {
 		// A request from a plain NATS client: give it an id, for the log
 		// and for the worker to echo.
@@ -81,6 +82,12 @@ func (d *Dispatcher) choose(skip func(*member) bool) *member {
 func (d *Dispatcher) send(r *request, s step, now time.Time) {
 	switch s.kind {
 	case stepWait, stepDone:
+		return
+	case stepJoined:
+		// Its client found us silent, yet we hold it: say so at once.
+		if r.progress {
+			d.progress(r)
+		}
 		return
 	case stepNone:
 		msg := "no worker available"
