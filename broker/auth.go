@@ -49,10 +49,11 @@ func Permissions(role, name, prefix string) *server.Permissions {
 	case "worker":
 		// Its requests and discovery in (the direct queue group too);
 		// heartbeats out, and replies to the dispatchers' and operators'
-		// inboxes, never to a client's.
+		// inboxes, never to a client's. Claims both ways: a starting
+		// worker asks whether its id is live, a live one answers.
 		return allow(
-			[]string{s.Heartbeats(), ServerInboxRoot + ".>"},
-			[]string{s.Worker("*"), s.Discover(), s.Direct()})
+			[]string{s.Heartbeats(), ServerInboxRoot + ".>", s.Claim(">")},
+			[]string{s.Worker("*"), s.Discover(), s.Direct(), s.Claim(">")})
 	case "dispatcher":
 		// The rest. It receives the prefix's subjects and its own inboxes,
 		// never a client's. It may publish anything: each reply goes to a
@@ -186,6 +187,8 @@ func (b *Broker) watchAuth() {
 // gives the server its new users: a client whose credential went is
 // disconnected, a new one may connect. Only watchAuth calls it.
 func (b *Broker) reloadAuth() {
+	b.reloadMu.Lock() // Reload changes srvOpts and w.cur too
+	defer b.reloadMu.Unlock()
 	w := b.auth
 	set, err := loadCredentials(w.dir)
 	if err != nil {

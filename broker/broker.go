@@ -39,15 +39,21 @@ type Broker struct {
 	// fallback is whether a taken client port may be replaced by a random one.
 	fallback bool
 
-	mu      sync.Mutex
-	srv     *server.Server
-	log     *logAdapter // srv's logger, holding its fatal error
-	started bool
-	closed  bool
-	urls    struct{ client, cluster, monitor string }
-	srvOpts *server.Options // what srv runs with, the base of a reload
+	mu       sync.Mutex
+	srv      *server.Server
+	log      *logAdapter // srv's logger, holding its fatal error
+	started  bool
+	closed   bool
+	lameDuck bool // LameDuck was called
+	urls     struct{ client, cluster, monitor string }
+	srvOpts  *server.Options // what srv runs with, the base of a reload
 
-	auth *authWatch // nil without Config.AuthDir; used by watchAuth alone
+	cfg Config // what New was given, built again by Reload
+
+	// reloadMu serialises the changes of srvOpts: Reload, and the auth
+	// directory's watch (reloadAuth), whose users it also keeps current.
+	reloadMu sync.Mutex
+	auth     *authWatch // nil without Config.AuthDir; used under reloadMu
 
 	watch    sync.WaitGroup // the goroutine noticing the server going down
 	done     chan struct{}
@@ -66,6 +72,7 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
+		cfg:      cfg,
 		auth:     aw,
 		opts:     opts,
 		logger:   cfg.Logger,
@@ -279,7 +286,10 @@ func (b *Broker) AuthRequired() bool {
 		return false
 	}
 	v, err := srv.Varz(nil)
-	return err == nil && v.AuthRequired && b.opts.NoAuthUser == ""
+	b.mu.Lock()
+	noAuthUser := b.srvOpts.NoAuthUser
+	b.mu.Unlock()
+	return err == nil && v.AuthRequired && noAuthUser == ""
 }
 
 // NumRoutes is the number of other brokers this one is routed to. It counts

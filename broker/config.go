@@ -33,7 +33,9 @@ type Config struct {
 	// lets nats-server use its generated server ID.
 	ServerName string
 	// ConfigFile is a standard nats-server configuration file. Fields set
-	// here explicitly (non-zero) override its values.
+	// here (non-zero) override its values, at New and at every Reload, as
+	// nats-server's command-line flags do; the defaults of the fields left
+	// zero (127.0.0.1, 4222) apply only where the file says nothing.
 	ConfigFile string
 
 	// ClusterName is the name of the route cluster; "" means no cluster
@@ -58,6 +60,16 @@ type Config struct {
 	// nats-server's defaults (2 minutes for clients, 30 s for routes). A
 	// peer is dropped after 2 pings unanswered.
 	PingInterval time.Duration
+
+	// LameDuckDuration is how long LameDuck spreads the closing of the
+	// clients over; 0 means ConfigFile's lame_duck_duration, else
+	// nats-server's default of 2 minutes.
+	LameDuckDuration time.Duration
+	// LameDuckGrace is how long LameDuck waits, after telling the clients,
+	// before it closes the first; it must be shorter than the duration. 0
+	// means ConfigFile's lame_duck_grace_period, else nats-server's
+	// default of 10 seconds.
+	LameDuckGrace time.Duration
 
 	// AuthDir turns on Bilancia's authentication (docs/auth.md): a
 	// credential per role in this directory, created on first start
@@ -97,6 +109,9 @@ func buildOptions(cfg Config) (*server.Options, error) {
 	if cfg.MaxPayload < 0 {
 		return nil, fmt.Errorf("%w: max payload %d is negative", ErrInvalidConfig, cfg.MaxPayload)
 	}
+	if cfg.LameDuckDuration < 0 || cfg.LameDuckGrace < 0 {
+		return nil, fmt.Errorf("%w: lame duck duration %v and grace %v must not be negative", ErrInvalidConfig, cfg.LameDuckDuration, cfg.LameDuckGrace)
+	}
 
 	opts := &server.Options{}
 	if cfg.ConfigFile != "" {
@@ -134,6 +149,12 @@ func buildOptions(cfg Config) (*server.Options, error) {
 	}
 	if cfg.MaxPayload != 0 {
 		opts.MaxPayload = cfg.MaxPayload
+	}
+	if cfg.LameDuckDuration != 0 {
+		opts.LameDuckDuration = cfg.LameDuckDuration
+	}
+	if cfg.LameDuckGrace != 0 {
+		opts.LameDuckGracePeriod = cfg.LameDuckGrace
 	}
 	opts.Debug = opts.Debug || cfg.Debug
 	opts.Trace = opts.Trace || cfg.Trace
@@ -173,7 +194,8 @@ func buildOptions(cfg Config) (*server.Options, error) {
 		return nil, fmt.Errorf("%w: cluster name %q needs a cluster port", ErrInvalidConfig, opts.Cluster.Name)
 	}
 
-	// The embedder owns signals and logging.
-	opts.NoSigs = true
+	// The embedder owns signals and logging: NoLog also keeps a reload
+	// from replacing the logger with nats-server's own.
+	opts.NoSigs, opts.NoLog = true, true
 	return opts, nil
 }
