@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/dashboard"
 	"github.com/bilancia/bilancia/dispatcher"
 	"github.com/bilancia/bilancia/internal/logfile"
 )
@@ -33,6 +34,7 @@ type DispatcherFlags struct {
 	Log            string        `default:"loadbalancer.log" help:"Log file (JSON lines); - for standard output. SIGUSR1 reopens it."`
 	LogRequests    bool          `default:"true" negatable:"" help:"Log every request."`
 	Pprof          string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
+	HTTP           string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8222 (no authentication; a missing host means 127.0.0.1; off by default)."`
 }
 
 func (f *DispatcherFlags) config(d *dispatcher.Config) {
@@ -75,6 +77,7 @@ type runningDispatcher struct {
 	lf     *logfile.File
 	// stopReopen ends the reopening of lf on SIGUSR1.
 	stopReopen func()
+	dash       *dashboard.Server // nil without --http
 }
 
 // dialError is a connect of startDispatcher that failed, told apart from
@@ -126,6 +129,9 @@ func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessCo
 	if err == nil {
 		err = r.Start()
 	}
+	if err == nil && f.HTTP != "" {
+		r.dash, err = startDashboard(r, f.HTTP, nf.Prefix)
+	}
 	if err != nil {
 		r.close()
 		return nil, err
@@ -142,6 +148,9 @@ func (r *runningDispatcher) stop(ctx context.Context) error {
 }
 
 func (r *runningDispatcher) close() {
+	if r.dash != nil {
+		_ = r.dash.Close()
+	}
 	for _, nc := range r.conns {
 		nc.Close()
 	}

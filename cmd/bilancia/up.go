@@ -84,6 +84,9 @@ func (c *UpCmd) Run(g *globals) error {
 
 	fmt.Fprintf(os.Stderr, "bilancia up: NATS at %s, dispatcher %s, %d workers, log %s\n", url, d.ID(), len(ws.workers), c.Log)
 	fmt.Fprint(os.Stderr, watchHint(c.Prefix, url))
+	if d.dash != nil {
+		fmt.Fprintf(os.Stderr, "dashboard at %s\n", d.dash.URL())
+	}
 	if c.Auth != "" {
 		fmt.Fprintf(os.Stderr, "credentials in %s: the nats CLI needs one, e.g. --nkey %s\n", c.Auth, filepath.Join(c.Auth, broker.AdminCredential))
 	}
