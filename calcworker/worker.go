@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,7 +23,7 @@ import (
 // Config configures a Worker. Zero values mean the documented defaults.
 type Config struct {
 	Conn   *nats.Conn // required: the worker does not own it and never closes it
-	ID     string     // "" = "w-" and 4 random hex digits
+	ID     string     // "" = NewID()
 	Prefix string     // "" = "calc"
 	// Heartbeat is the interval between heartbeats; each is jittered by
 	// ±10% so workers do not heartbeat in lockstep. 0 = 1s.
@@ -59,6 +58,10 @@ type Config struct {
 	// OnError, if set, hears about asynchronous failures (a reply that
 	// could not be sent). Library code does not log.
 	OnError func(error)
+	// ClaimWait bounds Start's check that no live worker has the id
+	// (CheckIDs). 0 = DefaultClaimWait; <0 = no check: the caller checked
+	// already, or a test wants an impostor.
+	ClaimWait time.Duration
 	// Shared, if set, delivers this worker's messages through a channel
 	// and compute goroutines shared with other workers of the process,
 	// instead of goroutines of its own; Concurrency is then the Shared's.
@@ -123,6 +126,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Progress == 0 {
 		cfg.Progress = 100 * time.Millisecond
 	}
+	if cfg.ClaimWait == 0 {
+		cfg.ClaimWait = DefaultClaimWait
+	}
 	cfg.Env.WorkerID = cfg.ID
 	if cfg.Shared != nil {
 		cfg.Concurrency = cfg.Shared.concurrency
@@ -137,19 +143,21 @@ func New(cfg Config) (*Worker, error) {
 	return w, nil
 }
 
-// NewID returns a short random worker id, "w-" and 4 hex digits.
-func NewID() string { return fmt.Sprintf("w-%04x", rand.N(1<<16)) }
-
 // ID is the worker's id.
 func (w *Worker) ID() string { return w.cfg.ID }
 
 // Subject is the worker's own subject.
 func (w *Worker) Subject() string { return w.subj.Worker(w.cfg.ID) }
 
-// Start subscribes, starts the compute pool and the heartbeat loop, and
-// sends the first heartbeat at once.
+// Start checks that no live worker has the id (an error wrapping
+// ErrIDTaken if one has), subscribes, starts the compute pool and the
+// heartbeat loop, and sends the first heartbeat at once.
 func (w *Worker) Start() error {
 	w.start = time.Now()
+	if err := w.claim(); err != nil {
+		w.abort() // and a later Shutdown announces nothing for the id
+		return err
+	}
 	if w.cfg.Shared == nil {
 		for range w.cfg.Concurrency {
 			w.pool.Add(1)

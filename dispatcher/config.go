@@ -17,7 +17,7 @@ import (
 // DefaultConfig, or those each field's comment gives.
 type Config struct {
 	Conn   *nats.Conn // required; the dispatcher does not close it
-	ID     string     // "" = "d-" and 4 random hex digits
+	ID     string     // "" = "d-" and 16 random hex digits (64 bits: never the same twice in practice)
 	Prefix string     // "" = "calc"
 	// Subject is where requests come in, in the dispatchers' queue group;
 	// "" = <prefix>.request. Another subject lets a dispatcher with other
@@ -154,7 +154,7 @@ func orDefault[T int | float64 | time.Duration](v *T, def T) {
 func (c Config) withDefaults() Config {
 	def := DefaultConfig()
 	if c.ID == "" {
-		c.ID = fmt.Sprintf("d-%04x", rand.N(1<<16))
+		c.ID = fmt.Sprintf("d-%016x", rand.Uint64())
 	}
 	if c.Prefix == "" {
 		c.Prefix = def.Prefix

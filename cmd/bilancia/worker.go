@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,9 +48,16 @@ type workerSet struct {
 }
 
 // startWorkers starts the workers of p from the flags. The worker role
-// (with --replicas) and up start theirs here.
+// (with --replicas) and up start theirs here. It refuses ids a live
+// worker has, all named in one error.
 func (f *WorkerFlags) startWorkers(p workerPlan) (*workerSet, error) {
 	s := &workerSet{}
+	ids := make([]string, len(p.ids))
+	for i, id := range p.ids {
+		if ids[i] = id; id == "" {
+			ids[i] = calcworker.NewID()
+		}
+	}
 	fail := func(err error) (*workerSet, error) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // what started stops at once
@@ -63,11 +71,20 @@ func (f *WorkerFlags) startWorkers(p workerPlan) (*workerSet, error) {
 			return nil, err
 		}
 		s.conns = append(s.conns, nc)
-		if len(p.ids) > 1 {
+		if len(ids) > 1 {
 			s.shared = calcworker.NewShared(f.Concurrency, 0)
 		}
 	}
-	for _, id := range p.ids {
+	// One check for every worker of a connection, rather than one each:
+	// a fleet of replicas waits once.
+	claimWait := time.Duration(0)
+	if p.oneConn {
+		if err := calcworker.CheckIDs(context.Background(), nc, p.prefix, ids); err != nil {
+			return fail(idTaken(err))
+		}
+		claimWait = -1
+	}
+	for _, id := range ids {
 		if !p.oneConn {
 			var err error
 			if nc, err = p.connect(); err != nil {
@@ -77,7 +94,7 @@ func (f *WorkerFlags) startWorkers(p workerPlan) (*workerSet, error) {
 		}
 		w, err := calcworker.New(calcworker.Config{
 			Conn: nc, ID: id, Prefix: p.prefix, Heartbeat: p.heartbeat, Concurrency: f.Concurrency, Progress: f.Progress,
-			ServeDirect: f.ServeDirect, DrainGrace: p.drainGrace, Shared: s.shared,
+			ServeDirect: f.ServeDirect, DrainGrace: p.drainGrace, Shared: s.shared, ClaimWait: claimWait,
 			Env:     calc.Env{MaxSleep: f.MaxSleep, MaxSpin: f.MaxSpin, Delay: f.Delay},
 			OnError: func(err error) { p.log.Warn(err.Error()) },
 		})
@@ -85,11 +102,19 @@ func (f *WorkerFlags) startWorkers(p workerPlan) (*workerSet, error) {
 			err = w.Start()
 		}
 		if err != nil {
-			return fail(err)
+			return fail(idTaken(err))
 		}
 		s.workers = append(s.workers, w)
 	}
 	return s, nil
+}
+
+// idTaken says what to do about a live id; other errors pass unchanged.
+func idTaken(err error) error {
+	if !errors.Is(err, calcworker.ErrIDTaken) {
+		return err
+	}
+	return fmt.Errorf("%s: stop it or choose another --id", strings.TrimPrefix(err.Error(), "calcworker: "))
 }
 
 // stop drains the workers together until ctx ends, then closes their
@@ -124,7 +149,7 @@ func (s *workerSet) stop(ctx context.Context, log *slog.Logger) error {
 type WorkerCmd struct {
 	NATSFlags
 	WorkerFlags
-	ID         string        `help:"Worker id (default: w- and 4 random hex digits)."`
+	ID         string        `help:"Worker id (default: w- and 16 random hex digits). A live worker's id is refused."`
 	Heartbeat  time.Duration `default:"1s" help:"Heartbeat interval (jittered by 10%)."`
 	Replicas   int           `default:"1" help:"Run this many workers in this process, as <id>-0, <id>-1 and so on."`
 	DrainGrace time.Duration `default:"200ms" help:"On SIGTERM, keep serving this long after announcing draining."`

@@ -1,0 +1,180 @@
+package calcworker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/bilancia/bilancia/wire"
+)
+
+// NewID returns a random worker id, "w-" and 16 hex digits: 64 bits, so
+// that a fleet's default ids never collide in practice.
+func NewID() string { return fmt.Sprintf("w-%016x", rand.Uint64()) }
+
+// ErrIDTaken reports a worker id that a live worker already serves.
+var ErrIDTaken = errors.New("calcworker: worker id is live")
+
+// DefaultClaimWait bounds CheckIDs when its ctx has no deadline. A live
+// worker answers at once and an id nobody holds gets the broker's "no
+// responders" at once; the wait only matters when something subscribes to
+// the claim subjects without answering (nats sub 'calc.>').
+const DefaultClaimWait = 500 * time.Millisecond
+
+// TakenError names the ids a probe found live, with what their holders
+// said about themselves. errors.Is(err, ErrIDTaken) holds.
+type TakenError struct {
+	Holders []wire.Heartbeat // one per id taken, in the order asked
+}
+
+func (e *TakenError) Error() string {
+	parts := make([]string, len(e.Holders))
+	for i, h := range e.Holders {
+		about := []string{}
+		if h.Host != "" {
+			about = append(about, "on "+h.Host)
+		}
+		if !h.StartedAt.IsZero() {
+			about = append(about, "up since "+h.StartedAt.UTC().Format(time.RFC3339))
+		}
+		parts[i] = fmt.Sprintf("%q", h.ID)
+		if len(about) > 0 {
+			parts[i] += " (" + strings.Join(about, ", ") + ")"
+		}
+	}
+	return fmt.Sprintf("calcworker: a live worker already has id %s", strings.Join(parts, ", "))
+}
+
+func (e *TakenError) Unwrap() error { return ErrIDTaken }
+
+// CheckIDs asks, for all ids at once, whether a live worker already serves
+// one: it sends a request to each id's claim subject, which only a running
+// worker of that id subscribes to. It returns a *TakenError naming the ids
+// that answered, or nil. An id answered by the broker's "no responders" is
+// free; one unanswered when ctx's deadline passes (DefaultClaimWait if it
+// has none) counts as free too. A cancelled ctx returns its error.
+//
+// Two workers of one id that start within a round trip of each other can
+// both find it free: the probe is for the operator's mistake, not a lock.
+func CheckIDs(ctx context.Context, nc *nats.Conn, prefix string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultClaimWait)
+		defer cancel()
+	}
+	subj := wire.Subjects{Prefix: prefix}
+	token := nuid.Next()
+	msgs := make(chan *nats.Msg, min(len(ids), 4096))
+	sub, err := nc.ChanSubscribe(subj.ClaimReplies(token), msgs)
+	if err != nil {
+		return fmt.Errorf("calcworker: claim: %w", err)
+	}
+	defer sub.Unsubscribe()
+	pending := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if pending[id] {
+			continue
+		}
+		pending[id] = true
+		if err := nc.PublishRequest(subj.Claim(id), subj.Claim(id)+"."+token, nil); err != nil {
+			return fmt.Errorf("calcworker: claim %s: %w", id, err)
+		}
+	}
+	if err := nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("calcworker: claim: %w", err)
+	}
+	taken := map[string]wire.Heartbeat{}
+	for len(pending) > 0 {
+		select {
+		case m := <-msgs:
+			id := claimID(m.Subject, subj, token)
+			if !pending[id] {
+				continue
+			}
+			delete(pending, id)
+			if m.Header.Get("Status") == "503" {
+				continue // no responders: nobody holds it
+			}
+			var hb wire.Heartbeat
+			_ = json.Unmarshal(m.Data, &hb) // an answer is enough; what it says is for the message
+			hb.ID = id
+			taken[id] = hb
+		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("calcworker: claim: %w", ctx.Err())
+			}
+			pending = nil
+		}
+	}
+	if len(taken) == 0 {
+		return nil
+	}
+	e := &TakenError{}
+	for _, id := range ids {
+		if hb, ok := taken[id]; ok {
+			e.Holders = append(e.Holders, hb)
+			delete(taken, id)
+		}
+	}
+	return e
+}
+
+// claimID is the id a claim reply's subject names, "" if it names none.
+func claimID(subject string, subj wire.Subjects, token string) string {
+	rest, ok := strings.CutPrefix(subject, subj.Claim(""))
+	if !ok {
+		return ""
+	}
+	id, ok := strings.CutSuffix(rest, "."+token)
+	if !ok {
+		return ""
+	}
+	return id
+}
+
+// claim checks that no live worker has the id, unless ClaimWait < 0, then
+// answers the probes of the workers that start after it.
+func (w *Worker) claim() error {
+	if w.cfg.ClaimWait > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ClaimWait)
+		err := CheckIDs(ctx, w.nc, w.cfg.Prefix, []string{w.cfg.ID})
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	if err := w.answerClaims(); err != nil {
+		return fmt.Errorf("calcworker: subscribe: %w", err)
+	}
+	return nil
+}
+
+// answerClaims subscribes to the worker's claim subject and answers every
+// probe with its heartbeat, on the subscription's own goroutine: a worker
+// busy computing still answers.
+func (w *Worker) answerClaims() error {
+	s, err := w.nc.Subscribe(w.subj.Claim(w.cfg.ID), func(m *nats.Msg) {
+		if m.Reply == "" {
+			return
+		}
+		b, _ := json.Marshal(w.Heartbeat())
+		if err := m.Respond(b); err != nil && w.cfg.OnError != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			w.cfg.OnError(fmt.Errorf("calcworker: claim answer: %w", err))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	w.subs = append(w.subs, s)
+	return nil
+}
