@@ -68,7 +68,8 @@ type Dispatcher struct {
 	}
 
 	reqlog *requestLog
-	guard  guard // rate-limited warnings, the status reply's cache
+	events eventQueue // publish.go
+	guard  guard      // rate-limited warnings, the status reply's cache
 	subs   subscriptions
 	quit   chan struct{}
 	wg     sync.WaitGroup
@@ -92,13 +93,14 @@ type subscriptions struct {
 	status     subscription
 	connect    subscription // clients' hellos
 	disconnect subscription // clients' goodbyes
+	ctl        subscription // operators' drains (ctl.go)
 	requests   subscription // in the dispatchers' queue group, last
 }
 
 // all returns the subscriptions made so far, in the order Start makes them.
 func (s *subscriptions) all() []subscription {
 	var out []subscription
-	for _, sub := range []subscription{s.heartbeats, s.replies, s.status, s.connect, s.disconnect, s.requests} {
+	for _, sub := range []subscription{s.heartbeats, s.replies, s.status, s.connect, s.disconnect, s.ctl, s.requests} {
 		if sub.Subscription != nil {
 			out = append(out, sub)
 		}
@@ -127,6 +129,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		quit:    make(chan struct{}),
 	}
 	d.mem.maxWorkers = cfg.MaxWorkers
+	d.events.init(cfg.Conn)
 	d.metrics.init(d)
 	d.inflight.init(d.choose, cfg.AttemptTimeout)
 	d.inflight.hedgeAfter, d.inflight.progressEvery = cfg.HedgeAfter, cfg.ProgressInterval
@@ -195,6 +198,15 @@ func (d *Dispatcher) Start() error {
 			return fmt.Errorf("dispatcher: flush: %w", err)
 		}
 	}
+	// The drains the other dispatchers hold, before any worker is heard.
+	if err := d.syncDrains(); err != nil {
+		d.unsubscribe()
+		return fmt.Errorf("dispatcher: drains: %w", err)
+	}
+	if err := subscribe(&d.subs.ctl, d.nc, d.subj.CtlAll(), "", d.onCtl); err != nil {
+		d.unsubscribe()
+		return err
+	}
 	if err := d.nc.Publish(d.subj.Discover(), nil); err != nil {
 		d.unsubscribe()
 		return fmt.Errorf("dispatcher: discover: %w", err)
@@ -210,6 +222,8 @@ func (d *Dispatcher) Start() error {
 	if d.reqlog != nil {
 		d.reqlog.start()
 	}
+	d.events.start()
+	d.dispatcherEvent(wire.EventStart)
 	d.wg.Add(1)
 	go d.sweep()
 	d.log.Info("dispatcher started", "dispatcher", d.cfg.ID, "subject", d.cfg.Subject,
@@ -262,6 +276,8 @@ wait:
 	for _, r := range d.inflight.finishAll() {
 		d.fail(r, wire.NewError(wire.CodeUnavailable, "dispatcher "+d.cfg.ID+" shut down"))
 	}
+	d.dispatcherEvent(wire.EventStop)
+	d.events.stop()
 	_ = d.nc.FlushTimeout(time.Second)
 	st := d.Stats()
 	d.log.Info("dispatcher stopped", "dispatcher", d.cfg.ID, "served", st.Served, "failed", st.Failed,

@@ -22,6 +22,7 @@ func (d *Dispatcher) changes(cs []change) {
 			attrs = append(attrs, "until", c.Until)
 		}
 		d.log.Info("worker "+c.To, attrs...)
+		d.workerEvent(c)
 		d.metrics.changed(c)
 		if c.To == wire.StateDown {
 			d.redispatch(c.ID)

@@ -46,6 +46,7 @@ func (d *Dispatcher) Status() wire.Status {
 		Dispatcher: d.cfg.ID, Version: wire.Version, StartedAt: d.start,
 		Inflight: st.Inflight, Served: st.Served, Failed: st.Failed,
 		Strategy: d.cfg.Strategy, Subject: d.cfg.Subject, Total: len(ws), Counts: counts, Workers: ws,
+		Drained: d.mem.Drained(),
 	}
 }
 

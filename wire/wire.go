@@ -256,6 +256,9 @@ type Status struct {
 	// order, because the whole table would not fit in one message.
 	Truncated bool           `json:"truncated,omitempty"`
 	Workers   []WorkerStatus `json:"workers"`
+	// Drained lists the workers an operator drained on this dispatcher,
+	// by id, those not in its table too.
+	Drained []string `json:"drained,omitempty"`
 }
 
 // ClientHello is what a client announces when it connects and leaves.
