@@ -70,6 +70,7 @@ func (d *Dispatcher) onCtl(m *nats.Msg) {
 	if m.Reply == "" {
 		return // an operator always asks; a bare publish is nobody's
 	}
+	start := time.Now()
 	verb := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	reply := wire.CtlReply{Dispatcher: d.cfg.ID}
 	var err error
@@ -91,11 +92,13 @@ func (d *Dispatcher) onCtl(m *nats.Msg) {
 		out := wire.ErrorMsg("", wire.NewError(wire.CodeBadRequest, "dispatcher "+d.cfg.ID+": "+err.Error()))
 		out.Subject = m.Reply
 		_ = d.nc.PublishMsg(out)
+		d.served.ctl.add(start, true)
 		return
 	}
 	reply.Drained = d.mem.Drained()
 	b, _ := json.Marshal(reply)
 	_ = m.Respond(b)
+	d.served.ctl.add(start, false)
 }
 
 // syncDrains asks the dispatchers already running which workers they

@@ -40,6 +40,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
+	"github.com/bilancia/bilancia/internal/microsvc"
 	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
 )
@@ -68,8 +69,10 @@ type Dispatcher struct {
 	}
 
 	reqlog *requestLog
-	events eventQueue // publish.go
-	guard  guard      // rate-limited warnings, the status reply's cache
+	events eventQueue        // publish.go
+	micro  *microsvc.Service // discovery (micro.go)
+	served served            // status and control requests, for micro
+	guard  guard             // rate-limited warnings, the status reply's cache
 	subs   subscriptions
 	quit   chan struct{}
 	wg     sync.WaitGroup
@@ -219,6 +222,10 @@ func (d *Dispatcher) Start() error {
 		d.unsubscribe()
 		return fmt.Errorf("dispatcher: flush: %w", err)
 	}
+	if err := d.startMicro(); err != nil {
+		d.unsubscribe()
+		return fmt.Errorf("dispatcher: micro: %w", err)
+	}
 	if d.reqlog != nil {
 		d.reqlog.start()
 	}
@@ -250,6 +257,7 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 func (d *Dispatcher) shutdown(ctx context.Context) error {
 	// Stop taking requests first; replies and heartbeats keep flowing so
 	// that requests in flight can finish.
+	d.stopMicro()
 	if req := d.subs.requests; req.Subscription != nil {
 		natsutil.Drain(ctx, req.Subscription, req.nc)
 	}

@@ -61,7 +61,9 @@ func (d *Dispatcher) onStatus(m *nats.Msg) {
 	if len(m.Data) > 0 && len(m.Data) <= maxStatusRequest {
 		_ = json.Unmarshal(m.Data, &req) // anything else asks for the whole table
 	}
-	_ = m.Respond(d.statusReply(time.Now(), req.Workers))
+	start := time.Now()
+	_ = m.Respond(d.statusReply(start, req.Workers))
+	d.served.status.add(start, false)
 }
 
 // statusReply encodes the status for ids, or for the whole table when
