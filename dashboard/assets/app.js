@@ -57,7 +57,7 @@ function updateRow(r, d) {
       s.textContent = "drained";
       r.td.state.appendChild(s);
     }
-    if (d[REASON]) {
+    if (d[REASON] && d[STATE] !== "up") { // an up worker's reason is only how it came up
       const s = document.createElement("small");
       s.textContent = d[REASON];
       r.td.state.appendChild(s);
