@@ -1,0 +1,107 @@
+package dispatcher_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bilancia/bilancia/broker/brokertest"
+	"github.com/bilancia/bilancia/dispatcher"
+	"github.com/bilancia/bilancia/internal/metrics"
+	"github.com/bilancia/bilancia/internal/metrics/metricstest"
+	"github.com/bilancia/bilancia/internal/testutil"
+)
+
+// TestMetricsOverHTTP scrapes a dispatcher's metrics over HTTP while real
+// workers serve it: the answers counted by status and in the latency
+// histogram are the requests sent, the forwards by worker add up to them,
+// and a worker that stops is counted down and its transitions seen.
+func TestMetricsOverHTTP(t *testing.T) {
+	b := brokertest.Run(t)
+	url := b.ClientURL()
+	d := startDispatcher(t, url, nil)
+	startWorker(t, url, "w-a", nil)
+	wb := startWorker(t, url, "w-b", nil)
+	waitState(t, d, up("w-a", "w-b"))
+	srv, err := metrics.Serve("127.0.0.1:0", d.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close(context.Background()) })
+	cl := newClient(t, url, nil)
+
+	const good, bad = 40, 7
+	if errs := load(t, cl, good, 8, func(int) string { return "add 1 2" }, nil); len(errs) > 0 {
+		t.Fatalf("add: %v", errs)
+	}
+	if errs := load(t, cl, bad, 4, func(int) string { return "div 1 0" }, nil); len(errs) != bad {
+		t.Fatalf("div 1 0: %d errors; want %d", len(errs), bad)
+	}
+	f, err := metricstest.Scrape(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{dispatcher.MetricRequests, []string{"status", "200"}, good},
+		{dispatcher.MetricRequests, []string{"status", "400"}, bad},
+		{dispatcher.MetricRequests, []string{"status", "503"}, 0},
+		{dispatcher.MetricRequestDuration, nil, good + bad},
+		{"bilancia_dispatcher_requests_in_flight", nil, 0},
+		{"bilancia_dispatcher_workers", []string{"state", "up"}, 2},
+		{"bilancia_dispatcher_workers", []string{"state", "down"}, 0},
+		{"bilancia_dispatcher_worker_state", []string{"worker", "w-a", "state", "up"}, 1},
+		{"bilancia_dispatcher_worker_transitions_total", []string{"from", "none", "to", "up"}, 2},
+		{"bilancia_dispatcher_ejections_total", nil, 0},
+	} {
+		if got, ok := f.Value(c.name, c.labels...); !ok || got != c.want {
+			t.Errorf("%s%v = %v (found: %v); want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	if got := f.Sum("bilancia_dispatcher_worker_forwards_total"); got != good+bad {
+		t.Errorf("forwards over the workers = %v; want %v", got, good+bad)
+	}
+	h := f[dispatcher.MetricRequestDuration].GetMetric()[0].GetHistogram()
+	if h.GetSampleSum() <= 0 {
+		t.Errorf("latency sum = %v; want > 0", h.GetSampleSum())
+	}
+	for _, w := range []string{"w-a", "w-b"} {
+		age, ok := f.Value("bilancia_dispatcher_worker_heartbeat_age_seconds", "worker", w)
+		if !ok || age < 0 || age > testDeadAfter.Seconds() {
+			t.Errorf("heartbeat age of %s = %v (found: %v); want within [0, %v]", w, age, ok, testDeadAfter.Seconds())
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := wb.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		f, err := metricstest.Scrape(srv.URL())
+		if err != nil {
+			return err
+		}
+		for _, c := range []struct {
+			name   string
+			labels []string
+			want   float64
+		}{
+			{"bilancia_dispatcher_workers", []string{"state", "up"}, 1},
+			{"bilancia_dispatcher_workers", []string{"state", "down"}, 1},
+			{"bilancia_dispatcher_worker_state", []string{"worker", "w-b", "state", "down"}, 1},
+			{"bilancia_dispatcher_worker_transitions_total", []string{"from", "up", "to", "draining"}, 1},
+			{"bilancia_dispatcher_worker_transitions_total", []string{"from", "draining", "to", "down"}, 1},
+		} {
+			if got, ok := f.Value(c.name, c.labels...); !ok || got != c.want {
+				return fmt.Errorf("%s%v = %v (found: %v); want %v", c.name, c.labels, got, ok, c.want)
+			}
+		}
+		return nil
+	})
+	metricstest.CheckLint(t, d.Registry())
+}
