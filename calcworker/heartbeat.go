@@ -68,8 +68,10 @@ func (w *Worker) Heartbeat() wire.Heartbeat {
 
 func (w *Worker) heartbeat() {
 	b, _ := json.Marshal(w.Heartbeat())
-	if err := w.nc.Publish(w.subj.Heartbeat(w.cfg.ID), b); err != nil && w.cfg.OnError != nil &&
-		!errors.Is(err, nats.ErrConnectionClosed) {
+	err := w.nc.Publish(w.subj.Heartbeat(w.cfg.ID), b)
+	if err == nil {
+		w.cfg.Metrics.heartbeat()
+	} else if w.cfg.OnError != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		w.cfg.OnError(fmt.Errorf("calcworker: heartbeat: %w", err))
 	}
 }

@@ -66,6 +66,9 @@ type Config struct {
 	// and compute goroutines shared with other workers of the process,
 	// instead of goroutines of its own; Concurrency is then the Shared's.
 	Shared *Shared
+	// Metrics, if set, counts the worker's requests and heartbeats; give
+	// the same to every worker of a process. nil = none.
+	Metrics *Metrics
 }
 
 // Worker is a running calc worker.
@@ -206,6 +209,7 @@ func (w *Worker) Start() error {
 	w.hbMu.Lock()
 	w.hbTimer = time.AfterFunc(jittered(w.cfg.Heartbeat), w.heartbeatTick)
 	w.hbMu.Unlock()
+	w.cfg.Metrics.add(w)
 	return nil
 }
 
@@ -293,11 +297,14 @@ func (w *Worker) handle(j *job) {
 	ctx, cancel, ok := w.begin(j)
 	if !ok {
 		w.end(j) // cancelled while it waited: never computed
+		w.cfg.Metrics.done("", nil, true, j.since)
 		return
 	}
 	reply, err := calc.Compute(ctx, m.Data, w.cfg.Env)
 	cancel()
-	if w.end(j) || m.Reply == "" {
+	cancelled := w.end(j)
+	w.cfg.Metrics.done(reply.Op, err, cancelled, j.since)
+	if cancelled || m.Reply == "" {
 		return // cancelled: its answer went out; or nobody to answer
 	}
 	var out *nats.Msg
@@ -387,6 +394,7 @@ func (w *Worker) shutdown(ctx context.Context) error {
 	}
 	w.cancel()
 	w.stopProgress()
+	w.cfg.Metrics.remove(w)
 	_ = w.nc.FlushTimeout(time.Second)
 	return err
 }
