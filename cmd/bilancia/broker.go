@@ -35,7 +35,7 @@ type BrokerCmd struct {
 	Trace        bool          `help:"Log nats-server protocol traces."`
 
 	Dispatcher      bool   `help:"Also run a dispatcher in this process, on an in-process connection, set up by the dispatcher flags."`
-	Prefix          string `default:"calc" help:"Subject prefix (of --auth's permissions, and --dispatcher's)."`
+	Prefix          string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix (of --auth's permissions, and --dispatcher's)."`
 	DispatcherFlags `embed:""`
 }
 

@@ -14,21 +14,23 @@ import (
 	"github.com/bilancia/bilancia/internal/natsutil"
 )
 
-// NATSFlags are the connection flags every connecting role shares.
+// NATSFlags are the connection flags every connecting role shares. Each
+// has one environment variable for every role, named in its env tag, so
+// that one environment serves a whole deployment (roleEnvars).
 type NATSFlags struct {
 	NATS         string        `name:"nats" env:"BILANCIA_NATS,NATS_URL" default:"nats://127.0.0.1:4222" help:"NATS server URL(s), comma separated."`
-	Prefix       string        `default:"calc" help:"Subject prefix."`
+	Prefix       string        `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix."`
 	Creds        string        `type:"existingfile" env:"BILANCIA_CREDS,NATS_CREDS" help:"NATS credentials file."`
-	NKey         string        `name:"nkey" type:"existingfile" help:"NATS NKey seed file (e.g. broker --auth's DIR/<role>.nk)."`
-	InboxPrefix  string        `help:"Reply inbox prefix (default: the one the --nkey file names, else _INBOX)."`
+	NKey         string        `name:"nkey" type:"existingfile" env:"BILANCIA_NKEY" help:"NATS NKey seed file (e.g. broker --auth's DIR/<role>.nk)."`
+	InboxPrefix  string        `env:"BILANCIA_INBOX_PREFIX" help:"Reply inbox prefix (default: the one the --nkey file names, else _INBOX)."`
 	User         string        `env:"BILANCIA_USER,NATS_USER" help:"NATS user name."`
 	Password     string        `env:"BILANCIA_PASSWORD,NATS_PASSWORD" help:"NATS password."`
 	Token        string        `env:"BILANCIA_TOKEN,NATS_TOKEN" help:"NATS token."`
-	TLSCert      string        `name:"tls-cert" type:"existingfile" help:"TLS client certificate."`
-	TLSKey       string        `name:"tls-key" type:"existingfile" help:"TLS client key."`
-	TLSCA        string        `name:"tls-ca" type:"existingfile" help:"TLS certificate authority."`
-	ConnectWait  time.Duration `default:"0s" help:"Keep trying to connect for this long at start (0 = fail at once)."`
-	PingInterval time.Duration `default:"5s" help:"Ping the server this often; after 2 unanswered pings, move to another (0 = nats.go's default)."`
+	TLSCert      string        `name:"tls-cert" type:"existingfile" env:"BILANCIA_TLS_CERT" help:"TLS client certificate."`
+	TLSKey       string        `name:"tls-key" type:"existingfile" env:"BILANCIA_TLS_KEY" help:"TLS client key."`
+	TLSCA        string        `name:"tls-ca" type:"existingfile" env:"BILANCIA_TLS_CA" help:"TLS certificate authority."`
+	ConnectWait  time.Duration `env:"BILANCIA_CONNECT_WAIT" default:"0s" help:"Keep trying to connect for this long at start (0 = fail at once)."`
+	PingInterval time.Duration `env:"BILANCIA_PING_INTERVAL" default:"5s" help:"Ping the server this often; after 2 unanswered pings, move to another (0 = nats.go's default)."`
 }
 
 // errNoServer is shown as one plain sentence.

@@ -15,7 +15,8 @@ import (
 )
 
 // CLI is the command line. Every flag can also be set from the environment
-// as BILANCIA_<FLAG>.
+// as BILANCIA_<COMMAND PATH>_<FLAG> (BILANCIA_WORKER_ID), the connection
+// flags every role shares as BILANCIA_<FLAG> (BILANCIA_NATS): roleEnvars.
 type CLI struct {
 	Up         UpCmd         `cmd:"" help:"Run an embedded broker, a dispatcher, three workers and the REPL in one process."`
 	Broker     BrokerCmd     `cmd:"" help:"Run an embedded NATS server (optionally clustered)."`
@@ -29,7 +30,7 @@ type CLI struct {
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell's completion script: source <(bilancia completion bash)."`
 
-	VersionFlag kong.VersionFlag `name:"version" env:"-" help:"Print the version and exit."` // no BILANCIA_VERSION: it would stop every command
+	VersionFlag kong.VersionFlag `name:"version" env:"-" help:"Print the version and exit."` // no environment variable: it would stop every command
 }
 
 // shutdownGrace bounds a role's drain after SIGTERM.

@@ -20,7 +20,7 @@ type UpCmd struct {
 	Insecure bool   `help:"Listen beyond loopback without authentication (refused otherwise)."`
 	Auth     string `placeholder:"DIR" help:"Run the broker with --auth DIR, and the roles inside with their credentials."`
 	Port     int    `default:"4222" help:"Broker port; if taken, a free one is used."`
-	Prefix   string `default:"calc" help:"Subject prefix."`
+	Prefix   string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix."`
 	Workers  int    `default:"3" help:"Calc workers to start."`
 	DispatcherFlags
 	WorkerFlags

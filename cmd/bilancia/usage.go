@@ -12,7 +12,7 @@ func newParser(cli *CLI, opts ...kong.Option) (*kong.Kong, error) {
 	return kong.New(cli, append([]kong.Option{
 		kong.Name("bilancia"),
 		kong.Description("A load balancer for compute requests on NATS."),
-		kong.DefaultEnvars("BILANCIA"),
+		roleEnvars(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Vars{"version": versionString()},
 	}, opts...)...)
