@@ -50,10 +50,11 @@ func Permissions(role, name, prefix string) *server.Permissions {
 		// Its requests and discovery in (the direct queue group too);
 		// heartbeats out, and replies to the dispatchers' and operators'
 		// inboxes, never to a client's. Claims both ways: a starting
-		// worker asks whether its id is live, a live one answers.
+		// worker asks whether its id is live, a live one answers. Micro
+		// discovery of its service in, answered to the asker's inbox.
 		return allow(
 			[]string{s.Heartbeats(), ServerInboxRoot + ".>", s.Claim(">")},
-			[]string{s.Worker("*"), s.Discover(), s.Direct(), s.Claim(">")})
+			append([]string{s.Worker("*"), s.Discover(), s.Direct(), s.Claim(">")}, wire.MicroSubjects(wire.WorkerService)...))
 	case "dispatcher":
 		// The rest. It receives the prefix's subjects and its own inboxes,
 		// never a client's. It may publish anything: each reply goes to a
@@ -61,7 +62,8 @@ func Permissions(role, name, prefix string) *server.Permissions {
 		// publisher held to a list (its cache keeps 128), which cost
 		// several µs of broker CPU per request (BENCHMARKS.md); a
 		// dispatcher sees every request and reply anyway.
-		return &server.Permissions{Subscribe: &server.SubjectPermission{Allow: []string{p + ">", ServerInboxRoot + ".>"}}}
+		sub := append([]string{p + ">", ServerInboxRoot + ".>"}, wire.MicroSubjects(wire.DispatcherService)...)
+		return &server.Permissions{Subscribe: &server.SubjectPermission{Allow: sub}}
 	}
 	return nil
 }

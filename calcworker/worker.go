@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/bilancia/bilancia/calcworker/calc"
+	"github.com/bilancia/bilancia/internal/microsvc"
 	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
 )
@@ -95,6 +96,8 @@ type Worker struct {
 	inflight atomic.Int64
 	served   atomic.Uint64
 	errs     atomic.Uint64
+	busy     atomic.Int64      // nanoseconds from arrival to reply, for micro
+	micro    *microsvc.Service // discovery (micro.go)
 
 	jobMu     sync.Mutex // guards held, the jobs' cancel fields and the progress timer
 	held      map[*job]struct{}
@@ -200,6 +203,10 @@ func (w *Worker) Start() error {
 	}
 	if err := subscribe(w.subj.Discover(), "", func(*nats.Msg) { w.heartbeat() }); err != nil {
 		return err
+	}
+	if err := w.startMicro(); err != nil {
+		w.abort()
+		return fmt.Errorf("calcworker: micro: %w", err)
 	}
 	if err := w.nc.Flush(); err != nil {
 		w.abort()
@@ -328,6 +335,7 @@ func (w *Worker) handle(j *job) {
 	out.Header[wire.HdrWorker] = w.idValue // shared: nats.go only reads it
 	out.Subject = m.Reply
 	w.served.Add(1)
+	w.busy.Add(int64(time.Since(j.since)))
 	if err := w.nc.PublishMsg(out); err != nil && w.cfg.OnError != nil {
 		w.cfg.OnError(fmt.Errorf("calcworker: reply: %w", err))
 	}
@@ -361,6 +369,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 
 func (w *Worker) shutdown(ctx context.Context) error {
 	w.state.Store(wire.StateDraining)
+	w.stopMicro()
 	w.stopHeartbeats()
 	w.heartbeat()
 	// Flush so the draining heartbeat leaves before the subscription goes:

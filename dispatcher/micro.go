@@ -11,7 +11,7 @@ import (
 
 // ServiceName is the NATS micro service dispatchers register as, so
 // that `nats micro ls|info|stats|ping bilancia-dispatcher` lists them.
-const ServiceName = "bilancia-dispatcher"
+const ServiceName = wire.DispatcherService
 
 // startMicro answers micro discovery for this dispatcher. Its endpoints
 // are served by the dispatcher's own subscriptions; their figures come

@@ -88,3 +88,17 @@ type CtlReply struct {
 	// Drained lists every worker drained on this dispatcher, by id.
 	Drained []string `json:"drained"`
 }
+
+// The NATS micro services (ADR-32) dispatchers and workers register as,
+// each instance under its own id: `nats micro ls` lists them.
+const (
+	DispatcherService = "bilancia-dispatcher"
+	WorkerService     = "bilancia-worker"
+)
+
+// MicroSubjects are the discovery subjects an instance of service
+// answers: "$SRV.<verb>" for every service, "$SRV.<verb>.<service>" and
+// "$SRV.<verb>.<service>.<id>".
+func MicroSubjects(service string) []string {
+	return []string{"$SRV.*", "$SRV.*." + service, "$SRV.*." + service + ".*"}
+}
