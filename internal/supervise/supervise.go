@@ -45,9 +45,9 @@ var (
 )
 
 // strippedPrefixes are the environment variables a child does not inherit:
-// every flag of bilancia can be set as BILANCIA_<FLAG>, and the connection
-// flags also read NATS_URL, NATS_CREDS, NATS_USER, NATS_PASSWORD and
-// NATS_TOKEN.
+// every flag of bilancia can be set as BILANCIA_<COMMAND>_<FLAG>, the
+// connection flags as BILANCIA_<FLAG> and also NATS_URL, NATS_CREDS,
+// NATS_USER, NATS_PASSWORD and NATS_TOKEN.
 var strippedPrefixes = []string{"BILANCIA_", "NATS_"}
 
 // Env returns the environment a child gets unless Config.Env says

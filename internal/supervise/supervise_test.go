@@ -57,7 +57,7 @@ func endedBy(p *Process) syscall.Signal {
 }
 
 func TestEnv(t *testing.T) {
-	t.Setenv("BILANCIA_MAX_INFLIGHT", "7")
+	t.Setenv("BILANCIA_DISPATCHER_MAX_INFLIGHT", "7")
 	t.Setenv("NATS_URL", "nats://elsewhere:4222")
 	t.Setenv("SUPERVISE_TEST_KEEP", "yes")
 	env := Env()
@@ -71,7 +71,7 @@ func TestEnv(t *testing.T) {
 	}
 
 	// A child started without Config.Env gets Env().
-	p := start(t, `echo "max=$BILANCIA_MAX_INFLIGHT url=$NATS_URL keep=$SUPERVISE_TEST_KEEP"`)
+	p := start(t, `echo "max=$BILANCIA_DISPATCHER_MAX_INFLIGHT url=$NATS_URL keep=$SUPERVISE_TEST_KEEP"`)
 	if code, err := p.Wait(5 * time.Second); code != 0 || err != nil {
 		t.Fatalf("Wait = %d, %v; want 0, nil", code, err)
 	}
