@@ -61,6 +61,11 @@ type Config struct {
 	// long. 0 = 2s.
 	AttemptTimeout time.Duration
 	// MaxAttempts bounds the sends of one request. 0 = 4; 1 = no retries.
+	// Above 1, with progress messages, a request that no dispatcher has
+	// yet said it holds is sent again after each silence until its
+	// deadline (a route or broker cut off may swallow sends): a
+	// dispatcher that holds it already takes the resend as the same
+	// request.
 	MaxAttempts int
 	// RetryBudget is the fraction of in-flight requests that may be retries
 	// at any moment, so retries cannot multiply load during an outage.

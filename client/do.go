@@ -125,7 +125,12 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 					continue
 				}
 			}
-			if !backingOff && sends >= c.cfg.MaxAttempts {
+			// A request no dispatcher has ever said it holds may have
+			// gone where nobody answers (a route or broker cut off):
+			// it is sent again after each silence until its deadline.
+			// Once held, MaxAttempts bounds the sends (1: no resend
+			// at all).
+			if !backingOff && sends >= c.cfg.MaxAttempts && (!progress || c.cfg.MaxAttempts == 1 || cl.heard.Load() != 0) {
 				nextSend = deadline // no more sends: wait for a reply
 				rearm(now)
 				continue

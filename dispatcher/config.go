@@ -52,6 +52,12 @@ type Config struct {
 	// messages (Calc-Progress: 1) hears that its request is still held, once
 	// it has been held that long. 0 = 100ms.
 	ProgressInterval time.Duration
+	// HoldFor is how long a dispatcher whose last live workers all fell
+	// silent (their heartbeats stopped; no "no responders", no drain)
+	// holds the requests that find no worker, in case it is cut off from
+	// them by a partition, before answering 503 (hold.go). 0 = 2 ×
+	// DeadAfter; <0 = never: 503 at once.
+	HoldFor time.Duration
 	// MaxAttempts bounds the workers tried for one request because of
 	// silence, hedging or 5xx replies; "no responders" and workers declared
 	// down do not count. 0 = 3.
@@ -121,6 +127,7 @@ func DefaultConfig() Config {
 		Prefix:            wire.DefaultPrefix,
 		Heartbeat:         heartbeat,
 		DeadAfter:         deadAfterBeats * heartbeat,
+		HoldFor:           2 * deadAfterBeats * heartbeat,
 		RequestTimeout:    5 * time.Second,
 		MaxRequestTimeout: 5 * time.Minute,
 		AttemptTimeout:    time.Second,
@@ -167,6 +174,9 @@ func (c Config) withDefaults() Config {
 	}
 	orDefault(&c.Heartbeat, def.Heartbeat)
 	orDefault(&c.DeadAfter, deadAfterBeats*c.Heartbeat)
+	if c.HoldFor == 0 {
+		c.HoldFor = 2 * c.DeadAfter
+	}
 	orDefault(&c.RequestTimeout, def.RequestTimeout)
 	orDefault(&c.MaxRequestTimeout, def.MaxRequestTimeout)
 	orDefault(&c.AttemptTimeout, def.AttemptTimeout)

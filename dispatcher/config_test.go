@@ -28,7 +28,7 @@ func TestWithDefaults(t *testing.T) {
 				c.Outlier != (OutlierConfig{Consecutive: 5, BaseEjection: 5 * time.Second, MaxEjection: time.Minute}) {
 				return "not the documented defaults"
 			}
-			if !strings.HasPrefix(c.ID, "d-") || len(c.ID) != 6 || c.Logger == nil {
+			if !strings.HasPrefix(c.ID, "d-") || len(c.ID) != len("d-")+16 || c.Logger == nil {
 				return "no id or no logger"
 			}
 			return ""

@@ -137,6 +137,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.inflight.init(d.choose, cfg.AttemptTimeout)
 	d.inflight.hedgeAfter, d.inflight.progressEvery = cfg.HedgeAfter, cfg.ProgressInterval
 	d.inflight.muteFor = cfg.DeadAfter
+	d.inflight.holdFor = cfg.HoldFor
 	if cfg.LogRequests {
 		d.reqlog = newRequestLog(cfg.RequestLogger, cfg.RequestLog, cfg.LogQueue)
 	}

@@ -16,6 +16,7 @@ import (
 // changes logs membership changes and re-dispatches the requests waiting
 // on a worker that went down, instead of waiting for their timeouts.
 func (d *Dispatcher) changes(cs []change) {
+	back := false
 	for _, c := range cs {
 		attrs := []any{"worker", c.ID, "from", c.From, "to", c.To, "reason", c.Reason}
 		if !c.Until.IsZero() {
@@ -27,6 +28,10 @@ func (d *Dispatcher) changes(cs []change) {
 		if c.To == wire.StateDown {
 			d.redispatch(c.ID)
 		}
+		back = back || c.To == wire.StateUp
+	}
+	if back {
+		d.workersBack() // held requests go to it (hold.go)
 	}
 }
 

@@ -21,6 +21,7 @@ type inflight struct {
 	hedgeAfter     time.Duration // 0: no hedging
 	progressEvery  time.Duration // to clients that ask; 0: none
 	muteFor        time.Duration // a silent worker is skipped this long, unless heard
+	holdFor        time.Duration // how long to hold requests once every worker fell silent (hold.go); 0: never
 	inbox          string        // "<inbox>." prefix of forward reply subjects
 	wake           chan struct{} // wakes the sweep for a timer due sooner
 
@@ -29,9 +30,13 @@ type inflight struct {
 	shared  map[attemptKey]uint64 // attempts on their worker's reply subject
 	// byID holds the open requests whose client chose their id, so that a
 	// resend of one (same id, same reply subject) joins it (open).
-	byID    map[string]*request
-	nextTok uint64
-	timers  schedule
+	byID map[string]*request
+	// parked: requests waiting for a worker to come up (hold.go), until
+	// holdUntil (unix nanoseconds; 0 = no hold) for those with no attempt.
+	parked    map[*request]struct{}
+	holdUntil int64
+	nextTok   uint64
+	timers    schedule
 }
 
 func (t *inflight) init(choose func(skip func(*member) bool) *member, attemptTimeout time.Duration) {
@@ -39,6 +44,7 @@ func (t *inflight) init(choose func(skip func(*member) bool) *member, attemptTim
 	t.pending = make(map[uint64]*attempt)
 	t.shared = make(map[attemptKey]uint64)
 	t.byID = make(map[string]*request)
+	t.parked = make(map[*request]struct{})
 	t.wake = make(chan struct{}, 1)
 }
 
@@ -111,8 +117,9 @@ func (t *inflight) next(r *request, now time.Time) step {
 
 // nextLocked picks a worker r has not tried and opens an attempt on it,
 // its watch armed unless the deadline comes first. With none left, r
-// waits for its open attempts, or is finished if it has none, or none on
-// a worker still up. t.mu is held on entry and on exit.
+// waits for its open attempts (parked if none of them is alive), or is
+// parked during a hold, or is finished if it has no attempt open, or none
+// on a worker still up. t.mu is held on entry and on exit.
 func (t *inflight) nextLocked(r *request, now time.Time) step {
 	if r.done {
 		return step{kind: stepDone}
@@ -123,6 +130,13 @@ func (t *inflight) nextLocked(r *request, now time.Time) step {
 	}
 	if w == nil {
 		if len(r.open) > 0 && !t.allGoneLocked(r) {
+			if t.stuckLocked(r) {
+				t.parkLocked(r) // until a worker comes up
+			}
+			return step{kind: stepWait}
+		}
+		if t.holdingLocked(now.UnixNano()) {
+			t.parkLocked(r)
 			return step{kind: stepWait}
 		}
 		tried := len(r.tried)
@@ -334,6 +348,7 @@ func (t *inflight) finishLocked(r *request) {
 	if r.keyed {
 		delete(t.byID, r.id)
 	}
+	t.unparkLocked(r)
 	t.timers.disarm(&r.dl)
 	for len(r.open) > 0 {
 		t.dropLocked(r.open[0])

@@ -60,6 +60,8 @@ type request struct {
 	keyed bool
 
 	tried    []*member // workers tried, in order
+	from     int       // tried[from:] are skipped; set when held requests are sent again
+	parked   bool      // in inflight.parked (hold.go)
 	open     []uint64  // tokens of attempts still waiting
 	timeouts int       // attempts that timed out
 	retrying bool      // counted in inflight.retrying
@@ -107,9 +109,9 @@ type attempt struct {
 // inflight.mu is held on entry.
 func (r *request) skip(mute bool) func(*member) bool {
 	switch {
-	case len(r.tried) == 0 && mute:
+	case len(r.tried) == r.from && mute:
 		return isMute
-	case len(r.tried) == 0:
+	case len(r.tried) == r.from:
 		return nil
 	}
 	now := time.Now().UnixNano()
@@ -117,7 +119,7 @@ func (r *request) skip(mute bool) func(*member) bool {
 		if mute && (w.sign.muted() || quiet(w, now)) {
 			return true
 		}
-		for _, t := range r.tried {
+		for _, t := range r.tried[r.from:] {
 			if t == w {
 				return true
 			}

@@ -54,10 +54,11 @@ func (d *Dispatcher) sweep() {
 		if gap := now.Sub(lastExpire); gap >= expireEvery {
 			lastExpire = now
 			if n, _, _ := d.subs.heartbeats.Pending(); silenceIsNews(n, gap, d.cfg.DeadAfter) {
-				d.changes(d.mem.Expire(now))
+				d.expired(d.mem.Expire(now), now)
 			}
 		}
-		next := d.inflight.plan(lastExpire.Add(expireEvery).UnixNano())
+		d.endHold(now)
+		next := d.inflight.plan(d.inflight.holdWake(lastExpire.Add(expireEvery).UnixNano()))
 		t.Reset(sleepUntil(next, time.Now().UnixNano(), d.cfg.Tick))
 	}
 }

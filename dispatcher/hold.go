@@ -1,0 +1,165 @@
+package dispatcher
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/bilancia/bilancia/wire"
+)
+
+// Holding requests through a partition. A dispatcher whose last live
+// workers go down because their heartbeats stopped (not because the
+// broker said "no responders", nor after draining) may be on the small
+// side of a partition, or behind a route that went silent: the workers
+// may be fine. For HoldFor from then it parks the requests that find no
+// worker instead of answering 503 (the hold). A request is also parked
+// when every worker is tried and it waits only on attempts whose workers
+// fell silent or went down. When any worker comes up, the parked
+// requests that have no attempt left alive go to the workers again,
+// those tried before included (their forwards may have been lost in the
+// partition). When the hold ends with no worker back, the parked
+// requests with no attempt open get their 503. A parked request keeps
+// its deadline, and its client keeps getting progress messages.
+
+// holdFrom starts a hold at now, for holdFor, unless one runs already.
+func (t *inflight) holdFrom(now time.Time) {
+	if t.holdFor <= 0 {
+		return
+	}
+	t.mu.Lock()
+	if t.holdUntil == 0 {
+		t.holdUntil = now.Add(t.holdFor).UnixNano()
+	}
+	t.mu.Unlock()
+}
+
+// holdingLocked tells whether a hold runs at ns; t.mu is held.
+func (t *inflight) holdingLocked(ns int64) bool { return t.holdUntil != 0 && ns < t.holdUntil }
+
+// parkLocked adds r to the parked requests; t.mu is held.
+func (t *inflight) parkLocked(r *request) {
+	if !r.parked {
+		r.parked = true
+		t.parked[r] = struct{}{}
+	}
+}
+
+// unparkLocked takes r out of the parked requests; t.mu is held.
+func (t *inflight) unparkLocked(r *request) {
+	if r.parked {
+		r.parked = false
+		delete(t.parked, r)
+	}
+}
+
+// stuckLocked tells whether none of r's open attempts is alive: each one's
+// worker fell silent on it or went down. t.mu is held.
+func (t *inflight) stuckLocked(r *request) bool {
+	for _, tok := range r.open {
+		if a := t.pending[tok]; a != nil && !a.failed && !a.gone {
+			return false
+		}
+	}
+	return true
+}
+
+// resume ends the hold, a worker having come up, and returns the parked
+// requests with no attempt alive, to be forwarded again: any worker may
+// be tried again for them. The others wait on their attempts.
+func (t *inflight) resume() []*request {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.holdUntil = 0
+	var out []*request
+	for r := range t.parked {
+		t.unparkLocked(r)
+		if !r.done && t.stuckLocked(r) {
+			r.from = len(r.tried)
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// holdOver tells, at now, whether a hold has ended with no worker back;
+// it then ends it and finishes the parked requests that have no attempt
+// open, which get their 503, and returns them.
+func (t *inflight) holdOver(now time.Time) []*request {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.holdUntil == 0 || t.holdingLocked(now.UnixNano()) {
+		return nil
+	}
+	t.holdUntil = 0
+	var out []*request
+	for r := range t.parked {
+		if r.done || len(r.open) == 0 {
+			t.unparkLocked(r)
+			if !r.done {
+				t.finishLocked(r)
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// holdWake is when the sweep must wake for the hold to end, or next.
+func (t *inflight) holdWake(next int64) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.holdUntil != 0 {
+		return min(next, t.holdUntil)
+	}
+	return next
+}
+
+// expired takes the workers that Expire found silent: when they were the
+// last live ones, a hold starts, before their requests are sent on.
+func (d *Dispatcher) expired(cs []change, now time.Time) {
+	if len(cs) == 0 {
+		return
+	}
+	if len(d.mem.Live()) == 0 {
+		for _, c := range cs {
+			if c.To == wire.StateDown && isSuspect(d.mem.Suspects(), c.ID) {
+				d.inflight.holdFrom(now)
+				d.log.Warn("holding requests: every live worker fell silent at once", "for", d.cfg.HoldFor.String())
+				break
+			}
+		}
+	}
+	d.changes(cs)
+}
+
+// workersBack forwards again the parked requests, a worker having come up.
+func (d *Dispatcher) workersBack() {
+	reqs := d.inflight.resume()
+	if len(reqs) == 0 {
+		return
+	}
+	d.log.Info("worker back: forwarding held requests", "requests", len(reqs))
+	now := time.Now()
+	for _, r := range reqs {
+		d.forward(r, now)
+	}
+}
+
+// endHold answers 503 to the requests held until the end of a hold with
+// no worker back.
+func (d *Dispatcher) endHold(now time.Time) {
+	for _, r := range d.inflight.holdOver(now) {
+		d.fail(r, wire.NewError(wire.CodeUnavailable,
+			fmt.Sprintf("no worker available (held %v for one to come back)", d.cfg.HoldFor)))
+	}
+}
+
+// isSuspect tells whether id is among suspects: down for silence alone.
+func isSuspect(suspects []*member, id string) bool {
+	for _, w := range suspects {
+		if w.id == id {
+			return true
+		}
+	}
+	return false
+}
