@@ -137,6 +137,9 @@ func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 			head += " (" + strings.Join(about, ", ") + ")"
 		}
 		fmt.Fprintf(w, "%s: served %d, failed %d, in-flight %d\n", head, d.Served, d.Failed, d.Inflight)
+		if unseen := drainedUnseen(d); len(unseen) > 0 {
+			fmt.Fprintf(w, "  drained, not heard yet: %s\n", strings.Join(unseen, " "))
+		}
 		if len(d.Workers) == 0 {
 			fmt.Fprintln(w, "  no workers")
 			continue
@@ -145,6 +148,9 @@ func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 		fmt.Fprintln(tw, "ID\tSTATE\tLAST HEARTBEAT\tSERVED\tIN-FLIGHT\tERRORS\tEJECTIONS")
 		for _, ws := range d.Workers {
 			state := safe(ws.State)
+			if ws.Drained {
+				state += ", drained" // by an operator: out of rotation
+			}
 			if ws.Reason != "" {
 				state += " (" + safe(ws.Reason) + ")"
 			}
@@ -153,6 +159,24 @@ func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 		}
 		_ = tw.Flush() // w's errors are the caller's to see
 	}
+}
+
+// drainedUnseen are the workers drained on d that its rows do not show.
+func drainedUnseen(d wire.Status) []string {
+	if len(d.Drained) == 0 || d.Truncated {
+		return nil
+	}
+	rows := make(map[string]bool, len(d.Workers))
+	for _, w := range d.Workers {
+		rows[w.ID] = true
+	}
+	var out []string
+	for _, id := range d.Drained {
+		if !rows[id] {
+			out = append(out, safe(id))
+		}
+	}
+	return out
 }
 
 // helpText lists the REPL commands and the operations calc knows.

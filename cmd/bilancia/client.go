@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -94,14 +97,20 @@ func exitStatus(failed int, interactive bool) error {
 	return nil
 }
 
-// StatusCmd prints each dispatcher's worker table.
+// StatusCmd prints each dispatcher's worker table, once or every
+// --interval.
 type StatusCmd struct {
 	NATSFlags
-	JSON bool          `help:"Print the raw JSON status of each dispatcher."`
-	Wait time.Duration `default:"200ms" help:"How long to wait for more dispatchers after the first answers."`
+	JSON     bool          `help:"Print the raw JSON status of each dispatcher."`
+	Wait     time.Duration `default:"200ms" help:"How long to wait for more dispatchers after the first answers."`
+	Watch    bool          `short:"w" help:"Print the tables again every --interval until Ctrl-C; on a terminal they are redrawn in place."`
+	Interval time.Duration `default:"2s" help:"How often --watch asks again."`
 }
 
 func (c *StatusCmd) Run(g *globals) error {
+	if c.Watch && c.Interval <= 0 {
+		return &exitError{2, "--interval must be positive"}
+	}
 	opts, err := c.options()
 	if err != nil {
 		return err
@@ -111,21 +120,71 @@ func (c *StatusCmd) Run(g *globals) error {
 		return &exitError{1, fmt.Sprintf("no NATS server answered at %s.", c.NATS)}
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(g.ctx, 3*time.Second)
+	if !c.Watch {
+		var out bytes.Buffer
+		err := c.once(g.ctx, cl, &out)
+		os.Stdout.Write(out.Bytes())
+		return err
+	}
+	return c.watch(g.ctx, cl, os.Stdout, readline.IsTerminal(int(os.Stdout.Fd())))
+}
+
+// once writes the dispatchers' status to out, or returns why it cannot.
+func (c *StatusCmd) once(ctx context.Context, cl *client.Client, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	st, err := cl.Status(ctx, c.Wait)
 	if err != nil {
 		return &exitError{1, err.Error()}
 	}
 	if c.JSON {
-		return printJSON(st)
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
 	}
-	repl.PrintStatus(os.Stdout, st, time.Now())
+	repl.PrintStatus(out, st, time.Now())
 	for _, s := range st {
 		if s.Truncated {
-			fmt.Printf("dispatcher %s: %d of %d workers shown, the first by id (the table does not fit in one message): %v\n",
+			fmt.Fprintf(out, "dispatcher %s: %d of %d workers shown, the first by id (the table does not fit in one message): %v\n",
 				s.Dispatcher, len(s.Workers), s.Total, s.Counts)
 		}
 	}
 	return nil
+}
+
+// clearScreen moves the cursor home and clears the screen (ANSI).
+const clearScreen = "\x1b[H\x1b[2J"
+
+// watch prints the status every c.Interval until ctx ends (Ctrl-C). On a
+// terminal each round replaces the last, drawn whole at once so that it
+// does not flicker; otherwise the rounds follow each other, each under a
+// line with its time. A round that fails says why, and the watch goes on.
+func (c *StatusCmd) watch(ctx context.Context, cl *client.Client, out io.Writer, terminal bool) error {
+	tick := time.NewTicker(c.Interval)
+	defer tick.Stop()
+	var buf bytes.Buffer
+	for {
+		buf.Reset()
+		if terminal {
+			buf.WriteString(clearScreen)
+		}
+		fmt.Fprintf(&buf, "%s, every %s (Ctrl-C to stop)\n\n", time.Now().Format("15:04:05"), c.Interval)
+		if err := c.once(ctx, cl, &buf); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fmt.Fprintf(&buf, "%v\n", err)
+		}
+		if !terminal {
+			buf.WriteString("\n")
+		}
+		if _, err := out.Write(buf.Bytes()); err != nil {
+			return err // e.g. a closed pipe: nobody reads
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }

@@ -24,6 +24,7 @@ type CLI struct {
 	Worker     WorkerCmd     `cmd:"" help:"Run a calc worker."`
 	Client     ClientCmd     `cmd:"" help:"Run the client REPL, or commands with -c or from stdin."`
 	Status     StatusCmd     `cmd:"" help:"Print each dispatcher's worker table."`
+	Ctl        CtlCmd        `cmd:"" help:"Drain or resume a worker on every dispatcher at run time."`
 	Bench      BenchCmd      `cmd:"" help:"Generate load and report latency, throughput and errors; --compare measures the dispatcher against the workers' queue group."`
 	Health     HealthCmd     `cmd:"" help:"Check a broker, dispatcher or worker, for container health checks (exit 0 = healthy)."`
 	Auth       AuthCmd       `cmd:"" help:"Make the credentials of broker --auth: init, add-client, remove-client."`
