@@ -14,25 +14,27 @@ import (
 
 // BrokerCmd runs an embedded nats-server.
 type BrokerCmd struct {
-	Host         string        `default:"127.0.0.1" help:"Client listen address (0.0.0.0 for all: needs --auth or --insecure)."`
-	Port         int           `default:"4222" help:"Client port (-1 = random)."`
-	Name         string        `help:"Server name (default: generated)."`
-	Config       string        `type:"existingfile" help:"A nats-server configuration file; flags given explicitly override it."`
-	ClusterName  string        `help:"Cluster name (default bilancia when clustered)."`
-	ClusterHost  string        `help:"Route listen address (default: --host)."`
-	ClusterPort  int           `help:"Route port; 0 = no cluster."`
-	Routes       []string      `help:"Routes to other brokers, e.g. nats://b2:6222,nats://b3:6222."`
-	HTTPPort     int           `name:"http-port" help:"Monitoring port for /varz, /routez, /connz; 0 = off."`
-	MaxPayload   int32         `help:"Largest message in bytes (0 = 1 MiB)."`
-	PingInterval time.Duration `help:"Ping clients and routes this often (0 = nats-server's defaults)."`
-	Auth         string        `placeholder:"DIR" help:"Require a credential per role from DIR (created on first start: client.nk, worker.nk, dispatcher.nk, admin.nk), each allowed only its role's subjects; routes authenticate too (docs/auth.md)."`
-	AuthPoll     time.Duration `default:"1s" help:"With --auth, read DIR again this often, for client credentials added or removed (-1s = never)."`
-	Insecure     bool          `help:"Listen beyond loopback without authentication (refused otherwise)."`
-	TLSCert      string        `name:"tls-cert" type:"existingfile" help:"Serve clients over TLS with this certificate."`
-	TLSKey       string        `name:"tls-key" type:"existingfile" help:"The key of --tls-cert."`
-	TLSCA        string        `name:"tls-ca" type:"existingfile" help:"Also require client certificates signed by this CA."`
-	Debug        bool          `help:"Log nats-server debug lines."`
-	Trace        bool          `help:"Log nats-server protocol traces."`
+	Host             string        `help:"Client listen address (default: --config's, else 127.0.0.1; 0.0.0.0 for all: needs --auth or --insecure)."`
+	Port             int           `help:"Client port (default: --config's, else 4222; -1 = random)."`
+	Name             string        `help:"Server name (default: generated)."`
+	Config           string        `type:"existingfile" help:"A nats-server configuration file: its values stand unless a flag sets them; SIGHUP reloads it."`
+	ClusterName      string        `help:"Cluster name (default bilancia when clustered)."`
+	ClusterHost      string        `help:"Route listen address (default: --host)."`
+	ClusterPort      int           `help:"Route port; 0 = no cluster."`
+	Routes           []string      `help:"Routes to other brokers, e.g. nats://b2:6222,nats://b3:6222."`
+	HTTPPort         int           `name:"http-port" help:"Monitoring port for /varz, /routez, /connz; 0 = off."`
+	MaxPayload       int32         `help:"Largest message in bytes (0 = 1 MiB)."`
+	PingInterval     time.Duration `help:"Ping clients and routes this often (0 = nats-server's defaults)."`
+	LameDuckDuration time.Duration `help:"On SIGUSR2, close the clients over this long, then exit (0 = --config's, else 2m)."`
+	LameDuckGrace    time.Duration `help:"On SIGUSR2, wait this long before closing the first client; shorter than the duration (0 = --config's, else 10s)."`
+	Auth             string        `placeholder:"DIR" help:"Require a credential per role from DIR (created on first start: client.nk, worker.nk, dispatcher.nk, admin.nk), each allowed only its role's subjects; routes authenticate too (docs/auth.md)."`
+	AuthPoll         time.Duration `default:"1s" help:"With --auth, read DIR again this often, for client credentials added or removed (-1s = never)."`
+	Insecure         bool          `help:"Listen beyond loopback without authentication (refused otherwise)."`
+	TLSCert          string        `name:"tls-cert" type:"existingfile" help:"Serve clients over TLS with this certificate."`
+	TLSKey           string        `name:"tls-key" type:"existingfile" help:"The key of --tls-cert."`
+	TLSCA            string        `name:"tls-ca" type:"existingfile" help:"Also require client certificates signed by this CA."`
+	Debug            bool          `help:"Log nats-server debug lines."`
+	Trace            bool          `help:"Log nats-server protocol traces."`
 
 	Dispatcher      bool   `help:"Also run a dispatcher in this process, on an in-process connection, set up by the dispatcher flags."`
 	Prefix          string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix (of --auth's permissions, and --dispatcher's)."`
@@ -45,6 +47,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 		Host: c.Host, Port: c.Port, ServerName: c.Name, ConfigFile: c.Config,
 		ClusterName: c.ClusterName, ClusterHost: c.ClusterHost, ClusterPort: c.ClusterPort,
 		Routes: c.Routes, HTTPPort: c.HTTPPort, MaxPayload: c.MaxPayload, PingInterval: c.PingInterval,
+		LameDuckDuration: c.LameDuckDuration, LameDuckGrace: c.LameDuckGrace,
 		AuthDir: c.Auth, AuthPrefix: c.Prefix, AuthPoll: c.AuthPoll, Insecure: c.Insecure,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TLSCA: c.TLSCA,
 		Logger: log, Debug: c.Debug, Trace: c.Trace,
@@ -56,6 +59,12 @@ func (c *BrokerCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	// Listened to before the broker listens, so that a signal sent once
+	// clients can connect does not meet its default action, which is to
+	// end the process.
+	sig := brokerSignals{reload: make(chan struct{}, 1), lameDuck: make(chan struct{}, 1)}
+	defer onSignal(reloadConfig, poke(sig.reload))()
+	defer onSignal(enterLameDuck, poke(sig.lameDuck))()
 	if err := b.Start(g.ctx); err != nil {
 		return err
 	}
@@ -84,12 +93,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 			return err
 		}
 	}
-	brokerGone := false
-	select {
-	case <-g.ctx.Done():
-	case <-waitChan(b.WaitForShutdown):
-		brokerGone = true
-	}
+	brokerGone, err := c.serve(g.ctx, b, &d, sig, log)
 	if d != nil {
 		// The dispatcher drains first, while the broker still carries its
 		// last replies; at once if the broker is already gone: no reply
@@ -99,14 +103,48 @@ func (c *BrokerCmd) Run(g *globals) error {
 			grace = 0
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
-		err = d.stop(ctx)
+		derr := d.stop(ctx)
 		cancel()
-		if brokerGone {
-			err = nil // the broker's own end, as without --dispatcher
+		if !brokerGone {
+			err = derr // else the broker's own end, as without --dispatcher
 		}
 	}
 	b.Shutdown()
 	return err
+}
+
+// brokerSignals receive SIGHUP and SIGUSR2.
+type brokerSignals struct{ reload, lameDuck chan struct{} }
+
+// serve runs the broker until ctx ends (SIGINT, SIGTERM) or it shuts down
+// on its own, reloading its configuration on SIGHUP and entering lame duck
+// mode on SIGUSR2. In lame duck mode the dispatcher inside, if any, drains
+// first: within the grace, before the broker closes the clients that wait
+// for its replies; *d is then nil. err is that drain's.
+func (c *BrokerCmd) serve(ctx context.Context, b *broker.Broker, d **runningDispatcher, sig brokerSignals, log *slog.Logger) (brokerGone bool, err error) {
+	gone := waitChan(b.WaitForShutdown)
+	for {
+		select {
+		case <-ctx.Done():
+			return false, err
+		case <-gone:
+			return true, err
+		case <-sig.reload:
+			if rerr := b.Reload(); rerr != nil {
+				log.Error("configuration not reloaded: the broker runs on as before", "error", rerr.Error())
+			} else if c.Config == "" {
+				log.Info("reloaded without --config: only the files of --auth and --tls-* were read again")
+			}
+		case <-sig.lameDuck:
+			b.LameDuck()
+			if *d != nil {
+				dctx, cancel := context.WithTimeout(ctx, b.LameDuckGrace())
+				err = (*d).stop(dctx)
+				cancel()
+				*d = nil
+			}
+		}
+	}
 }
 
 // startInside starts the dispatcher of --dispatcher on an in-process

@@ -41,6 +41,13 @@ func (c *UpCmd) Run(g *globals) error {
 		return err
 	}
 	defer b.Shutdown()
+	// SIGHUP reads the broker's credentials (--auth) again instead of
+	// ending the session.
+	defer onSignal(reloadConfig, func() {
+		if err := b.Reload(); err != nil {
+			fmt.Fprintln(os.Stderr, "bilancia up: broker not reloaded:", err)
+		}
+	})()
 	url := b.ClientURL()
 
 	// Everything in this process reaches the broker in process, without
