@@ -126,6 +126,7 @@ var (
 	descLogDropped     = desc("bilancia_dispatcher_log_lines_dropped_total", "Request log lines dropped because the log's queue was full.")
 	descStart          = desc("bilancia_dispatcher_start_time_seconds", "When the dispatcher started, in seconds since the Unix epoch.")
 	descWorkers        = desc("bilancia_dispatcher_workers", "Workers in the table, by state.", "state")
+	descDrained        = desc("bilancia_dispatcher_workers_drained", "Workers an operator drained on this dispatcher, whatever their state.")
 	descWorkerState    = desc("bilancia_dispatcher_worker_state", "1 for each worker, labelled with its current state.", "worker", "state")
 	descWorkerForwards = desc("bilancia_dispatcher_worker_forwards_total", "Attempts sent to the worker.", "worker")
 	descWorkerErrors   = desc("bilancia_dispatcher_worker_errors_total", "The worker's timeouts and 5xx replies.", "worker")
@@ -142,7 +143,7 @@ type collector struct{ d *Dispatcher }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descRetrying, descRetries,
-		descSilence, descDenied, descRedispatched, descLogDropped, descStart, descWorkers, descWorkerState,
+		descSilence, descDenied, descRedispatched, descLogDropped, descStart, descWorkers, descDrained, descWorkerState,
 		descWorkerForwards, descWorkerErrors, descWorkerInflight, descWorkerEjected, descWorkerAge} {
 		ch <- d
 	}
@@ -170,8 +171,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	now := time.Now()
 	counts := make(map[string]int, len(workerStates))
+	drained := 0
 	for _, w := range d.mem.Snapshot() {
 		counts[w.State]++
+		if w.Drained {
+			drained++
+		}
 		gauge(descWorkerState, 1, w.ID, w.State)
 		counter(descWorkerForwards, w.Forwarded, w.ID)
 		counter(descWorkerErrors, w.Errors, w.ID)
@@ -182,6 +187,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range workerStates {
 		gauge(descWorkers, float64(counts[s]), s)
 	}
+	gauge(descDrained, float64(drained))
 }
 
 // collectLatency sends the answers by status and the latency histogram,

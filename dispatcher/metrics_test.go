@@ -16,7 +16,8 @@ import (
 // TestMetricsOverHTTP scrapes a dispatcher's metrics over HTTP while real
 // workers serve it: the answers counted by status and in the latency
 // histogram are the requests sent, the forwards by worker add up to them,
-// and a worker that stops is counted down and its transitions seen.
+// a worker that stops is counted down and its transitions seen, and one
+// drained is counted.
 func TestMetricsOverHTTP(t *testing.T) {
 	b := brokertest.Run(t)
 	url := b.ClientURL()
@@ -57,6 +58,7 @@ func TestMetricsOverHTTP(t *testing.T) {
 		{"bilancia_dispatcher_worker_state", []string{"worker", "w-a", "state", "up"}, 1},
 		{"bilancia_dispatcher_worker_transitions_total", []string{"from", "none", "to", "up"}, 2},
 		{"bilancia_dispatcher_ejections_total", nil, 0},
+		{"bilancia_dispatcher_workers_drained", nil, 0},
 	} {
 		if got, ok := f.Value(c.name, c.labels...); !ok || got != c.want {
 			t.Errorf("%s%v = %v (found: %v); want %v", c.name, c.labels, got, ok, c.want)
@@ -103,5 +105,15 @@ func TestMetricsOverHTTP(t *testing.T) {
 		}
 		return nil
 	})
+	if err := d.Drain("w-a"); err != nil {
+		t.Fatal(err)
+	}
+	f, err = metricstest.Scrape(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := f.Value("bilancia_dispatcher_workers_drained"); !ok || got != 1 {
+		t.Errorf("workers drained = %v (found: %v); want 1", got, ok)
+	}
 	metricstest.CheckLint(t, d.Registry())
 }

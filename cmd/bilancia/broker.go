@@ -34,6 +34,7 @@ type BrokerCmd struct {
 	TLSKey           string        `name:"tls-key" type:"existingfile" help:"The key of --tls-cert."`
 	TLSCA            string        `name:"tls-ca" type:"existingfile" help:"Also require client certificates signed by this CA."`
 	Debug            bool          `help:"Log nats-server debug lines."`
+	Metrics          string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (the broker's figures, and --dispatcher's), e.g. 127.0.0.1:9100 (off by default)."`
 	Trace            bool          `help:"Log nats-server protocol traces."`
 
 	Dispatcher      bool   `help:"Also run a dispatcher in this process, on an in-process connection, set up by the dispatcher flags."`
@@ -93,6 +94,17 @@ func (c *BrokerCmd) Run(g *globals) error {
 			return err
 		}
 	}
+	stopMetrics, err := serveMetrics(c.Metrics, gatherers(b, d, nil)...)
+	if err != nil {
+		if d != nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // it has only just started
+			_ = d.stop(ctx)
+		}
+		b.Shutdown()
+		return err
+	}
+	defer stopMetrics()
 	brokerGone, err := c.serve(g.ctx, b, &d, sig, log)
 	if d != nil {
 		// The dispatcher drains first, while the broker still carries its

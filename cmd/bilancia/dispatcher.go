@@ -26,6 +26,7 @@ type DispatcherFlags struct {
 	RequestTimeout time.Duration `default:"5s" help:"Deadline of a request that carries none."`
 	AttemptTimeout time.Duration `default:"1s" help:"Also try the next worker when one that sends no progress messages is silent this long."`
 	HedgeAfter     time.Duration `help:"Also try the next worker when one still making progress has held a request this long (0 = never)."`
+	HoldFor        time.Duration `help:"When every live worker falls silent at once (a partition?), hold requests this long before answering 503 (default 2 × dead-after; negative = never)."`
 	MaxAttempts    int           `default:"3" help:"Workers tried per request on silence, hedges or 5xx."`
 	MaxInflight    int           `default:"10000" help:"Requests in flight before answering 503."`
 	Strategy       string        `default:"round-robin" enum:"round-robin,least-inflight" help:"Balancing strategy: round-robin or least-inflight."`
@@ -45,6 +46,7 @@ func (f *DispatcherFlags) config(d *dispatcher.Config) {
 	d.RequestTimeout = f.RequestTimeout
 	d.AttemptTimeout = f.AttemptTimeout
 	d.HedgeAfter = f.HedgeAfter
+	d.HoldFor = f.HoldFor
 	d.MaxAttempts = f.MaxAttempts
 	d.MaxInflight = f.MaxInflight
 	d.Strategy = f.Strategy
@@ -162,7 +164,8 @@ func (r *runningDispatcher) close() {
 type DispatcherCmd struct {
 	NATSFlags
 	DispatcherFlags
-	Procs int `default:"1" help:"Threads running its Go code (GOMAXPROCS; 0 = one per core; $GOMAXPROCS, when set, wins)."`
+	Procs   int    `default:"1" help:"Threads running its Go code (GOMAXPROCS; 0 = one per core; $GOMAXPROCS, when set, wins)."`
+	Metrics string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default)."`
 }
 
 func (c *DispatcherCmd) Run(g *globals) error {
@@ -181,6 +184,14 @@ func (c *DispatcherCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := serveMetrics(c.Metrics, r.Registry())
+	if err != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // it has only just started
+		_ = r.stop(ctx)
+		return err
+	}
+	defer stopMetrics()
 	<-g.ctx.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

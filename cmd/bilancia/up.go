@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/bilancia/bilancia/broker"
+	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/client"
 )
 
@@ -22,6 +23,7 @@ type UpCmd struct {
 	Port     int    `default:"4222" help:"Broker port; if taken, a free one is used."`
 	Prefix   string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix."`
 	Workers  int    `default:"3" help:"Calc workers to start."`
+	Metrics  string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (broker, dispatcher and workers on one endpoint), e.g. 127.0.0.1:9100 (off by default)."`
 	DispatcherFlags
 	WorkerFlags
 	ClientFlags
@@ -67,8 +69,12 @@ func (c *UpCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	var wm *calcworker.Metrics // nil: the workers count nothing
+	if c.Metrics != "" {
+		wm = calcworker.NewMetrics()
+	}
 	ws, err := c.startWorkers(workerPlan{
-		ids: make([]string, c.Workers), prefix: c.Prefix, heartbeat: c.Heartbeat, log: d.events,
+		ids: make([]string, c.Workers), prefix: c.Prefix, heartbeat: c.Heartbeat, log: d.events, metrics: wm,
 		connect: func() (*nats.Conn, error) {
 			return as(broker.WorkerCredential).connect("bilancia-worker", d.events, nats.InProcessServer(b.Server()))
 		},
@@ -88,6 +94,11 @@ func (c *UpCmd) Run(g *globals) error {
 		_ = ws.stop(ctx, nil)
 		_ = d.stop(ctx)
 	}()
+	stopMetrics, err := serveMetrics(c.Metrics, gatherers(b, d, wm)...)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics() // deferred last, so it ends before the roles stop
 
 	fmt.Fprintf(os.Stderr, "bilancia up: NATS at %s, dispatcher %s, %d workers, log %s\n", url, d.ID(), len(ws.workers), c.Log)
 	fmt.Fprint(os.Stderr, watchHint(c.Prefix, url))

@@ -38,6 +38,7 @@ type workerPlan struct {
 	// when they are several (worker --replicas, simulating a fleet).
 	connect func() (*nats.Conn, error)
 	oneConn bool
+	metrics *calcworker.Metrics // nil: none
 }
 
 // workerSet is workers started by startWorkers, with what they own.
@@ -94,7 +95,7 @@ func (f *WorkerFlags) startWorkers(p workerPlan) (*workerSet, error) {
 		}
 		w, err := calcworker.New(calcworker.Config{
 			Conn: nc, ID: id, Prefix: p.prefix, Heartbeat: p.heartbeat, Concurrency: f.Concurrency, Progress: f.Progress,
-			ServeDirect: f.ServeDirect, DrainGrace: p.drainGrace, Shared: s.shared, ClaimWait: claimWait,
+			ServeDirect: f.ServeDirect, DrainGrace: p.drainGrace, Shared: s.shared, Metrics: p.metrics, ClaimWait: claimWait,
 			Env:     calc.Env{MaxSleep: f.MaxSleep, MaxSpin: f.MaxSpin, Delay: f.Delay},
 			OnError: func(err error) { p.log.Warn(err.Error()) },
 		})
@@ -154,6 +155,7 @@ type WorkerCmd struct {
 	Replicas   int           `default:"1" help:"Run this many workers in this process, as <id>-0, <id>-1 and so on."`
 	DrainGrace time.Duration `default:"200ms" help:"On SIGTERM, keep serving this long after announcing draining."`
 	Pprof      string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6061 (off by default)."`
+	Metrics    string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default)."`
 }
 
 func (c *WorkerCmd) Run(g *globals) error {
@@ -177,10 +179,19 @@ func (c *WorkerCmd) Run(g *globals) error {
 		return err
 	}
 	defer stopPprof()
+	var wm *calcworker.Metrics // nil: the workers count nothing
+	if c.Metrics != "" {
+		wm = calcworker.NewMetrics()
+		stopMetrics, err := serveMetrics(c.Metrics, wm.Registry())
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	ws, err := c.startWorkers(workerPlan{
 		ids: ids, prefix: c.Prefix, heartbeat: c.Heartbeat, drainGrace: c.DrainGrace, log: log,
 		connect: func() (*nats.Conn, error) { return c.connect("bilancia-worker "+id, log) },
-		oneConn: true,
+		oneConn: true, metrics: wm,
 	})
 	if err != nil {
 		return err

@@ -106,6 +106,19 @@ func Lint(g prometheus.Gatherer) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return lint(mfs)
+}
+
+// Lint returns the problems of the families scraped, as the function Lint.
+func (f Families) Lint() ([]string, error) {
+	mfs := make([]*dto.MetricFamily, 0, len(f))
+	for _, mf := range f {
+		mfs = append(mfs, mf)
+	}
+	return lint(mfs)
+}
+
+func lint(mfs []*dto.MetricFamily) ([]string, error) {
 	l := promlint.NewWithMetricFamilies(mfs)
 	// promlint wants help present; a registry gives every metric one, "" when it was not written.
 	l.AddCustomValidations(func(mf *dto.MetricFamily) []error {
