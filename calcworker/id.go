@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,59 +75,75 @@ func CheckIDs(ctx context.Context, nc *nats.Conn, prefix string, ids []string) e
 	}
 	subj := wire.Subjects{Prefix: prefix}
 	token := nuid.Next()
-	msgs := make(chan *nats.Msg, min(len(ids), 4096))
-	sub, err := nc.ChanSubscribe(subj.ClaimReplies(token), msgs)
+	p := &probe{pending: make(map[string]bool, len(ids)), taken: map[string]wire.Heartbeat{}, done: make(chan struct{})}
+	var uniq []string // published while answers arrive: not ranging over pending
+	for _, id := range ids {
+		if !p.pending[id] {
+			p.pending[id] = true
+			uniq = append(uniq, id)
+		}
+	}
+	// A callback, not NextMsg: that turns a "no responders" into an error
+	// without its subject, which names the id.
+	sub, err := nc.Subscribe(subj.ClaimReplies(token), func(m *nats.Msg) { p.answer(claimID(m.Subject, subj, token), m) })
 	if err != nil {
 		return fmt.Errorf("calcworker: claim: %w", err)
 	}
 	defer sub.Unsubscribe()
-	pending := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if pending[id] {
-			continue
-		}
-		pending[id] = true
+	for _, id := range uniq {
 		if err := nc.PublishRequest(subj.Claim(id), subj.Claim(id)+"."+token, nil); err != nil {
 			return fmt.Errorf("calcworker: claim %s: %w", id, err)
 		}
 	}
-	if err := nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("calcworker: claim: %w", err)
-	}
-	taken := map[string]wire.Heartbeat{}
-	for len(pending) > 0 {
-		select {
-		case m := <-msgs:
-			id := claimID(m.Subject, subj, token)
-			if !pending[id] {
-				continue
-			}
-			delete(pending, id)
-			if m.Header.Get("Status") == "503" {
-				continue // no responders: nobody holds it
-			}
-			var hb wire.Heartbeat
-			_ = json.Unmarshal(m.Data, &hb) // an answer is enough; what it says is for the message
-			hb.ID = id
-			taken[id] = hb
-		case <-ctx.Done():
-			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("calcworker: claim: %w", ctx.Err())
-			}
-			pending = nil
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("calcworker: claim: %w", ctx.Err())
 		}
+		// The rest unanswered: free.
 	}
-	if len(taken) == 0 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.taken) == 0 {
 		return nil
 	}
 	e := &TakenError{}
 	for _, id := range ids {
-		if hb, ok := taken[id]; ok {
+		if hb, ok := p.taken[id]; ok {
 			e.Holders = append(e.Holders, hb)
-			delete(taken, id)
+			delete(p.taken, id)
 		}
 	}
 	return e
+}
+
+// probe is what CheckIDs heard so far.
+type probe struct {
+	mu      sync.Mutex
+	pending map[string]bool           // ids not answered yet
+	taken   map[string]wire.Heartbeat // ids a live worker answered for
+	done    chan struct{}             // closed when pending is empty
+}
+
+// answer takes the first answer about id: the broker's "no responders"
+// (free) or a live worker's heartbeat (taken).
+func (p *probe) answer(id string, m *nats.Msg) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.pending[id] {
+		return
+	}
+	delete(p.pending, id)
+	if m.Header.Get("Status") != "503" {
+		var hb wire.Heartbeat
+		_ = json.Unmarshal(m.Data, &hb) // an answer is enough; what it says is for the message
+		hb.ID = id
+		p.taken[id] = hb
+	}
+	if len(p.pending) == 0 {
+		close(p.done)
+	}
 }
 
 // claimID is the id a claim reply's subject names, "" if it names none.
@@ -159,22 +176,32 @@ func (w *Worker) claim() error {
 	return nil
 }
 
-// answerClaims subscribes to the worker's claim subject and answers every
-// probe with its heartbeat, on the subscription's own goroutine: a worker
-// busy computing still answers.
+// answerClaims subscribes to the worker's claim subject. Without Shared
+// the subscription's own goroutine answers, so that a worker busy
+// computing still does; with it the shared pool does, as for discovery: a
+// simulated fleet parks no goroutine per worker.
 func (w *Worker) answerClaims() error {
-	s, err := w.nc.Subscribe(w.subj.Claim(w.cfg.ID), func(m *nats.Msg) {
-		if m.Reply == "" {
-			return
-		}
-		b, _ := json.Marshal(w.Heartbeat())
-		if err := m.Respond(b); err != nil && w.cfg.OnError != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			w.cfg.OnError(fmt.Errorf("calcworker: claim answer: %w", err))
-		}
-	})
+	var s *nats.Subscription
+	var err error
+	if w.cfg.Shared != nil {
+		s, err = w.cfg.Shared.subscribe(w, w.subj.Claim(w.cfg.ID), "")
+	} else {
+		s, err = w.nc.Subscribe(w.subj.Claim(w.cfg.ID), w.answerClaim)
+	}
 	if err != nil {
 		return err
 	}
 	w.subs = append(w.subs, s)
 	return nil
+}
+
+// answerClaim answers a probe for the worker's id with its heartbeat.
+func (w *Worker) answerClaim(m *nats.Msg) {
+	if m.Reply == "" {
+		return
+	}
+	b, _ := json.Marshal(w.Heartbeat())
+	if err := m.Respond(b); err != nil && w.cfg.OnError != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		w.cfg.OnError(fmt.Errorf("calcworker: claim answer: %w", err))
+	}
 }

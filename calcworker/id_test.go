@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -81,6 +82,42 @@ func TestCheckIDs(t *testing.T) {
 	}
 	if err := calcworker.CheckIDs(ctx, nc, "", []string{"w-x", "w-y"}); err != nil {
 		t.Errorf("CheckIDs of free ids = %v; want nil", err)
+	}
+}
+
+// TestCheckIDsFleet asks for a simulated fleet's ids at once, half of them
+// live on one connection and one shared pool: every answer is heard.
+func TestCheckIDsFleet(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	wnc := connect(t, url)
+	shared := sharedPool(t)
+	const n = 300
+	var ids, live []string
+	for i := range 2 * n {
+		ids = append(ids, fmt.Sprintf("sim-%d", i))
+		if i%2 == 1 {
+			continue
+		}
+		live = append(live, ids[i])
+		w, err := calcworker.New(calcworker.Config{Conn: wnc, ID: ids[i], Shared: shared, Heartbeat: time.Hour, ClaimWait: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var te *calcworker.TakenError
+	if err := calcworker.CheckIDs(ctx, connect(t, url), "", ids); !errors.As(err, &te) || len(te.Holders) != n {
+		t.Fatalf("CheckIDs of %d ids, %d live: %v", 2*n, n, err)
+	}
+	for i, h := range te.Holders {
+		if h.ID != live[i] {
+			t.Fatalf("holder %d is %s; want %s", i, h.ID, live[i])
+		}
 	}
 }
 

@@ -27,11 +27,11 @@ type Shared struct {
 }
 
 // sharedSub is whose a subscription is, and whether it is the one for
-// discover requests (told apart here, not by comparing subjects per
-// message).
+// discover requests or for claims of the id (told apart here, not by
+// comparing subjects per message).
 type sharedSub struct {
-	w        *Worker
-	discover bool
+	w               *Worker
+	discover, claim bool
 }
 
 // NewShared starts concurrency compute goroutines (0 = 16) behind a
@@ -67,7 +67,7 @@ func (s *Shared) subscribe(w *Worker, subj, queue string) (*nats.Subscription, e
 	if err != nil {
 		return nil, err
 	}
-	s.subs[sub] = sharedSub{w, subj == w.subj.Discover()}
+	s.subs[sub] = sharedSub{w, subj == w.subj.Discover(), subj == w.subj.Claim(w.cfg.ID)}
 	return sub, nil
 }
 
@@ -81,6 +81,8 @@ func (s *Shared) run() {
 		case !ok:
 		case ss.discover:
 			ss.w.heartbeat()
+		case ss.claim:
+			ss.w.answerClaim(m)
 		default:
 			if j := ss.w.take(m); j != nil {
 				ss.w.serve(j)
