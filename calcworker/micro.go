@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/bilancia/bilancia/internal/microsvc"
 	"github.com/bilancia/bilancia/wire"
 )
@@ -34,6 +36,7 @@ func (w *Worker) startMicro() error {
 			"concurrency": strconv.Itoa(w.cfg.Concurrency),
 		},
 		Endpoints: eps,
+		Subscribe: w.subscribeMicro,
 	})
 	if err != nil {
 		return err
@@ -46,6 +49,15 @@ func (w *Worker) startMicro() error {
 // error replies among them, and the time they took from arrival.
 func (w *Worker) counts() microsvc.Counts {
 	return microsvc.Counts{Requests: w.served.Load(), Errors: w.errs.Load(), Processing: time.Duration(w.busy.Load())}
+}
+
+// subscribeMicro makes a discovery subscription: through the pool of a
+// Shared worker, so that a thousand of them park no goroutine each.
+func (w *Worker) subscribeMicro(subj string, handle nats.MsgHandler) (*nats.Subscription, error) {
+	if w.cfg.Shared != nil {
+		return w.cfg.Shared.subscribeFunc(w, subj, handle)
+	}
+	return w.nc.Subscribe(subj, handle)
 }
 
 func (w *Worker) stopMicro() {

@@ -32,6 +32,7 @@ type Shared struct {
 type sharedSub struct {
 	w               *Worker
 	discover, claim bool
+	handle          nats.MsgHandler // subscribeFunc's: the messages go to it
 }
 
 // NewShared starts concurrency compute goroutines (0 = 16) behind a
@@ -67,7 +68,20 @@ func (s *Shared) subscribe(w *Worker, subj, queue string) (*nats.Subscription, e
 	if err != nil {
 		return nil, err
 	}
-	s.subs[sub] = sharedSub{w, subj == w.subj.Discover(), subj == w.subj.Claim(w.cfg.ID)}
+	s.subs[sub] = sharedSub{w: w, discover: subj == w.subj.Discover(), claim: subj == w.subj.Claim(w.cfg.ID)}
+	return sub, nil
+}
+
+// subscribeFunc subscribes w to subj through the channel, its messages
+// given to handle.
+func (s *Shared) subscribeFunc(w *Worker, subj string, handle nats.MsgHandler) (*nats.Subscription, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := w.nc.ChanSubscribe(subj, s.ch)
+	if err != nil {
+		return nil, err
+	}
+	s.subs[sub] = sharedSub{w: w, handle: handle}
 	return sub, nil
 }
 
@@ -79,6 +93,8 @@ func (s *Shared) run() {
 		s.mu.RUnlock()
 		switch {
 		case !ok:
+		case ss.handle != nil:
+			ss.handle(m)
 		case ss.discover:
 			ss.w.heartbeat()
 		case ss.claim:

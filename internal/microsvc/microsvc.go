@@ -47,6 +47,10 @@ type Config struct {
 	Description string
 	Metadata    map[string]string
 	Endpoints   []Endpoint
+	// Subscribe makes the service's subscriptions, each message to go to
+	// handle: for the workers of a process that share their goroutines.
+	// nil = nc.Subscribe.
+	Subscribe func(subject string, handle nats.MsgHandler) (*nats.Subscription, error)
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9\-_]+$`)
@@ -85,7 +89,11 @@ func Start(nc *nats.Conn, cfg Config) (*Service, error) {
 	// Three subscriptions, the verb a wildcard: "$SRV.<verb>" for every
 	// service, then by name, then by name and id.
 	for _, subj := range []string{micro.APIPrefix + ".*", micro.APIPrefix + ".*." + cfg.Name, micro.APIPrefix + ".*." + cfg.Name + "." + cfg.ID} {
-		sub, err := nc.Subscribe(subj, s.answer)
+		subscribe := cfg.Subscribe
+		if subscribe == nil {
+			subscribe = nc.Subscribe
+		}
+		sub, err := subscribe(subj, s.answer)
 		if err != nil {
 			s.Stop()
 			return nil, fmt.Errorf("microsvc: subscribe %s: %w", subj, err)
