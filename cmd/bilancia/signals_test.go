@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/broker"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/internal/supervise"
 	"github.com/bilancia/bilancia/internal/testutil"
@@ -120,6 +122,52 @@ func TestBrokerSIGHUPWithoutConfig(t *testing.T) {
 	}
 	checkOutput(t, p, "reloaded without --config")
 	checkMaxPayload(t, p, url, 3000)
+	stopMain(t, p)
+}
+
+// TestBrokerAuthSIGHUP: broker --auth reads its credentials again on
+// SIGHUP, even with its own polling off.
+func TestBrokerAuthSIGHUP(t *testing.T) {
+	port := freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	dir := filepath.Join(t.TempDir(), "auth")
+	p := startMain(t, "broker", "broker", "--port", fmt.Sprint(port), "--auth", dir, "--auth-poll=-1s")
+	dial := func(seed string) error {
+		o, err := nats.NkeyOptionFromSeed(seed)
+		if err != nil {
+			return err
+		}
+		nc, err := nats.Connect(url, o, nats.NoReconnect(), quiet)
+		if err == nil {
+			nc.Close()
+		}
+		return err
+	}
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if err := p.Alive(); err != nil {
+			t.Fatal(err)
+		}
+		return dial(filepath.Join(dir, broker.ClientCredential))
+	})
+	bob, _, err := broker.AddClient(dir, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(bob); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("bob before SIGHUP: %v; want %v", err, nats.ErrAuthorization)
+	}
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if err := p.Alive(); err != nil {
+			t.Fatal(err)
+		}
+		return dial(bob)
+	})
+	if err := dial(filepath.Join(dir, broker.ClientCredential)); err != nil {
+		t.Errorf("the default client after SIGHUP: %v", err)
+	}
 	stopMain(t, p)
 }
 
