@@ -106,3 +106,25 @@ func TestDrainRefuses(t *testing.T) {
 		t.Fatalf("Drained() = %v; want [a b]", got)
 	}
 }
+
+// TestDrainedDoNotCountForEjection: outlier detection keeps half of the
+// workers in rotation, and a drained worker is not in rotation: with 4
+// workers of which 2 are drained, one of the 2 left may be ejected, not
+// both.
+func TestDrainedDoNotCountForEjection(t *testing.T) {
+	m := newMembership(3*time.Second, OutlierConfig{Consecutive: 1, BaseEjection: time.Second, MaxEjection: time.Second})
+	for _, id := range []string{"a", "b", "c", "d"} {
+		beat(m, t0, hb(id, 1, wire.StateUp))
+	}
+	for _, id := range []string{"c", "d"} {
+		if _, err := m.setDrained(id, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cs := m.Failure(t0, m.members["a"], "timeouts"); len(cs) != 1 {
+		t.Fatalf("a's failure: %v; want its ejection (1 of 2 in rotation)", cs)
+	}
+	if cs := m.Failure(t0, m.members["b"], "timeouts"); len(cs) != 0 {
+		t.Fatalf("b ejected too, with a ejected and c and d drained: %v", cs)
+	}
+}

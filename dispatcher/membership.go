@@ -317,6 +317,9 @@ func (m *membership) Failure(now time.Time, w *member, why string) []change {
 	}
 	ejected, total := 0, 0
 	for _, o := range m.members {
+		if o.drained {
+			continue // out of rotation whatever its state
+		}
 		switch o.state {
 		case wire.StateEjected:
 			ejected++
