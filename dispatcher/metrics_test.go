@@ -6,11 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/dispatcher"
 	"github.com/bilancia/bilancia/internal/metrics"
 	"github.com/bilancia/bilancia/internal/metrics/metricstest"
 	"github.com/bilancia/bilancia/internal/testutil"
+	"github.com/bilancia/bilancia/wire"
 )
 
 // TestMetricsOverHTTP scrapes a dispatcher's metrics over HTTP while real
@@ -116,4 +119,40 @@ func TestMetricsOverHTTP(t *testing.T) {
 		t.Errorf("workers drained = %v (found: %v); want 1", got, ok)
 	}
 	metricstest.CheckLint(t, d.Registry())
+}
+
+// TestMetricsCountRetries: requests sent on from a worker that announces
+// progress messages and sends none count as retries, and as retries after
+// a silence.
+func TestMetricsCountRetries(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	d := startDispatcher(t, url, func(c *dispatcher.Config) {
+		c.AttemptTimeout = time.Hour // a retry here is the silence's
+	})
+	hung := connect(t, url)
+	if _, err := hung.Subscribe(wire.Subjects{}.Worker("w-hung"), func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	heartbeatsUntilCleanup(t, hung, wire.Heartbeat{ID: "w-hung", Subject: wire.Subjects{}.Worker("w-hung"),
+		State: wire.StateUp, IntervalMS: 100, ProgressMS: 100, StartedAt: time.Now()})
+	startWorker(t, url, "w-ok", nil)
+	waitState(t, d, up("w-hung", "w-ok"))
+	cl := newClient(t, url, nil)
+	const n = 6
+	if errs := load(t, cl, n, 1, func(i int) string { return fmt.Sprintf("add %d 1", i) }, nil); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	f, err := metricstest.Gather(d.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	retries, _ := f.Value("bilancia_dispatcher_retries_total")
+	silence, _ := f.Value("bilancia_dispatcher_silence_retries_total")
+	hung1, _ := f.Value("bilancia_dispatcher_worker_forwards_total", "worker", "w-hung")
+	if hung1 == 0 || silence != hung1 || retries != silence {
+		t.Errorf("forwards to w-hung %v, retries %v, after a silence %v; want all equal, not 0", hung1, retries, silence)
+	}
+	if got, _ := f.Value(dispatcher.MetricRequests, "status", "200"); got != n {
+		t.Errorf("200s = %v; want %d", got, n)
+	}
 }

@@ -43,6 +43,19 @@ func Scrape(url string) (Families, error) {
 	return mfs, nil
 }
 
+// Gather gathers g in process, as a scrape would see it.
+func Gather(g prometheus.Gatherer) (Families, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return nil, err
+	}
+	f := make(Families, len(mfs))
+	for _, mf := range mfs {
+		f[mf.GetName()] = mf
+	}
+	return f, nil
+}
+
 // Value is the value of the sample of metric name whose labels include
 // labels (name, value pairs): a counter's, gauge's or untyped value, a
 // histogram's count. ok is false when there is no such sample, and when
