@@ -18,7 +18,8 @@ import (
 // requests that have no attempt left alive go to the workers again,
 // those tried before included (their forwards may have been lost in the
 // partition). When the hold ends with no worker back, the parked
-// requests with no attempt open get their 503. A parked request keeps
+// requests with no attempt open (but on workers gone since) get their
+// 503. A parked request keeps
 // its deadline, and its client keeps getting progress messages.
 
 // holdFrom starts a hold at now, for holdFor, unless one runs already.
@@ -83,7 +84,7 @@ func (t *inflight) resume() []*request {
 
 // holdOver tells, at now, whether a hold has ended with no worker back;
 // it then ends it and finishes the parked requests that have no attempt
-// open, which get their 503, and returns them.
+// open but on workers gone since, which get their 503, and returns them.
 func (t *inflight) holdOver(now time.Time) []*request {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -93,7 +94,7 @@ func (t *inflight) holdOver(now time.Time) []*request {
 	t.holdUntil = 0
 	var out []*request
 	for r := range t.parked {
-		if r.done || len(r.open) == 0 {
+		if r.done || t.allGoneLocked(r) {
 			t.unparkLocked(r)
 			if !r.done {
 				t.finishLocked(r)
