@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -10,6 +11,14 @@ import (
 // envPrefix starts every environment variable bilancia reads, but
 // NATS_URL and its kin.
 const envPrefix = "BILANCIA"
+
+// scriptVars are variables compose.yaml, scripts/ and the tests read for
+// themselves: no flag may take them, and they are not stale.
+// TestScriptVarsListed finds them in those files.
+var scriptVars = []string{
+	"BILANCIA_PORT", "BILANCIA_IMAGE", "BILANCIA_QUICK", // compose.yaml, scripts/
+	"BILANCIA_CHROMIUM", "BILANCIA_SKIP_BROWSER", "BILANCIA_ARTIFACTS", "BILANCIA_UPDATE_SCREENSHOT", // the browser test
+}
 
 // roleEnvars names each flag's environment variable after its command
 // path, BILANCIA_<COMMAND PATH>_<FLAG>: BILANCIA_WORKER_ID,
@@ -58,6 +67,48 @@ func commandPath(n *kong.Node) []string {
 func envName(path []string, flag string) string {
 	name := strings.Join(append(append([]string{envPrefix}, path...), flag), "_")
 	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+}
+
+// staleEnv warns of each BILANCIA_ variable in environ that no flag of any
+// command reads: a flat name of before (BILANCIA_ID) or a mistyped one,
+// which would otherwise be ignored in silence. It names the variable the
+// selected command reads for that flag, if it has one.
+func staleEnv(k *kong.Kong, selected *kong.Node, environ []string) []string {
+	read := map[string]bool{}
+	for _, v := range scriptVars {
+		read[v] = true
+	}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			for _, e := range f.Envs {
+				read[e] = true
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(k.Model.Node)
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, envPrefix+"_") || read[name] {
+			continue
+		}
+		msg := "warning: " + name + " is set, and no flag reads it (a command's flag reads BILANCIA_<COMMAND>_<FLAG>, see --help)"
+		if selected != nil {
+			want := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(strings.Join(commandPath(selected), "_"), "-", "_")) +
+				strings.TrimPrefix(name, envPrefix)
+			for _, f := range selected.Flags {
+				if slices.Contains(f.Envs, want) {
+					msg = "warning: " + name + " is set, and no flag reads it: did you mean " + want + "?"
+				}
+			}
+		}
+		out = append(out, msg)
+	}
+	return out
 }
 
 // envTable is README's list of the variables, a row per command that has

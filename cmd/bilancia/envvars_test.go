@@ -3,7 +3,9 @@ package main
 import (
 	"flag"
 	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -11,10 +13,6 @@ import (
 )
 
 var updateREADME = flag.Bool("update-readme", false, "rewrite README.md's list of environment variables")
-
-// scriptVars are variables compose.yaml and scripts/ read themselves: no
-// flag may take them.
-var scriptVars = []string{"BILANCIA_PORT", "BILANCIA_IMAGE", "BILANCIA_QUICK"}
 
 // sharedPrefix are the flags outside NATSFlags that read the connection's
 // BILANCIA_PREFIX: the deployment's prefix, which the broker's permissions
@@ -33,9 +31,7 @@ func connRanges(v reflect.Value) [][2]uintptr {
 		return [][2]uintptr{{start, start + v.Type().Size()}}
 	}
 	for i := range v.NumField() {
-		if v.Type().Field(i).IsExported() {
-			out = append(out, connRanges(v.Field(i))...)
-		}
+		out = append(out, connRanges(v.Field(i))...) // unexported too: ctl embeds ctlFlags
 	}
 	return out
 }
@@ -219,4 +215,75 @@ func TestREADMEEnvironment(t *testing.T) {
 		return
 	}
 	t.Errorf("README.md's environment variables are out of date; run go test ./cmd/bilancia -run TestREADMEEnvironment -update-readme\nREADME has:\n%s\nthe commands have:\n%s", got, want)
+}
+
+// TestStaleEnv: a BILANCIA_ variable no flag reads is warned of, with the
+// selected command's own name for it when there is one; the variables
+// flags and scripts read are not.
+func TestStaleEnv(t *testing.T) {
+	_, k := newTestParser(t)
+	kctx, err := k.Parse([]string{"worker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := staleEnv(k, kctx.Selected(), []string{
+		"BILANCIA_ID=x", "BILANCIA_TYPO=1", "BILANCIA_WORKER_ID=w", "BILANCIA_NATS=n", "BILANCIA_DISPATCHER_ID=d",
+		"BILANCIA_PORT=0", "NATS_URL=u", "HOME=/root",
+	})
+	want := []string{
+		"warning: BILANCIA_ID is set, and no flag reads it: did you mean BILANCIA_WORKER_ID?",
+		"warning: BILANCIA_TYPO is set, and no flag reads it (a command's flag reads BILANCIA_<COMMAND>_<FLAG>, see --help)",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("staleEnv =\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestScriptVarsListed: every BILANCIA_ variable that compose.yaml, the
+// Dockerfile, scripts/, .ci/ or another package's test mentions is a flag's or in
+// scriptVars, so that neither staleEnv nor the collision test misses it.
+func TestScriptVarsListed(t *testing.T) {
+	_, k := newTestParser(t)
+	known := map[string]bool{}
+	for _, v := range scriptVars {
+		known[v] = true
+	}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			for _, e := range f.Envs {
+				known[e] = true
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(k.Model.Node)
+	var files []string
+	for _, pattern := range []string{"../../compose.yaml", "../../Dockerfile", "../../scripts/*", "../../.ci/*", "../../*/*_test.go", "../../*/*/*_test.go"} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 10 {
+		t.Fatalf("found %d files to read: %v", len(files), files)
+	}
+	name := regexp.MustCompile(`\bBILANCIA_[A-Z][A-Z0-9_]*[A-Z0-9]`)
+	for _, f := range files {
+		if strings.HasPrefix(f, "../../cmd/bilancia/") {
+			continue // these tests name old and wrong ones on purpose
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range name.FindAllString(string(b), -1) {
+			if !known[v] {
+				t.Errorf("%s reads %s, which no flag reads and scriptVars does not list", f, v)
+			}
+		}
+	}
 }

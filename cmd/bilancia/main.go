@@ -57,6 +57,9 @@ func main() {
 		fmt.Fprint(os.Stderr, usageError(err))
 		os.Exit(exitCode(err))
 	}
+	for _, w := range staleEnv(parser, kctx.Selected(), os.Environ()) {
+		fmt.Fprintln(os.Stderr, "bilancia: "+w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = kctx.Run(&globals{ctx: ctx})
