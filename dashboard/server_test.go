@@ -92,6 +92,14 @@ type testFrame struct {
 // stream reads a page's event stream into frames until the test ends.
 func stream(t *testing.T, url string) <-chan testFrame {
 	t.Helper()
+	frames, _ := rawStream(t, url)
+	return frames
+}
+
+// rawStream is stream, with each frame's size in bytes on a second channel
+// when the test reads it (it is not waited for).
+func rawStream(t *testing.T, url string) (<-chan testFrame, <-chan int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", url+"events", nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -102,6 +110,7 @@ func stream(t *testing.T, url string) <-chan testFrame {
 		t.Fatalf("events Content-Type = %q; want text/event-stream", ct)
 	}
 	out := make(chan testFrame, 1000)
+	sizes := make(chan int, 1000)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -120,10 +129,14 @@ func stream(t *testing.T, url string) <-chan testFrame {
 				return
 			}
 			out <- f
+			select {
+			case sizes <- len(data):
+			default:
+			}
 		}
 	}()
 	t.Cleanup(func() { cancel(); resp.Body.Close(); wg.Wait() })
-	return out
+	return out, sizes
 }
 
 // page keeps the rows the frames built, as the page does.

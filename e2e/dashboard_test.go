@@ -21,8 +21,8 @@ import (
 // The dashboard in a real headless Chromium. CI must run it: without a
 // browser it fails, unless BILANCIA_SKIP_BROWSER=1 allows the skip.
 // BILANCIA_CHROMIUM names the browser when it is not chromium on PATH;
-// BILANCIA_UPDATE_SCREENSHOT=1 also writes docs/dashboard.png after a
-// minute of load; BILANCIA_ARTIFACTS is where a failure's screenshot goes
+// BILANCIA_UPDATE_SCREENSHOT=1 also writes docs/dashboard.png after 40
+// seconds of load; BILANCIA_ARTIFACTS is where a failure's screenshot goes
 // (default: a new directory under $TMPDIR, named in the log).
 
 // chromium finds the browser, or skips the test when allowed to.
@@ -43,18 +43,35 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// browser starts a headless Chromium for the test and returns a tab.
+// browser starts a headless Chromium for the test and returns a tab; if
+// the test fails, a screenshot of the tab is saved.
 func browser(t *testing.T, path string) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // as root, as in CI containers
 		chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 1100),
+		chromedp.WindowSize(1280, 660),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// Registered after the cancels, so run before them.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		dir := os.Getenv("BILANCIA_ARTIFACTS")
+		if dir == "" {
+			dir, _ = os.MkdirTemp("", "bilancia-dashboard-")
+		}
+		shot := filepath.Join(dir, t.Name()+"-failure.png")
+		if err := screenshot(ctx, shot); err != nil {
+			t.Logf("no screenshot of the failure: %v", err)
+			return
+		}
+		t.Logf("screenshot of the failure: %s", shot)
+	})
 	// The first action starts the browser on ctx itself (a context
 	// derived from it would take the browser down when it ends), so its
 	// deadline is a timer; the start can take seconds on a loaded machine.
@@ -75,9 +92,9 @@ type rowView struct {
 
 const readRows = `(() => {
   const o = {};
-  for (const tr of document.querySelectorAll("#workers tbody tr")) {
+  for (const tr of document.querySelectorAll("#worker-rows .row")) {
     o[tr.dataset.id] = {state: tr.dataset.state, drained: tr.dataset.drained === "yes",
-      served: Number(tr.querySelector("td.served").textContent.replace(/,/g, ""))};
+      served: Number(tr.querySelector(".served").textContent.replace(/,/g, ""))};
   }
   return o;
 })()`
@@ -139,7 +156,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	path := chromium(t)
 	e := newEnv(t)
 	b := e.broker("broker")
-	d := e.dispatcher(b.URL, "d-dash", "--http", "127.0.0.1:0", "--dead-after", "2s")
+	d := e.dispatcher(b.URL, "d-dash", "--http", "127.0.0.1:0", "--dead-after", "4s")
 	ids := []string{"w-a", "w-b", "w-c", "w-d"}
 	workers := map[string]*proc{}
 	for _, id := range ids {
@@ -147,25 +164,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	url := dashboardURL(t, d)
 	tab := browser(t, path)
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		dir := os.Getenv("BILANCIA_ARTIFACTS")
-		if dir == "" {
-			dir, _ = os.MkdirTemp("", "bilancia-dashboard-")
-		}
-		shot := filepath.Join(dir, "dashboard-failure.png")
-		if err := screenshot(tab, shot); err != nil {
-			t.Logf("no screenshot of the failure: %v", err)
-			return
-		}
-		t.Logf("screenshot of the failure: %s", shot)
-	})
 
 	nav, cancel := context.WithTimeout(tab, 30*time.Second)
 	defer cancel()
-	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`#workers tbody tr`))); err != nil {
+	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`#worker-rows .row`))); err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
 	waitPage(t, tab, "every worker up", func(rows map[string]rowView) error {
@@ -209,7 +211,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	click, cancel := context.WithTimeout(tab, 30*time.Second)
 	defer cancel()
-	if err := chromedp.Do(click, chromedp.Click(chromedp.CSS(`#workers tr[data-id="w-a"] button.drain`))); err != nil {
+	if err := chromedp.Do(click, chromedp.Click(chromedp.CSS(`#worker-rows .row[data-id="w-a"] button.drain`))); err != nil {
 		t.Fatalf("click drain on w-a: %v", err)
 	}
 	waitPage(t, tab, "w-a drained, the others not", func(rows map[string]rowView) error {
@@ -234,25 +236,27 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 }
 
-// updateScreenshot runs a minute of mixed load, so that the charts have
-// something to show, then writes docs/dashboard.png.
+// updateScreenshot runs 40 seconds of mixed load at a rate that rises
+// and falls, so that the charts have something to show, then writes
+// docs/dashboard.png.
 func updateScreenshot(t *testing.T, nc *nats.Conn, tab context.Context) {
 	t.Helper()
-	end := time.Now().Add(time.Minute)
+	start := time.Now()
+	end := start.Add(40 * time.Second)
 	var wg sync.WaitGroup
-	for c := range 8 {
+	for c := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; time.Now().Before(end); i++ {
 				req := fmt.Sprintf("fib %d", i%90)
 				if i%10 == c {
-					req = fmt.Sprintf("sleep %d", 1+i%25)
+					req = fmt.Sprintf("sleep %d", 1+i%20)
 				}
 				_, _ = nc.Request("calc.request", []byte(req), 5*time.Second)
-				if i%50 == 0 {
-					time.Sleep(time.Duration(c) * 10 * time.Millisecond) // pacing, so the rate varies
-				}
+				// Pacing: the pause grows and shrinks over 20 s.
+				phase := time.Since(start) % (20 * time.Second)
+				time.Sleep(time.Duration(phase.Seconds()*phase.Seconds()) * 20 * time.Microsecond)
 			}
 		}()
 	}

@@ -5,8 +5,8 @@
 
 const $ = (id) => document.getElementById(id);
 const token = document.querySelector('meta[name="bilancia-token"]').content;
-const rows = new Map(); // id -> {tr, td: {...}, d: row array}
-const tbody = document.querySelector("#workers tbody");
+const rows = new Map(); // id -> {el, td: {...}, d: row array}
+const tbody = $("worker-rows");
 const STATES = ["up", "draining", "down", "ejected"];
 const MAX_POINTS = 600;
 let points = [];     // [t, rate, errors, p50, p99]
@@ -18,7 +18,8 @@ let control = false;
 // A row travels as [id, state, reason, inflight, served, forwarded, errors, ejections, heartbeat, drained].
 const ID = 0, STATE = 1, REASON = 2, INFLIGHT = 3, SERVED = 4, FORWARDED = 5, ERRORS = 6, EJECTIONS = 7, HB = 8, DRAINED = 9;
 
-const fmt = (n) => Number(n).toLocaleString("en-US");
+const numbers = new Intl.NumberFormat("en-US"); // toLocaleString builds one per call: slow by the thousand
+const fmt = (n) => numbers.format(n);
 
 function setText(el, s) {
   if (el.textContent !== s) el.textContent = s;
@@ -29,27 +30,30 @@ function setClass(el, cls, on) {
 }
 
 function newRow(id) {
-  const tr = document.createElement("tr");
-  tr.dataset.id = id;
+  const el = document.createElement("div");
+  el.className = "row";
+  el.setAttribute("role", "row");
+  el.dataset.id = id;
   const td = {};
   for (const k of ["id", "state", "inflight", "served", "forwarded", "errors", "ejections", "hb", "act"]) {
-    td[k] = document.createElement("td");
+    td[k] = document.createElement("div");
     td[k].className = k;
-    tr.appendChild(td[k]);
+    td[k].setAttribute("role", "cell");
+    el.appendChild(td[k]);
   }
   td.id.textContent = id;
   td.btn = document.createElement("button");
   td.btn.type = "button";
   td.act.appendChild(td.btn);
-  return { tr, td, d: null };
+  return { el, td, d: null };
 }
 
-function updateRow(r, d) {
+function updateRow(r, d, f) {
   const old = r.d || [];
   r.d = d;
   if (old[STATE] !== d[STATE] || old[REASON] !== d[REASON] || old[DRAINED] !== d[DRAINED]) {
-    r.tr.dataset.state = d[STATE];
-    r.tr.dataset.drained = d[DRAINED] ? "yes" : "no";
+    r.el.dataset.state = d[STATE];
+    r.el.dataset.drained = d[DRAINED] ? "yes" : "no";
     r.td.state.textContent = d[STATE];
     if (d[DRAINED]) {
       const s = document.createElement("span");
@@ -77,7 +81,7 @@ function updateRow(r, d) {
     setClass(r.td.errors, "bad", d[ERRORS] > 0);
   }
   if (old[EJECTIONS] !== d[EJECTIONS]) r.td.ejections.textContent = fmt(d[EJECTIONS]);
-  filterRow(r);
+  filterRow(r, f);
 }
 
 // Heartbeat ages move every second for every row: only cells whose text
@@ -93,14 +97,17 @@ function updateAges() {
   }
 }
 
-function filterRow(r) {
-  const q = $("filter").value.trim().toLowerCase();
-  const st = $("state-filter").value;
+// filters reads the filter inputs, once per frame or input.
+function filters() {
+  return { q: $("filter").value.trim().toLowerCase(), st: $("state-filter").value };
+}
+
+function filterRow(r, { q, st }) {
   let show = !q || r.d[ID].toLowerCase().includes(q) || r.d[STATE].includes(q) || (r.d[DRAINED] && "drained".includes(q));
   if (st === "!up") show = show && (r.d[STATE] !== "up" || r.d[DRAINED]);
   else if (st === "drained") show = show && r.d[DRAINED];
   else if (st) show = show && r.d[STATE] === st;
-  if (r.tr.hidden === show) r.tr.hidden = !show;
+  if (r.el.hidden === show) r.el.hidden = !show;
 }
 
 function sortKey(r, by) {
@@ -125,10 +132,10 @@ function order() {
     return a.d[ID] < b.d[ID] ? -1 : a.d[ID] > b.d[ID] ? 1 : 0;
   });
   let same = tbody.children.length === all.length;
-  for (let i = 0; same && i < all.length; i++) same = tbody.children[i] === all[i].tr;
+  for (let i = 0; same && i < all.length; i++) same = tbody.children[i] === all[i].el;
   if (same) return;
   const frag = document.createDocumentFragment();
-  for (const r of all) frag.appendChild(r.tr);
+  for (const r of all) frag.appendChild(r.el);
   tbody.appendChild(frag);
 }
 
@@ -149,20 +156,22 @@ function apply(f) {
   setText($("lat-note"), d.latency ? "" : "(no histogram)");
   if (f.full) {
     const keep = new Set((f.rows || []).map((r) => r[ID]));
-    for (const [id, r] of rows) if (!keep.has(id)) { r.tr.remove(); rows.delete(id); }
+    for (const [id, r] of rows) if (!keep.has(id)) { r.el.remove(); rows.delete(id); }
     points = [];
   }
   for (const id of f.gone || []) {
     const r = rows.get(id);
-    if (r) { r.tr.remove(); rows.delete(id); }
+    if (r) { r.el.remove(); rows.delete(id); }
   }
+  const fl = filters();
+  let moved = f.full || (f.gone || []).length > 0;
   for (const data of f.rows || []) {
     let r = rows.get(data[ID]);
-    if (!r) { r = newRow(data[ID]); rows.set(data[ID], r); tbody.appendChild(r.tr); }
-    updateRow(r, data);
+    if (!r) { r = newRow(data[ID]); rows.set(data[ID], r); tbody.appendChild(r.el); moved = true; }
+    updateRow(r, data, fl);
   }
   setText($("shown"), f.shown < d.total ? `(showing ${fmt(f.shown)} of ${fmt(d.total)}: those not up or drained first)` : "");
-  order();
+  if (moved || $("sort").value !== "id") order();
   updateAges();
   points = points.concat(f.points || []).slice(-MAX_POINTS);
   drawCharts();
@@ -197,8 +206,11 @@ function cluster(peers) {
 
 // A line chart on a canvas: series of [values, colour], time on x.
 function chart(canvas, series, unit) {
+  // The size comes from the canvas's attributes, not from layout: reading
+  // clientWidth would force the browser to lay out the whole table first.
   const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth, h = canvas.clientHeight;
+  if (!canvas.dataset.w) { canvas.dataset.w = canvas.width; canvas.dataset.h = canvas.height; }
+  const w = +canvas.dataset.w, h = +canvas.dataset.h;
   if (canvas.width !== w * dpr) { canvas.width = w * dpr; canvas.height = h * dpr; }
   const g = canvas.getContext("2d");
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -263,7 +275,7 @@ function message(text, bad) {
 tbody.addEventListener("click", async (e) => {
   const b = e.target.closest("button[data-op]");
   if (!b) return;
-  const id = b.closest("tr").dataset.id, op = b.dataset.op;
+  const id = b.closest(".row").dataset.id, op = b.dataset.op;
   b.disabled = true;
   try {
     const res = await fetch(`api/workers/${encodeURIComponent(id)}/${op}`, { method: "POST", headers: { "X-Bilancia-Token": token } });
@@ -276,10 +288,26 @@ tbody.addEventListener("click", async (e) => {
   b.disabled = !control;
 });
 
-for (const id of ["filter", "state-filter"]) $(id).addEventListener("input", () => rows.forEach(filterRow));
+for (const id of ["filter", "state-filter"]) {
+  $(id).addEventListener("input", () => {
+    const f = filters();
+    rows.forEach((r) => filterRow(r, f));
+  });
+}
 $("sort").addEventListener("change", order);
 
 const es = new EventSource("events");
 es.onopen = () => { setText($("conn"), "live"); $("conn").className = "conn conn-live"; };
 es.onerror = () => { setText($("conn"), "reconnecting"); $("conn").className = "conn conn-wait"; };
-es.onmessage = (e) => apply(JSON.parse(e.data));
+// The cost of applying each frame and laying the page out again, for the
+// tests and the curious (window.bilancia in the browser's console).
+window.bilancia = { frames: 0, lastMs: 0, maxMs: 0 };
+es.onmessage = (e) => {
+  const t0 = performance.now();
+  apply(JSON.parse(e.data));
+  void document.body.offsetHeight; // the layout the frame causes, counted too
+  const b = window.bilancia, ms = performance.now() - t0;
+  b.frames++;
+  b.lastMs = ms;
+  if (b.frames > 1) b.maxMs = Math.max(b.maxMs, ms); // the first builds the rows
+};
