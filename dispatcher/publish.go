@@ -15,10 +15,10 @@ import (
 // transitions beyond it is dropped and counted, never waited for.
 const eventQueueLen = 1024
 
-// eventQueue publishes events (wire.Event) on their own goroutine: emit
-// only encodes nothing and enqueues, or drops when the queue is full, so
-// that the hot path, where workers go down and get ejected, never waits
-// on the events.
+// eventQueue publishes events (wire.Event) on their own goroutine, which
+// also encodes them: emit only enqueues, or drops when the queue is full,
+// so that the hot path, where workers go down and get ejected, never
+// waits on the events.
 type eventQueue struct {
 	nc      *nats.Conn
 	ch      chan queuedEvent

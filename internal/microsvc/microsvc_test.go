@@ -2,6 +2,7 @@ package microsvc_test
 
 import (
 	"encoding/json"
+	"errors"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -112,8 +113,8 @@ func TestDiscovery(t *testing.T) {
 
 	svc.Stop()
 	svc.Stop()
-	if got := gather(t, nc, "$SRV.PING.bilancia-test"); len(got) != 0 && string(got[0]) != "" {
-		t.Fatalf("a stopped service answered: %q", got)
+	if _, err := nc.Request("$SRV.PING.bilancia-test", nil, 5*time.Second); !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("a stopped service's ping: %v; want no responders", err)
 	}
 }
 
