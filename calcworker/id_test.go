@@ -127,16 +127,22 @@ func TestCheckIDsFleet(t *testing.T) {
 func TestCheckIDsSilentListener(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
 	nc := connect(t, url)
-	if _, err := connect(t, url).Subscribe("calc.>", func(*nats.Msg) {}); err != nil {
+	listener := connect(t, url)
+	if _, err := listener.Subscribe("calc.>", func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.Flush(); err != nil {
+	if err := listener.Flush(); err != nil { // the broker has the subscription
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	const wait = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
+	began := time.Now()
 	if err := calcworker.CheckIDs(ctx, nc, "", []string{"w-x"}); err != nil {
 		t.Errorf("CheckIDs with a silent listener = %v; want nil", err)
+	}
+	if d := time.Since(began); d < wait {
+		t.Errorf("CheckIDs with a silent listener returned after %v; want the whole wait, %v: no one answered", d, wait)
 	}
 	ctx, cancel = context.WithCancel(context.Background())
 	cancel()
@@ -145,6 +151,36 @@ func TestCheckIDsSilentListener(t *testing.T) {
 	}
 	// The worker still starts, after the wait.
 	start(t, url, calcworker.Config{ID: "w-x", ClaimWait: 50 * time.Millisecond})
+}
+
+// TestClaimSquatter: a connection that answers the claims of an id it does
+// not hold keeps a worker of that id from starting, as SECURITY.md says
+// (with --auth only a worker credential may); once it stops, the worker
+// starts.
+func TestClaimSquatter(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	snc := connect(t, url)
+	squat, err := snc.Subscribe("calc.claim.w-victim", func(m *nats.Msg) { _ = m.Respond([]byte("{}")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snc.Flush(); err != nil { // the broker has the subscription
+		t.Fatal(err)
+	}
+	w, err := calcworker.New(calcworker.Config{Conn: connect(t, url), ID: "w-victim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); !errors.Is(err, calcworker.ErrIDTaken) || !strings.Contains(err.Error(), `"w-victim"`) {
+		t.Fatalf("Start beside a squatter = %v; want ErrIDTaken naming w-victim", err)
+	}
+	if err := squat.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := snc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start(t, url, calcworker.Config{ID: "w-victim"})
 }
 
 // TestClaimWaitNegative: without the check, a test can start an impostor.
