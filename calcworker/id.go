@@ -35,22 +35,43 @@ type TakenError struct {
 	Holders []wire.Heartbeat // one per id taken, in the order asked
 }
 
+// maxNamed bounds the ids a TakenError names: a fleet's replicas could be
+// thousands.
+const maxNamed = 5
+
 func (e *TakenError) Error() string {
-	parts := make([]string, len(e.Holders))
-	for i, h := range e.Holders {
-		about := []string{}
+	var parts []string
+	for _, h := range e.Holders[:min(len(e.Holders), maxNamed)] {
+		var about []string
 		if h.Host != "" {
-			about = append(about, "on "+h.Host)
+			about = append(about, "on "+printable(h.Host))
 		}
 		if !h.StartedAt.IsZero() {
 			about = append(about, "up since "+h.StartedAt.UTC().Format(time.RFC3339))
 		}
-		parts[i] = fmt.Sprintf("%q", h.ID)
+		part := fmt.Sprintf("%q", h.ID)
 		if len(about) > 0 {
-			parts[i] += " (" + strings.Join(about, ", ") + ")"
+			part += " (" + strings.Join(about, ", ") + ")"
 		}
+		parts = append(parts, part)
 	}
-	return fmt.Sprintf("calcworker: a live worker already has id %s", strings.Join(parts, ", "))
+	if more := len(e.Holders) - maxNamed; more > 0 {
+		parts = append(parts, fmt.Sprintf("and %d more", more))
+	}
+	return "calcworker: a live worker already has id " + strings.Join(parts, ", ")
+}
+
+// printable is a holder's word about itself as it may reach a terminal:
+// whoever answers a claim writes it.
+func printable(s string) string {
+	plain := len(s) <= 64
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] > ' ' && s[i] < 127
+	}
+	if plain {
+		return s
+	}
+	return fmt.Sprintf("%.64q", s)
 }
 
 func (e *TakenError) Unwrap() error { return ErrIDTaken }

@@ -183,6 +183,26 @@ func TestClaimSquatter(t *testing.T) {
 	start(t, url, calcworker.Config{ID: "w-victim"})
 }
 
+// TestTakenErrorMessage: a few ids named, the rest counted; what a holder
+// says about its host is quoted when it is not plain.
+func TestTakenErrorMessage(t *testing.T) {
+	e := &calcworker.TakenError{}
+	for i := range 7 {
+		e.Holders = append(e.Holders, wire.Heartbeat{ID: fmt.Sprintf("w-%d", i)})
+	}
+	e.Holders[0].Host = "vm.example"
+	e.Holders[1].Host = "evil\x1b[2J"
+	e.Holders[2].StartedAt = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	want := `calcworker: a live worker already has id "w-0" (on vm.example), "w-1" (on "evil\x1b[2J"), ` +
+		`"w-2" (up since 2026-12-02T10:00:00Z), "w-3", "w-4", and 2 more`
+	if got := e.Error(); got != want {
+		t.Errorf("Error() =\n%s\nwant\n%s", got, want)
+	}
+	if !errors.Is(e, calcworker.ErrIDTaken) {
+		t.Error("errors.Is(TakenError, ErrIDTaken) = false")
+	}
+}
+
 // TestClaimWaitNegative: without the check, a test can start an impostor.
 func TestClaimWaitNegative(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
