@@ -146,7 +146,7 @@ func Start(cfg Config) (*Server, error) {
 func listenAddr(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("dashboard: address %q: %w", addr, err)
+		return "", fmt.Errorf("dashboard: address %q is not host:port (e.g. 127.0.0.1:8222)", addr)
 	}
 	if host == "" {
 		host = "127.0.0.1"
@@ -163,6 +163,9 @@ func (s *Server) URL() string {
 	}
 	return "http://" + net.JoinHostPort(host, fmt.Sprint(a.Port)) + "/"
 }
+
+// Addr is the address the page listens on, e.g. [::]:8222.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Loopback tells whether the page is reachable from this machine only.
 func (s *Server) Loopback() bool { return s.ln.Addr().(*net.TCPAddr).IP.IsLoopback() }

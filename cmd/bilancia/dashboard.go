@@ -16,7 +16,7 @@ func startDashboard(r *runningDispatcher, addr, prefix string) (*dashboard.Serve
 	}
 	r.events.Info("dashboard", "url", s.URL())
 	if !s.Loopback() {
-		r.events.Warn("the dashboard has no authentication: whoever reaches " + addr + " can see the workers and drain them")
+		r.events.Warn("the dashboard listens beyond loopback, on "+s.Addr()+", and has no authentication: whoever reaches it can see the workers and drain them", "url", s.URL())
 	}
 	return s, nil
 }
