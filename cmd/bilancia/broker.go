@@ -60,6 +60,11 @@ func (c *BrokerCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	ms, err := startMetrics(c.Metrics)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(ms)
 	// Listened to before the broker listens, so that a signal sent once
 	// clients can connect does not meet its default action, which is to
 	// end the process.
@@ -94,17 +99,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 			return err
 		}
 	}
-	stopMetrics, err := serveMetrics(c.Metrics, gatherers(b, d, nil)...)
-	if err != nil {
-		if d != nil {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel() // it has only just started
-			_ = d.stop(ctx)
-		}
-		b.Shutdown()
-		return err
-	}
-	defer stopMetrics()
+	ms.Add(gatherers(b, d, nil)...)
 	brokerGone, err := c.serve(g.ctx, b, &d, sig, log)
 	if d != nil {
 		// The dispatcher drains first, while the broker still carries its

@@ -180,18 +180,16 @@ func (c *DispatcherCmd) Run(g *globals) error {
 		return err
 	}
 	defer stopPprof()
+	ms, err := startMetrics(c.Metrics)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(ms)
 	r, err := c.startDispatcher(&c.NATSFlags, nil, os.Stderr)
 	if err != nil {
 		return err
 	}
-	stopMetrics, err := serveMetrics(c.Metrics, r.Registry())
-	if err != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel() // it has only just started
-		_ = r.stop(ctx)
-		return err
-	}
-	defer stopMetrics()
+	ms.Add(r.Registry())
 	<-g.ctx.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

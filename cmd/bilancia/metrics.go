@@ -13,22 +13,27 @@ import (
 	"github.com/bilancia/bilancia/internal/metrics"
 )
 
-// serveMetrics serves what gs gather on addr (--metrics) until stop is
-// called, and says where; with addr empty it serves nothing.
-func serveMetrics(addr string, gs ...prometheus.Gatherer) (stop func(), err error) {
+// startMetrics serves --metrics on addr, and says where, before the roles
+// start: a bad or taken address stops the command before it changes
+// anything. The roles' metrics are added as they start (Add). With addr
+// empty it serves nothing and returns nil, which Add and stopMetrics take.
+func startMetrics(addr string) (*metrics.Server, error) {
 	if addr == "" {
-		return func() {}, nil
+		return nil, nil
 	}
-	s, err := metrics.Serve(addr, gs...)
+	s, err := metrics.Serve(addr)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "metrics on %s\n", s.URL())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	}, nil
+	return s, nil
+}
+
+// stopMetrics stops serving s, giving a scrape in progress a second.
+func stopMetrics(s *metrics.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.Close(ctx)
 }
 
 // gatherers are the metrics of the roles a process runs, each nil when

@@ -182,3 +182,43 @@ func TestUpMetrics(t *testing.T) {
 		t.Error("metrics still served after up ended")
 	}
 }
+
+// TestMetricsAddressTaken: a --metrics address that cannot be listened on
+// stops each role before it starts anything, with an error that says so.
+func TestMetricsAddressTaken(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	port := metricsPort(t)
+	// Nothing answers there: a role past --metrics would fail otherwise.
+	nf := NATSFlags{NATS: "nats://127.0.0.1:" + strconv.Itoa(port), Prefix: "calc"}
+	for _, tc := range []struct {
+		name string
+		role interface{ Run(*globals) error }
+	}{
+		{"dispatcher", &DispatcherCmd{NATSFlags: nf, DispatcherFlags: testDispatcherFlags(t), Metrics: addr}},
+		{"worker", &WorkerCmd{NATSFlags: nf, Replicas: 1, Metrics: addr}},
+		{"broker", &BrokerCmd{Host: "127.0.0.1", Port: port, Prefix: "calc", AuthPoll: -time.Second, Metrics: addr}},
+		{"up", &UpCmd{Host: "127.0.0.1", Port: port, Prefix: "calc", Workers: 1, Metrics: addr,
+			DispatcherFlags: testDispatcherFlags(t)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := tc.role.Run(&globals{ctx: ctx})
+			if err == nil || !strings.Contains(err.Error(), "metrics") || !strings.Contains(err.Error(), addr) {
+				t.Fatalf("Run = %v; want an error naming metrics and %s", err, addr)
+			}
+			// The broker never listened.
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+			if err != nil {
+				t.Fatalf("port %d taken after the role refused to start: %v", port, err)
+			}
+			l.Close()
+		})
+	}
+}

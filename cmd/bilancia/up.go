@@ -39,6 +39,11 @@ func (c *UpCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	ms, err := startMetrics(c.Metrics)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(ms)
 	if err := b.Start(g.ctx); err != nil {
 		return err
 	}
@@ -70,7 +75,7 @@ func (c *UpCmd) Run(g *globals) error {
 		return err
 	}
 	var wm *calcworker.Metrics // nil: the workers count nothing
-	if c.Metrics != "" {
+	if ms != nil {
 		wm = calcworker.NewMetrics()
 	}
 	ws, err := c.startWorkers(workerPlan{
@@ -94,11 +99,7 @@ func (c *UpCmd) Run(g *globals) error {
 		_ = ws.stop(ctx, nil)
 		_ = d.stop(ctx)
 	}()
-	stopMetrics, err := serveMetrics(c.Metrics, gatherers(b, d, wm)...)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics() // deferred last, so it ends before the roles stop
+	ms.Add(gatherers(b, d, wm)...)
 
 	fmt.Fprintf(os.Stderr, "bilancia up: NATS at %s, dispatcher %s, %d workers, log %s\n", url, d.ID(), len(ws.workers), c.Log)
 	fmt.Fprint(os.Stderr, watchHint(c.Prefix, url))

@@ -179,14 +179,15 @@ func (c *WorkerCmd) Run(g *globals) error {
 		return err
 	}
 	defer stopPprof()
+	ms, err := startMetrics(c.Metrics)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(ms)
 	var wm *calcworker.Metrics // nil: the workers count nothing
-	if c.Metrics != "" {
+	if ms != nil {
 		wm = calcworker.NewMetrics()
-		stopMetrics, err := serveMetrics(c.Metrics, wm.Registry())
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
+		ms.Add(wm.Registry())
 	}
 	ws, err := c.startWorkers(workerPlan{
 		ids: ids, prefix: c.Prefix, heartbeat: c.Heartbeat, drainGrace: c.DrainGrace, log: log,

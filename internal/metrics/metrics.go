@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Server serves /metrics until Close.
@@ -19,12 +21,16 @@ type Server struct {
 	srv  *http.Server
 	addr string
 	done chan struct{}
+
+	mu sync.Mutex
+	gs prometheus.Gatherers // the process's, then the roles' in the order added
 }
 
 // Serve listens on addr ("host:port"; port 0 picks a free one) and serves
-// on /metrics what gs gather, with the Go runtime's and the process's
-// figures (go_*, process_*). A role whose metrics fail to gather does not
-// hide the others': the error goes to the scraper, the rest is served.
+// on /metrics what gs gather, and what Add adds later, with the Go
+// runtime's and the process's figures (go_*, process_*). A role whose
+// metrics fail to gather does not hide the others': the error goes to the
+// scraper, the rest is served.
 func Serve(addr string, gs ...prometheus.Gatherer) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -32,14 +38,20 @@ func Serve(addr string, gs ...prometheus.Gatherer) (*Server, error) {
 	}
 	proc := prometheus.NewRegistry()
 	proc.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	all := append(prometheus.Gatherers{proc}, gs...)
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(all, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	s := &Server{
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 		addr: ln.Addr().String(),
 		done: make(chan struct{}),
+		gs:   append(prometheus.Gatherers{proc}, gs...),
 	}
+	all := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		s.mu.Lock()
+		gs := s.gs
+		s.mu.Unlock()
+		return gs.Gather()
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(all, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(s.done)
 		// ErrServerClosed after Close; any other error is the listener's
@@ -47,6 +59,18 @@ func Serve(addr string, gs ...prometheus.Gatherer) (*Server, error) {
 		_ = s.srv.Serve(ln)
 	}()
 	return s, nil
+}
+
+// Add serves what gs gather too: a process listens before its roles start,
+// so that a bad address stops it before anything else, and adds each
+// role's metrics once the role exists. Nothing happens on a nil Server.
+func (s *Server) Add(gs ...prometheus.Gatherer) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gs = append(s.gs[:len(s.gs):len(s.gs)], gs...) // a new array: a scrape may hold the old
 }
 
 // Addr is the address it listens on, with the port it got.
