@@ -4,20 +4,18 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
 
 	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/dispatcher"
-	"github.com/bilancia/bilancia/internal/testutil"
 )
 
 // rig is a broker, two dispatchers (d1 with the dashboard), and workers
@@ -317,25 +315,27 @@ func TestPageAndHosts(t *testing.T) {
 // leaves no goroutine behind.
 func TestClose(t *testing.T) {
 	r := newRig(t)
-	frames := stream(t, r.dash.URL())
+	others := goleak.IgnoreCurrent()
+	s, err := Start(Config{Addr: "127.0.0.1:0", Dispatcher: r.d1, Conn: r.nc, Interval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := stream(t, s.URL())
 	<-frames
-	before := runtime.NumGoroutine()
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = r.dash.Close() }()
+		go func() { defer wg.Done(); _ = s.Close() }()
 	}
 	wg.Wait()
-	_ = r.dash.Close()
-	for range frames {
+	_ = s.Close()
+	for range frames { // the stream ends
 	}
-	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if n := runtime.NumGoroutine(); n > before-3 {
-			return fmt.Errorf("%d goroutines, %d before Close; want the server's gone", n, before)
-		}
-		return nil
-	})
-	if _, err := http.Get(r.dash.URL()); err == nil {
+	http.DefaultClient.CloseIdleConnections()
+	if err := goleak.Find(others); err != nil {
+		t.Error(err)
+	}
+	if _, err := http.Get(s.URL()); err == nil {
 		t.Error("GET after Close succeeded")
 	}
 }
