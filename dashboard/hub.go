@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"sync"
 	"time"
@@ -152,14 +153,23 @@ func (h *hub) tick(now time.Time, st wire.Status, lat buckets, latOK bool) {
 	}
 }
 
+// Why join refuses a page.
+var (
+	errClosed  = errors.New("dashboard: closing")
+	errTooMany = errors.New("dashboard: too many pages open")
+)
+
 // join adds a page and returns its first, full frame and the channel of
 // the next ones, which is closed when the page is cut off or the hub
-// closes; ok is false once the hub is closed.
-func (h *hub) join(src Source) (first []byte, c chan []byte, ok bool) {
+// closes. It refuses a page once the hub is closed or MaxPages watch.
+func (h *hub) join(src Source) (first []byte, c chan []byte, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, nil, false
+		return nil, nil, errClosed
+	}
+	if len(h.clients) >= h.cfg.MaxPages {
+		return nil, nil, errTooMany
 	}
 	if h.tab == nil {
 		st := src.Status()
@@ -173,7 +183,7 @@ func (h *hub) join(src Source) (first []byte, c chan []byte, ok bool) {
 	first, _ = json.Marshal(f)
 	c = make(chan []byte, clientBuffer)
 	h.clients[c] = struct{}{}
-	return first, c, true
+	return first, c, nil
 }
 
 // leave removes a page; when it was the last one, the table is forgotten.

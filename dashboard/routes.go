@@ -98,9 +98,9 @@ func writeJSON(w http.ResponseWriter, code int, errMsg string) {
 // events streams frames to one page as server-sent events until the page
 // goes, is too slow (see clientBuffer) or the server closes.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	first, c, ok := s.hub.join(s.cfg.Dispatcher)
-	if !ok {
-		http.Error(w, "dashboard: closing", http.StatusServiceUnavailable)
+	first, c, err := s.hub.join(s.cfg.Dispatcher)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	defer s.hub.leave(c)

@@ -70,6 +70,9 @@ type Config struct {
 	// MaxRows bounds the worker rows sent to the page; 0 = 2000. Beyond
 	// it the page shows the workers not up first, then by id.
 	MaxRows int
+	// MaxPages bounds the pages watching at once; 0 = 64. One more is
+	// answered 503, and its browser tries again.
+	MaxPages int
 }
 
 // Server is a running dashboard.
@@ -92,8 +95,8 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Dispatcher == nil {
 		return nil, errors.New("dashboard: no dispatcher")
 	}
-	if cfg.Interval < 0 || cfg.Window < 0 || cfg.History < 0 || cfg.MaxRows < 0 {
-		return nil, errors.New("dashboard: negative interval, window, history or row bound")
+	if cfg.Interval < 0 || cfg.Window < 0 || cfg.History < 0 || cfg.MaxRows < 0 || cfg.MaxPages < 0 {
+		return nil, errors.New("dashboard: negative interval, window, history, row or page bound")
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Second
@@ -106,6 +109,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxRows == 0 {
 		cfg.MaxRows = 2000
+	}
+	if cfg.MaxPages == 0 {
+		cfg.MaxPages = 64
 	}
 	if cfg.LatencyMetric == "" {
 		cfg.LatencyMetric = DefaultLatencyMetric
@@ -132,7 +138,7 @@ func Start(cfg Config) (*Server, error) {
 		}
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
-	s.srv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()

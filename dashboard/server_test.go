@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
+
+	"github.com/bilancia/bilancia/internal/testutil"
 
 	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/calcworker"
@@ -338,6 +341,43 @@ func TestClose(t *testing.T) {
 	if _, err := http.Get(s.URL()); err == nil {
 		t.Error("GET after Close succeeded")
 	}
+}
+
+// TestMaxPages: a page beyond MaxPages is refused with 503 until one goes.
+func TestMaxPages(t *testing.T) {
+	r := newRig(t)
+	s, err := Start(Config{Addr: "127.0.0.1:0", Dispatcher: r.d1, Interval: 50 * time.Millisecond, MaxPages: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL()+"events", nil)
+	first, err := http.DefaultClient.Do(req)
+	if err != nil || first.StatusCode != 200 {
+		t.Fatalf("first page: %v %v; want 200", first, err)
+	}
+	resp, err := http.Get(s.URL() + "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("second page: %s; want 503", resp.Status)
+	}
+	cancel()
+	first.Body.Close()
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		resp, err := http.Get(s.URL() + "events")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("after the first page went: %s; want 200", resp.Status)
+		}
+		return nil
+	})
 }
 
 func TestStartErrors(t *testing.T) {
