@@ -14,11 +14,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/bilancia/bilancia/internal/testutil"
-
 	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/dispatcher"
+	"github.com/bilancia/bilancia/internal/testutil"
 )
 
 // rig is a broker, two dispatchers (d1 with the dashboard), and workers
