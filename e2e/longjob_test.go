@@ -185,10 +185,11 @@ func TestEndToEndLongJobs(t *testing.T) {
 // worker processes, with the client library's defaults, and counts every
 // forward on the wire: work executed (each forward counted in full, even
 // one cancelled early) over work requested, in spin milliseconds (an add
-// counts 0). It is logged; 1.000 on a quiet machine (BENCHMARKS.md), a
-// spin or two more when other processes starve the workers' progress
-// messages; the test wants at most 1.5, where hedging after 1s and the
-// client's resend after 2s ran each spin about three times.
+// counts 0). It is logged (BENCHMARKS.md), and must be at most 1.01: no
+// spin runs twice. A client that finds its dispatcher slow to say it
+// holds a request resends it, and the dispatcher joins the resend to the
+// request it holds instead of forwarding it again, so that even a
+// starved machine runs each spin once.
 func TestEndToEndFleetEfficiency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("15 s of load")
@@ -244,7 +245,7 @@ func TestEndToEndFleetEfficiency(t *testing.T) {
 	st := c.Stats()
 	t.Logf("efficiency: %d spin 2500 requested, %d executed: work executed / requested = %.3f; client resends %d; failed %d",
 		len(spins), executed, ratio, st.Retries, failed)
-	if ratio > 1.5 {
-		t.Errorf("work executed / requested = %.3f; want at most 1.5", ratio)
+	if ratio > 1.01 {
+		t.Errorf("work executed / requested = %.3f; want at most 1.01", ratio)
 	}
 }
