@@ -22,16 +22,19 @@ import (
 // 503. A parked request keeps
 // its deadline, and its client keeps getting progress messages.
 
-// holdFrom starts a hold at now, for holdFor, unless one runs already.
-func (t *inflight) holdFrom(now time.Time) {
+// holdFrom starts a hold at now, for holdFor, unless one runs already or
+// holds are off; it tells whether it started one.
+func (t *inflight) holdFrom(now time.Time) bool {
 	if t.holdFor <= 0 {
-		return
+		return false
 	}
 	t.mu.Lock()
-	if t.holdUntil == 0 {
-		t.holdUntil = now.Add(t.holdFor).UnixNano()
+	defer t.mu.Unlock()
+	if t.holdUntil != 0 {
+		return false
 	}
-	t.mu.Unlock()
+	t.holdUntil = now.Add(t.holdFor).UnixNano()
+	return true
 }
 
 // holdingLocked tells whether a hold runs at ns; t.mu is held.
@@ -124,8 +127,9 @@ func (d *Dispatcher) expired(cs []change, now time.Time) {
 	if len(d.mem.Live()) == 0 {
 		for _, c := range cs {
 			if c.To == wire.StateDown && isSuspect(d.mem.Suspects(), c.ID) {
-				d.inflight.holdFrom(now)
-				d.log.Warn("holding requests: every live worker fell silent at once", "for", d.cfg.HoldFor.String())
+				if d.inflight.holdFrom(now) {
+					d.log.Warn("holding requests: every live worker fell silent at once", "for", d.cfg.HoldFor.String())
+				}
 				break
 			}
 		}
