@@ -37,7 +37,7 @@ func chromium(t *testing.T) string {
 		}
 	}
 	if os.Getenv("BILANCIA_SKIP_BROWSER") == "1" {
-		t.Skip("no chromium on PATH, and BILANCIA_SKIP_BROWSER=1: the dashboard's browser test is skipped")
+		t.Skip("no chromium on PATH, and BILANCIA_SKIP_BROWSER=1: skipped (a browser test of the dashboard)")
 	}
 	t.Fatal("no chromium on PATH: install it (scripts/test does: apt-get install chromium), name it with BILANCIA_CHROMIUM, or set BILANCIA_SKIP_BROWSER=1 to skip this test")
 	return ""
