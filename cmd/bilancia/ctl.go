@@ -173,7 +173,7 @@ func reportCtl(out, warn io.Writer, verb, id string, replies []*nats.Msg, table 
 			if drained == "" {
 				drained = "(none drained)"
 			}
-			fmt.Fprintf(out, "%-16s %s\n", r.Dispatcher, drained)
+			fmt.Fprintf(out, "%-18s %s\n", r.Dispatcher, drained)
 		default:
 			state := "not known yet"
 			if r.Known {
@@ -186,7 +186,7 @@ func reportCtl(out, warn io.Writer, verb, id string, replies []*nats.Msg, table 
 			if !r.Changed {
 				what = "already " + what
 			}
-			fmt.Fprintf(out, "%-16s %s %s (%s)\n", r.Dispatcher, id, what, state)
+			fmt.Fprintf(out, "%-18s %s %s (%s)\n", r.Dispatcher, id, what, state)
 		}
 	}
 	if table {
