@@ -1,8 +1,24 @@
 package main
 
 import (
+	"net"
+
 	"github.com/bilancia/bilancia/dashboard"
 )
+
+// upDashboardAddr is where up serves its dashboard unless told otherwise.
+const upDashboardAddr = "127.0.0.1:8080"
+
+// defaultDashboardAddr is upDashboardAddr, or a free loopback port when
+// another program holds it, as up does with the broker's port.
+func defaultDashboardAddr() string {
+	ln, err := net.Listen("tcp", upDashboardAddr)
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	ln.Close()
+	return upDashboardAddr
+}
 
 // startDashboard serves r's dashboard on addr (dispatcher --http), with
 // the cluster's other dispatchers asked over r's connection and latency

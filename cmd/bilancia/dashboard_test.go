@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -77,5 +78,16 @@ func TestUpDashboard(t *testing.T) {
 	if resp, err := http.Get(base); err == nil {
 		resp.Body.Close()
 		t.Errorf("GET %s after up ended: %s; want no answer", base, resp.Status)
+	}
+}
+
+// TestUpDashboardPortTaken: with 127.0.0.1:8080 held by another program,
+// up's dashboard goes to a free port instead of failing the session.
+func TestUpDashboardPortTaken(t *testing.T) {
+	if ln, err := net.Listen("tcp", upDashboardAddr); err == nil {
+		defer ln.Close()
+	} // else something else holds it already: taken all the same
+	if got := defaultDashboardAddr(); got != "127.0.0.1:0" {
+		t.Fatalf("with %s taken, up's dashboard address is %q; want 127.0.0.1:0", upDashboardAddr, got)
 	}
 }

@@ -35,7 +35,7 @@ type DispatcherFlags struct {
 	Log            string        `default:"loadbalancer.log" help:"Log file (JSON lines); - for standard output. SIGUSR1 reopens it."`
 	LogRequests    bool          `default:"true" negatable:"" help:"Log every request."`
 	Pprof          string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
-	HTTP           string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8222 (no authentication; a missing host means 127.0.0.1; off by default)."`
+	HTTP           string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8080 (no authentication; a missing host means 127.0.0.1; up serves one by default)."`
 }
 
 func (f *DispatcherFlags) config(d *dispatcher.Config) {

@@ -17,13 +17,14 @@ import (
 
 // UpCmd runs everything in one process: broker, dispatcher, workers, REPL.
 type UpCmd struct {
-	Host     string `default:"127.0.0.1" help:"Broker listen address."`
-	Insecure bool   `help:"Listen beyond loopback without authentication (refused otherwise)."`
-	Auth     string `placeholder:"DIR" help:"Run the broker with --auth DIR, and the roles inside with their credentials."`
-	Port     int    `default:"4222" help:"Broker port; if taken, a free one is used."`
-	Prefix   string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix."`
-	Workers  int    `default:"3" help:"Calc workers to start."`
-	Metrics  string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (broker, dispatcher and workers on one endpoint), e.g. 127.0.0.1:9100 (off by default)."`
+	Host      string `default:"127.0.0.1" help:"Broker listen address."`
+	Insecure  bool   `help:"Listen beyond loopback without authentication (refused otherwise)."`
+	Auth      string `placeholder:"DIR" help:"Run the broker with --auth DIR, and the roles inside with their credentials."`
+	Port      int    `default:"4222" help:"Broker port; if taken, a free one is used."`
+	Prefix    string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix."`
+	Workers   int    `default:"3" help:"Calc workers to start."`
+	Dashboard bool   `default:"true" negatable:"" help:"Serve the live dashboard: on --http if given, else on 127.0.0.1:8080 or, if taken, a free port (--no-dashboard: none)."`
+	Metrics   string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (broker, dispatcher and workers on one endpoint), e.g. 127.0.0.1:9100 (off by default)."`
 	DispatcherFlags
 	WorkerFlags
 	ClientFlags
@@ -69,6 +70,9 @@ func (c *UpCmd) Run(g *globals) error {
 			f.NKey = filepath.Join(c.Auth, file)
 		}
 		return &f
+	}
+	if c.Dashboard && c.HTTP == "" {
+		c.HTTP = defaultDashboardAddr()
 	}
 	d, err := c.startDispatcher(as(broker.DispatcherCredential), b.Server(), nil)
 	if err != nil {
