@@ -102,15 +102,22 @@ func newEnv(t testing.TB) *env {
 // start runs the binary with args; stdin may be nil.
 func (e *env) start(name string, stdin io.Reader, args ...string) *proc {
 	e.t.Helper()
+	return e.launch(supervise.Config{Name: name, Args: args, Stdin: stdin})
+}
+
+// launch runs the binary as c says, its output in the test's directory.
+func (e *env) launch(c supervise.Config) *proc {
+	e.t.Helper()
 	e.mu.Lock()
 	e.seq++
-	out := filepath.Join(e.dir, fmt.Sprintf("%02d-%s.out", e.seq, name))
+	out := filepath.Join(e.dir, fmt.Sprintf("%02d-%s.out", e.seq, c.Name))
 	e.mu.Unlock()
-	sp, err := supervise.Start(supervise.Config{Name: name, Path: bin, Args: args, Output: out, Dir: e.dir, Stdin: stdin})
+	c.Path, c.Output, c.Dir = bin, out, e.dir
+	sp, err := supervise.Start(c)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	p := &proc{name: name, sp: sp, out: out}
+	p := &proc{name: c.Name, sp: sp, out: out}
 	e.mu.Lock()
 	e.procs = append(e.procs, p)
 	e.mu.Unlock()

@@ -114,17 +114,5 @@ func TestEnvironmentPerRole(t *testing.T) {
 // startEnv is start with an environment of the test's own.
 func (e *env) startEnv(name string, environ []string, args ...string) *proc {
 	e.t.Helper()
-	e.mu.Lock()
-	e.seq++
-	out := filepath.Join(e.dir, fmt.Sprintf("%02d-%s.out", e.seq, name))
-	e.mu.Unlock()
-	sp, err := supervise.Start(supervise.Config{Name: name, Path: bin, Args: args, Output: out, Dir: e.dir, Env: environ})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	p := &proc{name: name, sp: sp, out: out}
-	e.mu.Lock()
-	e.procs = append(e.procs, p)
-	e.mu.Unlock()
-	return p
+	return e.launch(supervise.Config{Name: name, Args: args, Env: environ})
 }
