@@ -17,7 +17,10 @@ import (
 // fell silent or went down. When any worker comes up, the parked
 // requests that have no attempt left alive go to the workers again,
 // those tried before included (their forwards may have been lost in the
-// partition). When the hold ends with no worker back, the parked
+// partition). So do they when a worker in rotation is no longer mute:
+// it may have moved to a broker this dispatcher reaches (its heartbeats
+// never stopped long enough to take it down). When the hold ends with no
+// worker back, the parked
 // requests with no attempt open (but on workers gone since) get their
 // 503. A parked request keeps
 // its deadline, and its client keeps getting progress messages.
@@ -45,6 +48,7 @@ func (t *inflight) parkLocked(r *request) {
 	if !r.parked {
 		r.parked = true
 		t.parked[r] = struct{}{}
+		t.nParked.Add(1)
 	}
 }
 
@@ -53,6 +57,7 @@ func (t *inflight) unparkLocked(r *request) {
 	if r.parked {
 		r.parked = false
 		delete(t.parked, r)
+		t.nParked.Add(-1)
 	}
 }
 
@@ -147,6 +152,20 @@ func (d *Dispatcher) workersBack() {
 	now := time.Now()
 	for _, r := range reqs {
 		d.forward(r, now)
+	}
+}
+
+// unmuted sends the parked requests on when a worker in rotation is not
+// mute (any more): the sweep calls it with every expiry.
+func (d *Dispatcher) unmuted() {
+	if d.inflight.nParked.Load() == 0 {
+		return
+	}
+	for _, w := range d.mem.Live() {
+		if !w.sign.muted() {
+			d.workersBack()
+			return
+		}
 	}
 }
 

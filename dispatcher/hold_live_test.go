@@ -1,7 +1,9 @@
 package dispatcher_test
 
 import (
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 
 	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/dispatcher"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -83,5 +86,63 @@ func TestHeldRequestIsServedWhenAWorkerComesBack(t *testing.T) {
 			t.Fatalf("reply %v from %q; want the result from w2", e, m.Header.Get(wire.HdrWorker))
 		}
 		return
+	}
+}
+
+// TestStuckRequestResumesOnAWorkerNoLongerMute: a worker whose forwards
+// vanish (a cut route) while its heartbeats keep coming (it moved to a
+// broker the dispatcher reaches) is never taken down; its request, stuck
+// on a silent attempt with no other worker, goes to it again once it is
+// no longer mute, and is answered long before its deadline.
+func TestStuckRequestResumesOnAWorkerNoLongerMute(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.AttemptTimeout = time.Hour })
+	wc := connect(t, url)
+	var forwards, answer atomic.Int64
+	if _, err := wc.Subscribe(wire.Subjects{}.Worker("w-x"), func(m *nats.Msg) {
+		forwards.Add(1)
+		if answer.Load() == 0 || m.Reply == "" {
+			return // lost on the way
+		}
+		out := nats.NewMsg(m.Reply)
+		out.Header.Set(wire.HdrRequestID, m.Header.Get(wire.HdrRequestID))
+		out.Header.Set(wire.HdrWorker, "w-x")
+		out.Data = []byte(`{"op":"add","result":5,"worker":"w-x"}`)
+		_ = wc.PublishMsg(out)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	heartbeatsUntilCleanup(t, wc, wire.Heartbeat{ID: "w-x", Subject: wire.Subjects{}.Worker("w-x"),
+		State: wire.StateUp, IntervalMS: 100, ProgressMS: 100, StartedAt: time.Now()})
+	waitState(t, d, up("w-x"))
+	nc := connect(t, url)
+	type result struct {
+		m   *nats.Msg
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		m, err := nc.Request(wire.Subjects{}.Request(), []byte("add 2 3"), 8*time.Second)
+		done <- result{m, err}
+	}()
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if forwards.Load() == 0 {
+			return errors.New("not forwarded yet")
+		}
+		return nil
+	})
+	answer.Store(1) // its route is back
+	r := <-done
+	took := time.Since(start)
+	if r.err != nil {
+		t.Fatalf("request: %v", r.err)
+	}
+	if e := wire.ErrorFromMsg(r.m); e != nil {
+		t.Fatalf("reply %v; want the result", e)
+	}
+	t.Logf("answered after %v and %d forwards", took.Round(time.Millisecond), forwards.Load())
+	if n := forwards.Load(); n < 2 {
+		t.Fatalf("%d forwards; want the request sent again", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 type inflight struct {
 	count    atomic.Int64 // requests admitted and not yet done
 	retrying atomic.Int64 // requests with a timeout retry outstanding
+	nParked  atomic.Int64 // len(parked), read without the lock
 
 	// Set by init and Start, before any request.
 	choose         func(skip func(*member) bool) *member // called with mu held

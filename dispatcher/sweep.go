@@ -56,6 +56,7 @@ func (d *Dispatcher) sweep() {
 			if n, _, _ := d.subs.heartbeats.Pending(); silenceIsNews(n, gap, d.cfg.DeadAfter) {
 				d.expired(d.mem.Expire(now), now)
 			}
+			d.unmuted()
 		}
 		d.endHold(now)
 		next := d.inflight.plan(d.inflight.holdWake(lastExpire.Add(expireEvery).UnixNano()))
