@@ -51,6 +51,17 @@ func (rc *Record) Code() int {
 // Resent says the client had to send the request more than once.
 func (rc *Record) Resent() bool { return rc.Res != nil && rc.Res.Sends > 1 }
 
+// Work is how long the request's own work takes: a sleep's length, 0 for
+// the other operations, which take well under a millisecond.
+func (rc *Record) Work() time.Duration {
+	if ms, ok := strings.CutPrefix(rc.Cmd, "sleep "); ok {
+		if n, err := strconv.Atoi(ms); err == nil {
+			return time.Duration(n) * time.Millisecond
+		}
+	}
+	return 0
+}
+
 // Hurt says a fault touched the request: it failed, or needed a resend by
 // the client or a second worker.
 func (rc *Record) Hurt() bool {

@@ -38,6 +38,9 @@ type Score struct {
 	// replies that reached the clients beyond the first of each request
 	// (the answers to resends, dropped by the client).
 	Resent, WireDup int
+	// ResentExtra is the most a resent request waited beyond its own work
+	// (its latency less Work): what losing the process that held it cost.
+	ResentExtra time.Duration
 	// P99 is the 99th percentile latency of the requests sent in the
 	// fault's window, from inj on (of all requests when there is no
 	// fault).
@@ -94,6 +97,7 @@ func Measure(recs []*Record, wireN map[string]int, inj time.Time, window time.Du
 			}
 			if rc.Resent() {
 				s.Resent++
+				s.ResentExtra = max(s.ResentExtra, rc.Done.Sub(rc.Sent)-rc.Work())
 			}
 		}
 		if inj.IsZero() || !rc.Sent.Before(inj) && rc.Sent.Before(to) {
@@ -176,6 +180,7 @@ func (r *run) measure(rep *Report, recs []*Record, f *faultRun, rejoinAt time.Ti
 	s := Measure(recs, r.load.Wire.Counts(), inj, cfg.Window)
 	rep.Columns = s.Columns(cfg.Fault, s.OverSends)
 	rep.Resent, rep.WireDup, rep.E503, rep.Failures = s.Resent, s.WireDup, s.E503, s.Failures
+	rep.ResentExtra = s.ResentExtra
 	rep.Reconnects = int(r.reconnects.Load())
 	if inj.IsZero() {
 		return

@@ -44,6 +44,9 @@ func TestMeasure(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("sent, ok, lost, wrong, no reply, 503, distinct, dup ids, over sends, resent, wire dup = %v; want %v", got, want)
 	}
+	if s.ResentExtra != 2*time.Second {
+		t.Errorf("ResentExtra = %v; want 2s, c's wait (an add: no work of its own)", s.ResentExtra)
+	}
 	// During the fault: c, d, e, the lost one and the second c.
 	if s.P99 != 9800*time.Millisecond {
 		t.Errorf("P99 = %v; want 9.8s, the request without a reply", s.P99)
@@ -130,5 +133,20 @@ func TestPercentile(t *testing.T) {
 	}
 	if got := Percentile(nil, 99); got != 0 {
 		t.Errorf("Percentile of nothing = %v, want 0", got)
+	}
+}
+
+// TestResentExtra: a resent sleep's own length is not counted as the wait
+// its resend cost.
+func TestResentExtra(t *testing.T) {
+	sleep := rec(1000, 1550, "s", 2, 1, nil)
+	sleep.Cmd = "sleep 300"
+	if got := sleep.Work(); got != 300*time.Millisecond {
+		t.Fatalf("Work of sleep 300 = %v", got)
+	}
+	recs := []*Record{sleep, rec(1000, 1200, "a", 2, 1, nil), rec(1000, 1900, "b", 1, 1, nil)}
+	s := Measure(recs, map[string]int{"s": 2, "a": 2, "b": 1}, time.Time{}, 0)
+	if s.ResentExtra != 250*time.Millisecond {
+		t.Errorf("ResentExtra = %v; want 250ms: the sleep's 550ms less its 300ms (b, not resent, does not count)", s.ResentExtra)
 	}
 }

@@ -60,6 +60,8 @@ type Report struct {
 	// replies that reached the client beyond the first of each request
 	// (the answers to resends, dropped by the client).
 	Resent, WireDup int
+	// ResentExtra is the most a resent request waited beyond its own work.
+	ResentExtra time.Duration
 	// E503 failed requests answered 503 (no worker or no dispatcher).
 	E503        int
 	RejoinAsked bool
@@ -83,8 +85,8 @@ type Report struct {
 // Line is the report in the fault matrix's format, with extra fields after.
 func (r *Report) Line() string {
 	s := r.Columns.Line()
-	s += fmt.Sprintf(" resent=%d wire_dup=%d e503=%d reconnects=%d ready_after=%dms",
-		r.Resent, r.WireDup, r.E503, r.Reconnects, r.ReadyAfter.Milliseconds())
+	s += fmt.Sprintf(" resent=%d resent_extra_max=%dms wire_dup=%d e503=%d reconnects=%d ready_after=%dms",
+		r.Resent, r.ResentExtra.Milliseconds(), r.WireDup, r.E503, r.Reconnects, r.ReadyAfter.Milliseconds())
 	if r.Fault != "none" {
 		s += fmt.Sprintf(" inject_took=%dms", r.InjectTook.Milliseconds())
 	}
