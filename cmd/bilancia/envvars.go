@@ -74,22 +74,7 @@ func envName(path []string, flag string) string {
 // which would otherwise be ignored in silence. It names the variable the
 // selected command reads for that flag, if it has one.
 func staleEnv(k *kong.Kong, selected *kong.Node, environ []string) []string {
-	read := map[string]bool{}
-	for _, v := range scriptVars {
-		read[v] = true
-	}
-	var walk func(n *kong.Node)
-	walk = func(n *kong.Node) {
-		for _, f := range n.Flags {
-			for _, e := range f.Envs {
-				read[e] = true
-			}
-		}
-		for _, c := range n.Children {
-			walk(c)
-		}
-	}
-	walk(k.Model.Node)
+	read := knownEnv(k)
 	var out []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
@@ -148,4 +133,26 @@ func envTable(k *kong.Kong) string {
 	walk(k.Model.Node)
 	fmt.Fprintf(&b, "| every role, one name each | %s |\n", strings.Join(shared, "; "))
 	return b.String()
+}
+
+// knownEnv is every variable something reads: a flag of any command, or
+// compose, a script or a test (scriptVars).
+func knownEnv(k *kong.Kong) map[string]bool {
+	known := map[string]bool{}
+	for _, v := range scriptVars {
+		known[v] = true
+	}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			for _, e := range f.Envs {
+				known[e] = true
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(k.Model.Node)
+	return known
 }

@@ -244,22 +244,7 @@ func TestStaleEnv(t *testing.T) {
 // scriptVars, so that neither staleEnv nor the collision test misses it.
 func TestScriptVarsListed(t *testing.T) {
 	_, k := newTestParser(t)
-	known := map[string]bool{}
-	for _, v := range scriptVars {
-		known[v] = true
-	}
-	var walk func(n *kong.Node)
-	walk = func(n *kong.Node) {
-		for _, f := range n.Flags {
-			for _, e := range f.Envs {
-				known[e] = true
-			}
-		}
-		for _, c := range n.Children {
-			walk(c)
-		}
-	}
-	walk(k.Model.Node)
+	known := knownEnv(k)
 	var files []string
 	for _, pattern := range []string{"../../compose.yaml", "../../Dockerfile", "../../scripts/*", "../../.ci/*", "../../*/*_test.go", "../../*/*/*_test.go"} {
 		m, err := filepath.Glob(pattern)
