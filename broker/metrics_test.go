@@ -76,8 +76,8 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 		for _, name := range []string{"bilancia_broker_routes", "bilancia_broker_slow_consumers_total"} {
-			if got, ok := f.Value(name); !ok || got != 0 {
-				return fmt.Errorf("%s = %v (found: %v); want 0", name, got, ok)
+			if err := f.Want(0, name); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -52,18 +52,12 @@ func TestMetrics(t *testing.T) {
 	if err := nc.PublishMsg(held); err != nil {
 		t.Fatal(err)
 	}
-	want := func(f metricstest.Families, name string, want float64, labels ...string) error {
-		if got, ok := f.Value(name, labels...); !ok || got != want {
-			return fmt.Errorf("%s%v = %v (found: %v); want %v", name, labels, got, ok, want)
-		}
-		return nil
-	}
 	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		f, err := metricstest.Scrape(srv.URL())
 		if err != nil {
 			return err
 		}
-		return want(f, "bilancia_worker_requests_in_flight", 1)
+		return f.Want(1, "bilancia_worker_requests_in_flight")
 	})
 	cancel := nats.NewMsg(wb.Subject())
 	cancel.Header.Set(wire.HdrCancel, "held")
@@ -98,7 +92,7 @@ func TestMetrics(t *testing.T) {
 				}
 				continue
 			}
-			if err := want(f, c.name, c.want, c.labels...); err != nil {
+			if err := f.Want(c.want, c.name, c.labels...); err != nil {
 				return err
 			}
 		}
@@ -115,7 +109,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := want(f, "bilancia_worker_workers", 1); err != nil {
+	if err := f.Want(1, "bilancia_worker_workers"); err != nil {
 		t.Error(err)
 	}
 	metricstest.CheckLint(t, m.Registry())

@@ -19,10 +19,6 @@ const ServiceName = wire.WorkerService
 // served by the worker's own subscriptions; their figures come from its
 // counters, so that the requests cost nothing more.
 func (w *Worker) startMicro() error {
-	prefix := w.cfg.Prefix
-	if prefix == "" {
-		prefix = wire.DefaultPrefix
-	}
 	eps := []microsvc.Endpoint{{Name: "calc", Subject: w.Subject(), Counts: w.counts}}
 	if w.cfg.ServeDirect {
 		// The two subjects share the counters: listed once, with them.
@@ -32,7 +28,7 @@ func (w *Worker) startMicro() error {
 		Name: ServiceName, ID: w.cfg.ID, Version: wire.Version,
 		Description: "Bilancia calc worker",
 		Metadata: map[string]string{
-			"id": w.cfg.ID, "prefix": prefix, "subject": w.Subject(),
+			"id": w.cfg.ID, "prefix": w.subj.Root(), "subject": w.Subject(),
 			"concurrency": strconv.Itoa(w.cfg.Concurrency),
 		},
 		Endpoints: eps,

@@ -3,7 +3,6 @@ package calcworker_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -24,17 +23,7 @@ func TestMicroSharedWorkers(t *testing.T) {
 	defer shared.Close()
 	const n = 50
 	before := runtime.NumGoroutine()
-	var workers []*calcworker.Worker
-	for i := range n {
-		w, err := calcworker.New(calcworker.Config{Conn: wnc, ID: fmt.Sprintf("sim-%d", i), Shared: shared, Heartbeat: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Start(); err != nil {
-			t.Fatal(err)
-		}
-		workers = append(workers, w)
-	}
+	workers := startSims(t, wnc, shared, n)
 	defer func() {
 		for _, w := range workers {
 			_ = w.Shutdown(context.Background())

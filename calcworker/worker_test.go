@@ -44,6 +44,24 @@ func start(t testing.TB, url string, cfg calcworker.Config) *calcworker.Worker {
 	return w
 }
 
+// startSims starts n workers sim-0 to sim-<n-1> on one connection and
+// pool, heartbeating seldom; the test shuts them down.
+func startSims(t testing.TB, nc *nats.Conn, shared *calcworker.Shared, n int) []*calcworker.Worker {
+	t.Helper()
+	var workers []*calcworker.Worker
+	for i := range n {
+		w, err := calcworker.New(calcworker.Config{Conn: nc, ID: fmt.Sprintf("sim-%d", i), Shared: shared, Heartbeat: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		workers = append(workers, w)
+	}
+	return workers
+}
+
 func request(t testing.TB, nc *nats.Conn, subj, cmd string) *nats.Msg {
 	t.Helper()
 	m := nats.NewMsg(subj)
@@ -262,17 +280,7 @@ func TestSharedWorkers(t *testing.T) {
 	wnc := connect(t, url)
 	shared := calcworker.NewShared(2, 0)
 	const n = 20
-	var workers []*calcworker.Worker
-	for i := range n {
-		w, err := calcworker.New(calcworker.Config{Conn: wnc, ID: fmt.Sprintf("sim-%d", i), Shared: shared, Heartbeat: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Start(); err != nil {
-			t.Fatal(err)
-		}
-		workers = append(workers, w)
-	}
+	workers := startSims(t, wnc, shared, n)
 	nc := connect(t, url)
 	hbs, err := nc.SubscribeSync("calc.heartbeat.*")
 	if err != nil {

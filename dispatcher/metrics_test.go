@@ -63,8 +63,8 @@ func TestMetricsOverHTTP(t *testing.T) {
 		{"bilancia_dispatcher_ejections_total", nil, 0},
 		{"bilancia_dispatcher_workers_drained", nil, 0},
 	} {
-		if got, ok := f.Value(c.name, c.labels...); !ok || got != c.want {
-			t.Errorf("%s%v = %v (found: %v); want %v", c.name, c.labels, got, ok, c.want)
+		if err := f.Want(c.want, c.name, c.labels...); err != nil {
+			t.Error(err)
 		}
 	}
 	if got := f.Sum("bilancia_dispatcher_worker_forwards_total"); got != good+bad {
@@ -102,8 +102,8 @@ func TestMetricsOverHTTP(t *testing.T) {
 			{"bilancia_dispatcher_worker_transitions_total", []string{"from", "up", "to", "draining"}, 1},
 			{"bilancia_dispatcher_worker_transitions_total", []string{"from", "draining", "to", "down"}, 1},
 		} {
-			if got, ok := f.Value(c.name, c.labels...); !ok || got != c.want {
-				return fmt.Errorf("%s%v = %v (found: %v); want %v", c.name, c.labels, got, ok, c.want)
+			if err := f.Want(c.want, c.name, c.labels...); err != nil {
+				return err
 			}
 		}
 		return nil

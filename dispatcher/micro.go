@@ -17,15 +17,11 @@ const ServiceName = wire.DispatcherService
 // are served by the dispatcher's own subscriptions; their figures come
 // from its counters, so that the requests cost nothing more.
 func (d *Dispatcher) startMicro() error {
-	prefix := d.cfg.Prefix
-	if prefix == "" {
-		prefix = wire.DefaultPrefix
-	}
 	svc, err := microsvc.Start(d.nc, microsvc.Config{
 		Name: ServiceName, ID: d.cfg.ID, Version: wire.Version,
 		Description: "Bilancia dispatcher: balances calc requests over the workers",
 		Metadata: map[string]string{
-			"id": d.cfg.ID, "prefix": prefix, "subject": d.cfg.Subject, "strategy": d.cfg.Strategy,
+			"id": d.cfg.ID, "prefix": d.subj.Root(), "subject": d.cfg.Subject, "strategy": d.cfg.Strategy,
 			"max_inflight": strconv.Itoa(d.cfg.MaxInflight),
 		},
 		Endpoints: []microsvc.Endpoint{

@@ -22,18 +22,18 @@ const (
 )
 
 // Events matches every event.
-func (s Subjects) Events() string { return s.p() + ".events.>" }
+func (s Subjects) Events() string { return s.Root() + ".events.>" }
 
 // WorkerEvent is the subject of a worker's event:
 // "<prefix>.events.worker.<id>.<kind>".
 func (s Subjects) WorkerEvent(id, kind string) string {
-	return s.p() + ".events.worker." + id + "." + kind
+	return s.Root() + ".events.worker." + id + "." + kind
 }
 
 // DispatcherEvent is the subject of a dispatcher's own event:
 // "<prefix>.events.dispatcher.<id>.<kind>".
 func (s Subjects) DispatcherEvent(id, kind string) string {
-	return s.p() + ".events.dispatcher." + id + "." + kind
+	return s.Root() + ".events.dispatcher." + id + "." + kind
 }
 
 // Event is the JSON payload of an event.
@@ -62,10 +62,10 @@ const (
 )
 
 // Ctl is the subject of a control verb: "<prefix>.ctl.<verb>".
-func (s Subjects) Ctl(verb string) string { return s.p() + ".ctl." + verb }
+func (s Subjects) Ctl(verb string) string { return s.Root() + ".ctl." + verb }
 
 // CtlAll matches every control subject, as dispatchers subscribe.
-func (s Subjects) CtlAll() string { return s.p() + ".ctl.*" }
+func (s Subjects) CtlAll() string { return s.Root() + ".ctl.*" }
 
 // CtlRequest is the JSON payload of a drain or resume; a list request
 // has none.

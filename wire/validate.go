@@ -30,7 +30,7 @@ func (s Subjects) CheckHeartbeat(subject string, hb Heartbeat) error {
 	if !ValidID(hb.ID) {
 		return fmt.Errorf("%w: %s", ErrBadWorkerID, QuoteCut(hb.ID, 64))
 	}
-	p := s.p()
+	p := s.Root()
 	tok, ok := strings.CutPrefix(subject, p+".heartbeat.")
 	if !ok || tok != hb.ID {
 		return fmt.Errorf("%w: id %q", ErrIDNotSubject, hb.ID)

@@ -68,7 +68,8 @@ type Subjects struct {
 	Prefix string // "" means DefaultPrefix
 }
 
-func (s Subjects) p() string {
+// Root is the prefix in use: Prefix, or DefaultPrefix when it is empty.
+func (s Subjects) Root() string {
 	if s.Prefix == "" {
 		return DefaultPrefix
 	}
@@ -76,41 +77,41 @@ func (s Subjects) p() string {
 }
 
 // Request is where clients send requests (dispatchers' queue group).
-func (s Subjects) Request() string { return s.p() + ".request" }
+func (s Subjects) Request() string { return s.Root() + ".request" }
 
 // Worker is the subject of one worker.
-func (s Subjects) Worker(id string) string { return s.p() + ".worker." + id }
+func (s Subjects) Worker(id string) string { return s.Root() + ".worker." + id }
 
 // Direct is the subject workers serve in a queue group when asked to, so
 // that the same load can bypass the dispatcher for comparison.
-func (s Subjects) Direct() string { return s.p() + ".direct" }
+func (s Subjects) Direct() string { return s.Root() + ".direct" }
 
 // InBroker is where bench --compare's dispatcher in the broker's process
 // takes requests, beside the usual dispatchers.
-func (s Subjects) InBroker() string { return s.p() + ".inbroker" }
+func (s Subjects) InBroker() string { return s.Root() + ".inbroker" }
 
 // Heartbeat is where worker id publishes its heartbeats.
-func (s Subjects) Heartbeat(id string) string { return s.p() + ".heartbeat." + id }
+func (s Subjects) Heartbeat(id string) string { return s.Root() + ".heartbeat." + id }
 
 // Heartbeats matches every worker's heartbeats.
-func (s Subjects) Heartbeats() string { return s.p() + ".heartbeat.*" }
+func (s Subjects) Heartbeats() string { return s.Root() + ".heartbeat.*" }
 
 // Discover asks every worker to heartbeat at once.
-func (s Subjects) Discover() string { return s.p() + ".discover" }
+func (s Subjects) Discover() string { return s.Root() + ".discover" }
 
 // Claim is where a live worker id answers, so that a second worker with
 // the same id refuses to start; ClaimReplies matches the probes' replies,
 // "<prefix>.claim.<id>.<token>".
-func (s Subjects) Claim(id string) string           { return s.p() + ".claim." + id }
-func (s Subjects) ClaimReplies(token string) string { return s.p() + ".claim.*." + token }
+func (s Subjects) Claim(id string) string           { return s.Root() + ".claim." + id }
+func (s Subjects) ClaimReplies(token string) string { return s.Root() + ".claim.*." + token }
 
 // Status answers with a dispatcher's view of the workers.
-func (s Subjects) Status() string { return s.p() + ".status" }
+func (s Subjects) Status() string { return s.Root() + ".status" }
 
 // ClientConnect and ClientDisconnect carry a client's hello and goodbye, so
 // that dispatchers can log who connects from where.
-func (s Subjects) ClientConnect() string    { return s.p() + ".client.connect" }
-func (s Subjects) ClientDisconnect() string { return s.p() + ".client.disconnect" }
+func (s Subjects) ClientConnect() string    { return s.Root() + ".client.connect" }
+func (s Subjects) ClientDisconnect() string { return s.Root() + ".client.disconnect" }
 
 // Worker states.
 const (

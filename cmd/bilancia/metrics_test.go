@@ -114,8 +114,8 @@ func TestMetricsFlags(t *testing.T) {
 		{after, "bilancia_broker_connections", 3}, // the client, the worker process, the dispatcher's in-process one
 		{afterW, "bilancia_worker_workers", 2},
 	} {
-		if got, ok := c.f.Value(c.name); !ok || got != c.want {
-			t.Errorf("%s = %v (found: %v); want %v", c.name, got, ok, c.want)
+		if err := c.f.Want(c.want, c.name); err != nil {
+			t.Error(err)
 		}
 	}
 	for _, f := range []metricstest.Families{after, afterW} {
@@ -160,8 +160,8 @@ func TestUpMetrics(t *testing.T) {
 			{"bilancia_worker_requests_in_flight", 1},
 			{"bilancia_worker_workers", 2},
 		} {
-			if got, ok := f.Value(c.name); !ok || got != c.want {
-				return fmt.Errorf("%s = %v (found: %v); want %v", c.name, got, ok, c.want)
+			if err := f.Want(c.want, c.name); err != nil {
+				return err
 			}
 		}
 		if got, ok := f.Value("bilancia_broker_connections"); !ok || got < 1 {

@@ -56,6 +56,15 @@ func Gather(g prometheus.Gatherer) (Families, error) {
 	return f, nil
 }
 
+// Want says, as an error, how the sample of name with labels differs
+// from want: missing, several, or another value; nil when it is want.
+func (f Families) Want(want float64, name string, labels ...string) error {
+	if got, ok := f.Value(name, labels...); !ok || got != want {
+		return fmt.Errorf("%s%v = %v (found: %v); want %v", name, labels, got, ok, want)
+	}
+	return nil
+}
+
 // Value is the value of the sample of metric name whose labels include
 // labels (name, value pairs): a counter's, gauge's or untyped value, a
 // histogram's count. ok is false when there is no such sample, and when

@@ -39,3 +39,25 @@ func TestLintCatchesBadNames(t *testing.T) {
 		t.Errorf("Lint(good) = %q, %v; want none", problems, err)
 	}
 }
+
+// TestWant: the comparison every role's metrics test relies on fails on
+// another value and on a missing sample, and passes on the value.
+func TestWant(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bilancia_test_requests_total", Help: "h"}, []string{"status"})
+	reg.MustRegister(c)
+	c.WithLabelValues("200").Add(3)
+	f, err := Gather(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Want(3, "bilancia_test_requests_total", "status", "200"); err != nil {
+		t.Errorf("Want(3) = %v; want nil", err)
+	}
+	if err := f.Want(4, "bilancia_test_requests_total", "status", "200"); err == nil {
+		t.Error("Want(4) of a 3 passed")
+	}
+	if err := f.Want(0, "bilancia_test_requests_total", "status", "500"); err == nil {
+		t.Error("Want of a missing sample passed")
+	}
+}
