@@ -52,9 +52,11 @@ func Permissions(role, name, prefix string) *server.Permissions {
 		// inboxes, never to a client's. Claims both ways: a starting
 		// worker asks whether its id is live, a live one answers. Micro
 		// discovery of its service in, answered to the asker's inbox.
+		// Replies whose dispatcher is gone handed over to the others, and
+		// the broker's "no responders" that says so.
 		return allow(
-			[]string{s.Heartbeats(), ServerInboxRoot + ".>", s.Claim(">")},
-			append([]string{s.Worker("*"), s.Discover(), s.Direct(), s.Claim(">")}, wire.MicroSubjects(wire.WorkerService)...))
+			[]string{s.Heartbeats(), ServerInboxRoot + ".>", s.Claim(">"), s.Orphan()},
+			append([]string{s.Worker("*"), s.Discover(), s.Direct(), s.Claim(">"), s.Bounces("*")}, wire.MicroSubjects(wire.WorkerService)...))
 	case "dispatcher":
 		// The rest. It receives the prefix's subjects and its own inboxes,
 		// never a client's. It may publish anything: each reply goes to a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bilancia/bilancia/broker"
 	"github.com/bilancia/bilancia/broker/brokertest"
+	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/internal/testutil"
 )
 
@@ -177,12 +178,12 @@ func TestAuthPermissions(t *testing.T) {
 
 	t.Run("client", func(t *testing.T) {
 		for _, subj := range []string{"calc.worker.>", "calc.worker.w1", "calc.heartbeat.*", "calc.request", "calc.discover",
-			"calc.claim.>", "calc.claim.w1", "_INBOX.>", "_INBOX_CLIENT.alice.>", "_INBOX_CLIENT.>", ">"} {
+			"calc.claim.>", "calc.claim.w1", "calc.orphan", "calc.orphan.tok.*", "_INBOX.>", "_INBOX_CLIENT.alice.>", "_INBOX_CLIENT.>", ">"} {
 			c := dialAs(t, url, cred(broker.ClientCredential))
 			c.subscribe(t, subj)
 			c.denied(t, subj)
 		}
-		for _, subj := range []string{"calc.heartbeat.w1", "calc.worker.w1", "calc.discover", "calc.direct", "calc.claim.w1", "_INBOX.x.w1", "_INBOX_CLIENT.alice.x.y"} {
+		for _, subj := range []string{"calc.heartbeat.w1", "calc.worker.w1", "calc.discover", "calc.direct", "calc.claim.w1", "calc.orphan", "_INBOX.x.w1", "_INBOX_CLIENT.alice.x.y"} {
 			c := dialAs(t, url, cred(broker.ClientCredential))
 			if err := c.Publish(subj, []byte("{}")); err != nil {
 				t.Fatal(err)
@@ -214,6 +215,24 @@ func TestAuthPermissions(t *testing.T) {
 			_ = c.Publish(subj, nil)
 			c.denied(t, subj)
 		}
+		// A reply whose dispatcher is gone: the broker's "no responders"
+		// comes back on the worker's bounce subject, and the reply handed
+		// over reaches the dispatchers.
+		c := dialAs(t, url, cred(broker.WorkerCredential))
+		bounce := c.subscribe(t, "calc.orphan.tok.*")
+		if err := c.PublishMsg(&nats.Msg{Subject: "_INBOX.gone.w1", Reply: "calc.orphan.tok.1", Data: []byte("5")}); err != nil {
+			t.Fatal(err)
+		}
+		if m := next(t, bounce); !natsutil.IsNoResponders(m) {
+			t.Fatalf("on the bounce subject: %v %q; want no responders", m.Header, m.Data)
+		}
+		if err := c.Publish("calc.orphan", []byte("5")); err != nil {
+			t.Fatal(err)
+		}
+		if m := next(t, seen); m.Subject != "calc.orphan" {
+			t.Fatalf("the dispatcher received %s; want calc.orphan", m.Subject)
+		}
+		c.allowed(t)
 	})
 
 	t.Run("dispatcher", func(t *testing.T) {

@@ -23,6 +23,7 @@ type Metrics struct {
 	ops        map[string]*opMetrics // calc's ops by name; read-only
 	other      *opMetrics            // an op outside calc's list, or a request that did not parse
 	heartbeats prometheus.Counter
+	handed     prometheus.Counter // replies handed over (orphan.go)
 
 	mu      sync.Mutex
 	workers map[*Worker]struct{} // started and not yet stopped, for in flight
@@ -62,6 +63,10 @@ func NewMetrics() *Metrics {
 			Name: "bilancia_worker_heartbeats_total",
 			Help: "Heartbeats sent.",
 		}),
+		handed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bilancia_worker_replies_handed_over_total",
+			Help: "Replies to long jobs handed over to the dispatchers because the one that forwarded the job was gone.",
+		}),
 		workers: make(map[*Worker]struct{}),
 	}
 	resolve := func(op string) *opMetrics {
@@ -81,12 +86,19 @@ func NewMetrics() *Metrics {
 		m.ops[op.Name] = resolve(op.Name)
 	}
 	m.other = resolve("other")
-	m.reg.MustRegister(requests, duration, m.heartbeats, workersCollector{m})
+	m.reg.MustRegister(requests, duration, m.heartbeats, m.handed, workersCollector{m})
 	return m
 }
 
 // Registry holds the metrics.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// handedOver counts a reply handed over. A nil m counts nothing.
+func (m *Metrics) handedOver() {
+	if m != nil {
+		m.handed.Inc()
+	}
+}
 
 // done counts a request of op that arrived at since and ended with err,
 // or was cancelled. A nil m counts nothing.

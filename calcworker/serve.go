@@ -114,8 +114,12 @@ func (w *Worker) handle(j *job) {
 	}
 	out.Header[wire.HdrWorker] = w.idValue // shared: nats.go only reads it
 	out.Subject = m.Reply
+	held := time.Since(j.since)
+	if w.bounceable(j, held) {
+		out.Reply = w.bounces.keep(out, j.since.Add(held))
+	}
 	w.served.Add(1)
-	w.busy.Add(int64(time.Since(j.since)))
+	w.busy.Add(int64(held))
 	if err := w.nc.PublishMsg(out); err != nil && w.cfg.OnError != nil {
 		w.cfg.OnError(fmt.Errorf("calcworker: reply: %w", err))
 	}

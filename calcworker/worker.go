@@ -104,6 +104,12 @@ type Worker struct {
 	pgArmed   bool
 	pgStopped bool
 
+	// bounces: long jobs' replies, handed over if their dispatcher is
+	// gone (orphan.go); nil when the worker sends no progress.
+	bounces    *bounces
+	bounceSub  *nats.Subscription
+	handedOver atomic.Uint64
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -192,6 +198,21 @@ func (w *Worker) Start() error {
 		w.subs = append(w.subs, s)
 		return nil
 	}
+	if w.cfg.Progress > 0 {
+		// Before the worker's subject: every long reply can bounce.
+		var subj string
+		w.bounces, subj = newBounces(w.subj)
+		var err error
+		if w.cfg.Shared != nil {
+			w.bounceSub, err = w.cfg.Shared.subscribeFunc(w, subj, w.bounced)
+		} else {
+			w.bounceSub, err = w.nc.Subscribe(subj, w.bounced)
+		}
+		if err != nil {
+			w.abort()
+			return fmt.Errorf("calcworker: subscribe: %w", err)
+		}
+	}
 	if err := subscribe(w.Subject(), "", w.enqueue); err != nil {
 		return err
 	}
@@ -225,6 +246,7 @@ func (w *Worker) abort() {
 	for _, s := range w.subs {
 		_ = s.Unsubscribe()
 	}
+	w.unsubscribeBounces()
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
@@ -280,7 +302,9 @@ func (w *Worker) shutdown(ctx context.Context) error {
 	w.cancel()
 	w.stopProgress()
 	w.cfg.Metrics.remove(w)
+	// The last replies' "no responders" come within the flush's round trip.
 	_ = w.nc.FlushTimeout(time.Second)
+	w.unsubscribeBounces()
 	return err
 }
 
@@ -290,9 +314,12 @@ func parseMillis(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
 type Stats struct {
 	Served, Errors uint64
 	Inflight       int64
+	// HandedOver counts the replies handed over because the dispatcher
+	// that forwarded their job was gone.
+	HandedOver uint64
 }
 
 // Stats returns the worker's counters.
 func (w *Worker) Stats() Stats {
-	return Stats{Served: w.served.Load(), Errors: w.errs.Load(), Inflight: w.inflight.Load()}
+	return Stats{Served: w.served.Load(), Errors: w.errs.Load(), Inflight: w.inflight.Load(), HandedOver: w.handedOver.Load()}
 }

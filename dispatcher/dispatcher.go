@@ -67,6 +67,9 @@ type Dispatcher struct {
 	stats    struct {
 		served, failed, retries, denied, redispatched atomic.Uint64
 	}
+	// Orphans (orphan.go) answered at once, and refused; the orphanage
+	// counts the rest.
+	orphansRelayed, orphansRefused atomic.Uint64
 
 	reqlog *requestLog
 	events eventQueue        // publish.go
@@ -97,13 +100,14 @@ type subscriptions struct {
 	connect    subscription // clients' hellos
 	disconnect subscription // clients' goodbyes
 	ctl        subscription // operators' drains (ctl.go)
+	orphans    subscription // replies handed over (orphan.go)
 	requests   subscription // in the dispatchers' queue group, last
 }
 
 // all returns the subscriptions made so far, in the order Start makes them.
 func (s *subscriptions) all() []subscription {
 	var out []subscription
-	for _, sub := range []subscription{s.heartbeats, s.replies, s.status, s.connect, s.disconnect, s.ctl, s.requests} {
+	for _, sub := range []subscription{s.heartbeats, s.replies, s.orphans, s.status, s.connect, s.disconnect, s.ctl, s.requests} {
 		if sub.Subscription != nil {
 			out = append(out, sub)
 		}
@@ -183,6 +187,7 @@ func (d *Dispatcher) Start() error {
 		cb   nats.MsgHandler
 	}{
 		{&d.subs.replies, d.inflight.inbox + ">", d.onReply}, // "<worker id>" and "t.<token>"
+		{&d.subs.orphans, d.subj.Orphan(), d.onOrphan},
 		{&d.subs.status, d.subj.Status(), d.onStatus},
 		{&d.subs.connect, d.subj.ClientConnect(), d.onClient},
 		{&d.subs.disconnect, d.subj.ClientDisconnect(), d.onClient},

@@ -83,6 +83,9 @@ func (d *Dispatcher) send(r *request, s step, now time.Time) {
 	switch s.kind {
 	case stepWait, stepDone:
 		return
+	case stepOrphan:
+		d.answerOrphan(r, s.orphan)
+		return
 	case stepJoined:
 		// Its client found us silent, yet we hold it: say so at once.
 		if r.progress {
@@ -147,12 +150,7 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 		d.inflight.heard(tok, rest, m.Header[wire.HdrRequestID], time.Now())
 		return
 	}
-	code := 0
-	if m.Header != nil {
-		if h := m.Header.Get(wire.HdrErrorCode); h != "" {
-			code, _ = strconv.Atoi(h)
-		}
-	}
+	code := replyCode(m.Header)
 	// 500 and 503 say the worker failed or is leaving: another may do
 	// better. A 504 says the request's own time ran out: no retry helps.
 	workerFault := code == wire.CodeInternal || code == wire.CodeUnavailable
@@ -180,17 +178,23 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 	} else {
 		d.mem.Success(a.w)
 	}
-	if m.Header == nil {
-		m.Header = nats.Header{}
+	d.deliver(r, m.Header, m.Data, a.w.id, attempts, code, now)
+	d.cancel(r, cancel)
+}
+
+// deliver relays to r's client the reply (hdr, data) of worker, status
+// code (0 for a result), r being done after attempts workers.
+func (d *Dispatcher) deliver(r *request, hdr nats.Header, data []byte, worker string, attempts, code int, now time.Time) {
+	if hdr == nil {
+		hdr = nats.Header{}
 	}
 	// Shared values: nats.go only reads them, and the relay is hot.
-	m.Header[wire.HdrAttempts] = attemptsValue(attempts)
-	m.Header[wire.HdrDispatcher] = d.idValue
-	out := &nats.Msg{Subject: r.reply, Header: m.Header, Data: m.Data}
+	hdr[wire.HdrAttempts] = attemptsValue(attempts)
+	hdr[wire.HdrDispatcher] = d.idValue
+	out := &nats.Msg{Subject: r.reply, Header: hdr, Data: data}
 	if err := d.nc.PublishMsg(out); err != nil {
 		d.log.Warn("relay failed", "id", r.id, "error", err.Error())
 	}
-	d.cancel(r, cancel)
 	if code == 0 {
 		d.stats.served.Add(1)
 	} else {
@@ -202,7 +206,7 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 		if status == 0 {
 			status = 200
 		}
-		d.reqlog.add(r, a.w.id, attempts, status, now)
+		d.reqlog.add(r, worker, attempts, status, now)
 	}
 }
 

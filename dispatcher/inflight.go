@@ -36,6 +36,7 @@ type inflight struct {
 	// holdUntil (unix nanoseconds; 0 = no hold) for those with no attempt.
 	parked    map[*request]struct{}
 	holdUntil int64
+	orphans   orphanage // replies handed over, for their resends (orphan.go)
 	nextTok   uint64
 	timers    schedule
 }
@@ -68,6 +69,7 @@ const (
 	stepNone                   // no worker left, nothing open: r is done, answer 503
 	stepDone                   // r was answered meanwhile: nothing to do
 	stepJoined                 // r is a resend of a request still open here: that one answers it
+	stepOrphan                 // r is a resend of a request whose reply was handed over: answer it with that (orphan.go)
 )
 
 // step is a forward decided under the lock, to be carried out without it.
@@ -77,6 +79,7 @@ type step struct {
 	tok     uint64  // stepSend: the attempt's token
 	replyTo string  // stepSend: the worker's shared reply subject, or "" for one of the attempt's own
 	tried   int     // stepNone: the workers r went to
+	orphan  *orphan // stepOrphan: the reply
 }
 
 // open arms r's deadline, timeout from now (or first its progress
@@ -93,6 +96,13 @@ func (t *inflight) open(r *request, now time.Time, timeout time.Duration) step {
 	t.mu.Lock()
 	if r.keyed {
 		if o := t.byID[r.id]; o == nil {
+			if len(t.orphans.byID) > 0 {
+				if o := t.orphans.takeLocked(r.id, now.UnixNano()); o != nil {
+					t.mu.Unlock()
+					t.count.Add(-1)
+					return step{kind: stepOrphan, orphan: o}
+				}
+			}
 			t.byID[r.id] = r
 		} else if o.reply == r.reply {
 			t.mu.Unlock()

@@ -123,6 +123,7 @@ var (
 	descSilence        = desc("bilancia_dispatcher_silence_retries_total", "Of the retries, those sent on because their worker fell silent on every request it held.")
 	descDenied         = desc("bilancia_dispatcher_retries_denied_total", "Retries after a timeout refused by the retry budget.")
 	descRedispatched   = desc("bilancia_dispatcher_redispatches_total", "Requests sent on because their worker went down.")
+	descOrphans        = desc("bilancia_dispatcher_orphan_replies_total", "Replies workers handed over because their dispatcher was gone, by outcome: relayed to a request open here, kept for its resend, answered a resend from those kept, expired unclaimed, refused (no request id or payload, a 500 or 503).", "outcome")
 	descLogDropped     = desc("bilancia_dispatcher_log_lines_dropped_total", "Request log lines dropped because the log's queue was full.")
 	descStart          = desc("bilancia_dispatcher_start_time_seconds", "When the dispatcher started, in seconds since the Unix epoch.")
 	descWorkers        = desc("bilancia_dispatcher_workers", "Workers in the table, by state.", "state")
@@ -143,7 +144,7 @@ type collector struct{ d *Dispatcher }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descRetrying, descRetries,
-		descSilence, descDenied, descRedispatched, descLogDropped, descStart, descWorkers, descDrained, descWorkerState,
+		descSilence, descDenied, descRedispatched, descOrphans, descLogDropped, descStart, descWorkers, descDrained, descWorkerState,
 		descWorkerForwards, descWorkerErrors, descWorkerInflight, descWorkerEjected, descWorkerAge} {
 		ch <- d
 	}
@@ -165,6 +166,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSilence, d.metrics.silence.Load())
 	counter(descDenied, st.RetriesDenied)
 	counter(descRedispatched, st.Redispatched)
+	o := &d.inflight.orphans
+	for _, c := range []struct {
+		outcome string
+		n       *atomic.Uint64
+	}{{"relayed", &d.orphansRelayed}, {"kept", &o.kept}, {"answered", &o.answered}, {"expired", &o.expired}, {"refused", &d.orphansRefused}} {
+		counter(descOrphans, c.n.Load(), c.outcome)
+	}
 	counter(descLogDropped, st.LogDropped)
 	if !d.start.IsZero() {
 		gauge(descStart, float64(d.start.UnixNano())/1e9)

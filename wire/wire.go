@@ -105,6 +105,19 @@ func (s Subjects) Discover() string { return s.Root() + ".discover" }
 func (s Subjects) Claim(id string) string           { return s.Root() + ".claim." + id }
 func (s Subjects) ClaimReplies(token string) string { return s.Root() + ".claim.*." + token }
 
+// Orphan is where a worker hands over a reply whose dispatcher is gone
+// (the broker said no one listens on its reply subject): every dispatcher
+// receives it and answers the client's resend of the request with it.
+func (s Subjects) Orphan() string { return s.Root() + ".orphan" }
+
+// Bounce is the reply subject a worker gives the reply to a long job,
+// "<prefix>.orphan.<token>.<n>", so that the broker's "no responders"
+// comes back to it; Bounces matches them all for one token.
+func (s Subjects) Bounce(token string, n uint64) string {
+	return s.Root() + ".orphan." + token + "." + strconv.FormatUint(n, 36)
+}
+func (s Subjects) Bounces(token string) string { return s.Root() + ".orphan." + token + ".*" }
+
 // Status answers with a dispatcher's view of the workers.
 func (s Subjects) Status() string { return s.Root() + ".status" }
 

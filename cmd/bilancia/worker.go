@@ -134,7 +134,7 @@ func (s *workerSet) stop(ctx context.Context, log *slog.Logger) error {
 	if log != nil {
 		for _, w := range s.workers {
 			st := w.Stats()
-			log.Info("worker stopped", "id", w.ID(), "served", st.Served, "errors", st.Errors)
+			log.Info("worker stopped", "id", w.ID(), "served", st.Served, "errors", st.Errors, "handed_over", st.HandedOver)
 		}
 	}
 	for _, nc := range s.conns {
