@@ -50,7 +50,8 @@ type Config struct {
 	// 1), which the dispatcher holding one sends every 100ms until the
 	// reply; a request whose dispatcher stays silent this long (no reply,
 	// no progress message) is sent again, in case the dispatcher died,
-	// however long the job. 0 = 250ms. <0: ask for none, and resend after
+	// however long the job. (A request waiting when the connection comes
+	// back after it was lost is sent again at once.) 0 = 250ms. <0: ask for none, and resend after
 	// AttemptTimeout instead (a dispatcher that sends no progress messages
 	// would otherwise see every request longer than ProgressSilence again).
 	ProgressSilence time.Duration
@@ -125,6 +126,11 @@ type Client struct {
 	pending map[string]*call
 	closed  bool
 	done    chan struct{} // closed by Close: waiting calls end at once
+	// reconnected is closed, and replaced, each time the connection
+	// comes back after it was lost (watchReconnects).
+	reconnected chan struct{}
+	status      chan nats.Status // the connection's CONNECTED events
+	watching    sync.WaitGroup
 
 	inflight atomic.Int64
 	retrying atomic.Int64
@@ -205,8 +211,30 @@ func Connect(cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("client: the broker refuses replies under %s*: %w (a client credential of broker --auth has an inbox prefix of its own: see docs/auth.md)", c.inbox, err)
 		}
 	}
+	c.watchReconnects()
 	c.announce(c.subj.ClientConnect())
 	return c, nil
+}
+
+// watchReconnects lets the requests waiting know when the connection
+// comes back after it was lost, perhaps on another broker: a reply or a
+// progress message may have been lost meanwhile, and the dispatcher with
+// the broker it left, so they are sent again at once rather than after a
+// silence (DoBytes). A status listener, so that the handlers of a
+// connection given in Config.Conn stay its owner's.
+func (c *Client) watchReconnects() {
+	c.reconnected = make(chan struct{})
+	c.status = c.nc.StatusChanged(nats.CONNECTED)
+	c.watching.Add(1)
+	go func() {
+		defer c.watching.Done()
+		for range c.status {
+			c.mu.Lock()
+			close(c.reconnected)
+			c.reconnected = make(chan struct{})
+			c.mu.Unlock()
+		}
+	}()
 }
 
 // Conn is the NATS connection in use.
@@ -342,6 +370,8 @@ func (c *Client) Close() {
 		c.announce(c.subj.ClientDisconnect())
 		_ = c.sub.Unsubscribe()
 	}
+	c.nc.RemoveStatusListener(c.status)
+	c.watching.Wait()
 	c.closeConn()
 }
 

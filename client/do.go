@@ -42,6 +42,7 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 		return nil, ErrClosed
 	}
 	c.pending[token] = cl
+	reconnected := c.reconnected
 	c.mu.Unlock()
 	c.inflight.Add(1)
 	c.stats.requests.Add(1)
@@ -87,6 +88,9 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 	// ends the backoff. noDispatcher: no dispatcher took the request, so
 	// running out of time is a 503, not a 504.
 	backingOff, noDispatcher := false, false
+	// kicked: the connection came back since the last send; the next send
+	// goes at once, silence or not.
+	kicked := false
 	// One timer serves both the deadline and the next send.
 	nextSend := start.Add(attemptWait)
 	timer := time.NewTimer(attemptWait)
@@ -116,7 +120,7 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 				rearm(now)
 				continue
 			}
-			if progress && !backingOff {
+			if progress && !backingOff && !kicked {
 				// Silent since the last send or progress message?
 				last := max(lastSend.UnixNano(), cl.heard.Load())
 				if quiet := time.Unix(0, last).Add(c.silence()); now.Before(quiet) {
@@ -150,13 +154,23 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 			}
 			c.stats.retries.Add(1)
 			sends++
-			lastSend = now
+			lastSend, kicked = now, false
 			if backingOff {
 				backingOff = false
 			} else if !progress {
 				attemptWait *= 2
 			}
 			nextSend = now.Add(attemptWait)
+			rearm(now)
+		case <-reconnected:
+			// Lost and back, perhaps on another broker: what was on its
+			// way may be lost, and the dispatcher with the broker.
+			c.mu.Lock()
+			reconnected = c.reconnected
+			c.mu.Unlock()
+			kicked = true
+			now := time.Now()
+			nextSend = now
 			rearm(now)
 		case <-c.done:
 			return nil, ErrClosed

@@ -188,7 +188,7 @@ var faults = []fault{
 		},
 		check: func(r *rig, s *loadcheck.Score) {
 			mustNoLoss(r, s)
-			r.note("client_retried=%d resent_extra_max=%dms", s.Resent, s.ResentExtra.Milliseconds())
+			r.note("client_retried=%d resent_extra_max=%dms handed_over=%d", s.Resent, s.ResentExtra.Milliseconds(), s.HandedOver)
 			if s.Resent == 0 {
 				r.t.Errorf("no request was sent again: the kill caught nothing in flight")
 			}

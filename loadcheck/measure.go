@@ -41,6 +41,10 @@ type Score struct {
 	// ResentExtra is the most a resent request waited beyond its own work
 	// (its latency less Work): what losing the process that held it cost.
 	ResentExtra time.Duration
+	// HandedOver: resent requests answered with a reply their worker
+	// handed over when the dispatcher that forwarded it was gone (a
+	// result with Calc-Attempts 0): their job ran once.
+	HandedOver int
 	// P99 is the 99th percentile latency of the requests sent in the
 	// fault's window, from inj on (of all requests when there is no
 	// fault).
@@ -98,6 +102,9 @@ func Measure(recs []*Record, wireN map[string]int, inj time.Time, window time.Du
 			if rc.Resent() {
 				s.Resent++
 				s.ResentExtra = max(s.ResentExtra, rc.Done.Sub(rc.Sent)-rc.Work())
+				if rc.OK() && rc.Res.Attempts == 0 && rc.Res.Dispatcher != "" {
+					s.HandedOver++
+				}
 			}
 		}
 		if inj.IsZero() || !rc.Sent.Before(inj) && rc.Sent.Before(to) {
@@ -180,7 +187,7 @@ func (r *run) measure(rep *Report, recs []*Record, f *faultRun, rejoinAt time.Ti
 	s := Measure(recs, r.load.Wire.Counts(), inj, cfg.Window)
 	rep.Columns = s.Columns(cfg.Fault, s.OverSends)
 	rep.Resent, rep.WireDup, rep.E503, rep.Failures = s.Resent, s.WireDup, s.E503, s.Failures
-	rep.ResentExtra = s.ResentExtra
+	rep.ResentExtra, rep.HandedOver = s.ResentExtra, s.HandedOver
 	rep.Reconnects = int(r.reconnects.Load())
 	if inj.IsZero() {
 		return

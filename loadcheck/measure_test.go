@@ -150,3 +150,19 @@ func TestResentExtra(t *testing.T) {
 		t.Errorf("ResentExtra = %v; want 250ms: the sleep's 550ms less its 300ms (b, not resent, does not count)", s.ResentExtra)
 	}
 }
+
+// TestHandedOver: a resent request answered through a dispatcher that
+// tried no worker for it counts as answered by a reply handed over; one
+// not resent, one with attempts, one failed do not.
+func TestHandedOver(t *testing.T) {
+	handed := rec(1000, 1300, "h", 2, 0, nil)
+	handed.Res.Dispatcher = "d2"
+	notResent := rec(1000, 1010, "n", 1, 0, nil)
+	notResent.Res.Dispatcher = "d2"
+	failed := rec(1000, 1300, "f", 2, 0, wire.NewError(wire.CodeUnavailable, "no worker available"))
+	failed.Res.Dispatcher = "d2"
+	recs := []*Record{handed, notResent, failed, rec(1000, 1500, "a", 2, 1, nil)}
+	if s := Measure(recs, map[string]int{}, time.Time{}, 0); s.HandedOver != 1 {
+		t.Errorf("HandedOver = %d; want 1 (h)", s.HandedOver)
+	}
+}
