@@ -28,8 +28,10 @@ const (
 	// bounceKeep is how long a reply waits for its "no responders": a
 	// round trip, or a reconnect's buffer flushed to the next broker.
 	bounceKeep = 10 * time.Second
-	// maxBounceKept bounds the replies kept; the oldest go first.
-	maxBounceKept = 4096
+	// maxBounceKept and maxBounceBytes bound the replies kept (their
+	// payloads); the oldest go first.
+	maxBounceKept  = 4096
+	maxBounceBytes = 16 << 20
 )
 
 // bounces keeps the replies sent with a bounce subject until the broker
@@ -40,6 +42,7 @@ type bounces struct {
 	next   uint64 // the next reply's n; kept holds n in [oldest, next)
 	oldest uint64
 	kept   map[uint64]keptReply
+	bytes  int // of the payloads kept
 }
 
 type keptReply struct {
@@ -59,12 +62,15 @@ func newBounces(subj wire.Subjects) (*bounces, string) {
 func (b *bounces) keep(m *nats.Msg, now time.Time) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.bytes += len(m.Data)
 	for b.oldest < b.next {
 		e, ok := b.kept[b.oldest]
-		if ok && now.Sub(e.at) < bounceKeep && len(b.kept) < maxBounceKept {
+		if ok && now.Sub(e.at) < bounceKeep && len(b.kept) < maxBounceKept && b.bytes <= maxBounceBytes {
 			break
 		}
-		delete(b.kept, b.oldest)
+		if ok {
+			b.forget(b.oldest, e)
+		}
 		b.oldest++
 	}
 	n := b.next
@@ -90,8 +96,14 @@ func (b *bounces) take(subject string) *nats.Msg {
 	if !ok {
 		return nil
 	}
-	delete(b.kept, n)
+	b.forget(n, e)
 	return e.m
+}
+
+// forget drops reply n, e; b.mu is held.
+func (b *bounces) forget(n uint64, e keptReply) {
+	delete(b.kept, n)
+	b.bytes -= len(e.m.Data)
 }
 
 // bounced is the handler of the worker's bounce subjects: on "no
