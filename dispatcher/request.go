@@ -13,7 +13,9 @@ import (
 //	admitted  counted in flight by admit; past MaxInflight it is refused
 //	          with a 503 and goes no further. A resend (its client's id
 //	          and reply subject) of a request still open joins that one
-//	          in open, and goes no further either.
+//	          in open, and goes no further either; nor does a resend
+//	          whose reply a worker handed over (orphan.go), which open
+//	          answers with it.
 //	open      its deadline armed by open, which also sends its first
 //	          attempt. An attempt is one forward to one worker
 //	          (nextLocked), pending under a token of its own until its
@@ -30,11 +32,12 @@ import (
 //	          wins. Before its deadline, a request whose client asked
 //	          for progress sends it a progress message every
 //	          ProgressInterval (expire).
-//	done      answered, exactly once, by finishLocked: a reply relayed, or
+//	done      answered, exactly once, by finishLocked: a reply relayed
+//	          (its worker's, or one handed over: adopt), or
 //	          an error for its deadline (expire), for no worker left
 //	          (next), for a failed publish (abort) or for the shutdown
 //	          (finishAll). The workers of the attempts still open when
-//	          it was answered are told to stop (reply, expire). Its
+//	          it was answered are told to stop (reply, expire, adopt). Its
 //	          deadline and attempts have left the table,
 //	          so late replies find nothing; nothing of it changes any more,
 //	          and r.tried may be read without the lock.
