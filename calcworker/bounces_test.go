@@ -1,45 +1,69 @@
 package calcworker
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
-// TestBouncesBounded: a reply kept is found by its bounce subject once;
-// replies older than bounceKeep, and the oldest past maxBounceBytes, are
-// let go; subjects that are not ours find nothing.
-func TestBouncesBounded(t *testing.T) {
-	b, sub := newBounces(wire.Subjects{})
-	t0 := time.Unix(1000, 0)
+// TestBounces: a reply kept is settled by its bounce subject once;
+// subjects not its own settle nothing; one left unsettled is handed over
+// after ackWait, and waiting ends then; past maxBounceBytes the oldest
+// are let go.
+func TestBounces(t *testing.T) {
+	var mu sync.Mutex
+	var handed []string
+	b, sub := newBounces(wire.Subjects{}, func(m *nats.Msg) {
+		mu.Lock()
+		handed = append(handed, string(m.Data))
+		mu.Unlock()
+	})
+	defer b.stop()
 	msg := func(data string) *nats.Msg { return &nats.Msg{Data: []byte(data)} }
-	first := b.keep(msg("a"), t0)
+	now := time.Now()
+	first := b.keep(msg("a"), now)
 	if !strings.HasPrefix(first, "calc.orphan.") || strings.Count(sub, ".") != strings.Count(first, ".") {
 		t.Fatalf("bounce subject %q, subscription %q; want calc.orphan.<token>.<n> under it", first, sub)
 	}
-	if m := b.take(first); m == nil || string(m.Data) != "a" {
-		t.Fatalf("take(%q) = %v; want a", first, m)
+	if m := b.settle(first); m == nil || string(m.Data) != "a" {
+		t.Fatalf("settle(%q) = %v; want a", first, m)
 	}
 	for _, s := range []string{first, "calc.orphan.other.0", b.prefix + "zz!", "x"} {
-		if m := b.take(s); m != nil {
-			t.Errorf("take(%q) = %q; want nothing", s, m.Data)
+		if m := b.settle(s); m != nil {
+			t.Errorf("settle(%q) = %q; want nothing", s, m.Data)
 		}
 	}
-	old := b.keep(msg("old"), t0)
-	fresh := b.keep(msg("fresh"), t0.Add(bounceKeep))
-	if b.take(old) != nil || b.take(fresh) == nil {
-		t.Fatalf("after bounceKeep: the old one still kept, or the fresh one lost")
+	b.keep(msg("unacknowledged"), now)
+	acked := b.keep(msg("acknowledged"), now)
+	b.settle(acked)
+	b.wait(10 * time.Second)
+	testutil.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(handed) != 1 || handed[0] != "unacknowledged" {
+			return fmt.Errorf("handed over %q; want the unacknowledged one alone", handed)
+		}
+		return nil
+	})
+
+	if len(b.kept) != 0 {
+		t.Fatalf("%d kept after the wait; want none", len(b.kept))
 	}
+
+	b.stop() // no hand-over by timer from here: the bounds alone
 	big := strings.Repeat("x", maxBounceBytes/3)
 	var subs []string
 	for range 4 {
-		subs = append(subs, b.keep(msg(big), t0.Add(bounceKeep)))
+		subs = append(subs, b.keep(msg(big), time.Now()))
 	}
-	if b.bytes > maxBounceBytes || b.take(subs[0]) != nil || b.take(subs[3]) == nil {
+	if b.bytes > maxBounceBytes || b.settle(subs[0]) != nil || b.settle(subs[3]) == nil {
 		t.Fatalf("kept %d bytes; want at most %d, the oldest let go, the newest kept", b.bytes, maxBounceBytes)
 	}
 	if len(b.kept) != 2 || b.bytes != 2*len(big) {

@@ -15,8 +15,9 @@ import (
 
 // TestLongReplyIsHandedOver: the reply to a long job whose reply
 // subject nobody listens on any more (its dispatcher died) is handed
-// over on calc.orphan, whole; a long job's reply that was received, and
-// a short job's, are not. The worker's messages keep their order, so each
+// over on calc.orphan, whole, and so is one received but never
+// acknowledged; a long job's reply acknowledged, and a short job's, are
+// not. The worker's messages keep their order, so each
 // negative case is settled by the next long job's hand-over.
 func TestLongReplyIsHandedOver(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
@@ -62,23 +63,43 @@ func TestLongReplyIsHandedOver(t *testing.T) {
 	send("dead-long", "sleep 60", "_INBOX.gone.w-o")
 	nextOrphan("dead-long")
 
-	send("alive-long", "sleep 60", alive)
-	for {
-		m, err := replies.NextMsg(5 * time.Second)
-		if err != nil {
-			t.Fatalf("no reply to alive-long: %v", err)
-		}
-		if len(m.Data) > 0 {
-			break // progress messages before it
+	// reply receives a reply on the live inbox, acknowledging it or not.
+	reply := func(id string, ack bool) {
+		t.Helper()
+		for {
+			m, err := replies.NextMsg(5 * time.Second)
+			if err != nil {
+				t.Fatalf("no reply to %s: %v", id, err)
+			}
+			if len(m.Data) == 0 {
+				continue // progress messages before it
+			}
+			if got := m.Header.Get(wire.HdrRequestID); got != id || m.Reply == "" {
+				t.Fatalf("reply to %q with reply subject %q; want %s's, with one to acknowledge it on", got, m.Reply, id)
+			}
+			if ack {
+				if err := nc.Publish(m.Reply, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return
 		}
 	}
+	send("alive-long", "sleep 60", alive)
+	reply("alive-long", true)
 	send("dead-short", "add 1 2", "_INBOX.gone.w-o")
 	send("dead-long-2", "sleep 60", "_INBOX.gone.w-o")
 	nextOrphan("dead-long-2") // and neither alive-long nor dead-short before it
 
+	// Received but not acknowledged (its dispatcher died before reading
+	// it): handed over after the wait.
+	send("unread-long", "sleep 60", alive)
+	reply("unread-long", false)
+	nextOrphan("unread-long")
+
 	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if st := w.Stats(); st.HandedOver != 2 {
-			return fmt.Errorf("handed over %d; want 2", st.HandedOver)
+		if st := w.Stats(); st.HandedOver != 3 {
+			return fmt.Errorf("handed over %d; want 3", st.HandedOver)
 		}
 		return nil
 	})

@@ -201,7 +201,7 @@ func (w *Worker) Start() error {
 	if w.cfg.Progress > 0 {
 		// Before the worker's subject: every long reply can bounce.
 		var subj string
-		w.bounces, subj = newBounces(w.subj)
+		w.bounces, subj = newBounces(w.subj, w.handOver)
 		var err error
 		if w.cfg.Shared != nil {
 			w.bounceSub, err = w.cfg.Shared.subscribeFunc(w, subj, w.bounced)
@@ -246,7 +246,10 @@ func (w *Worker) abort() {
 	for _, s := range w.subs {
 		_ = s.Unsubscribe()
 	}
-	w.unsubscribeBounces()
+	if w.bounces != nil {
+		w.bounces.stop()
+		_ = w.bounceSub.Unsubscribe()
+	}
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
@@ -302,9 +305,9 @@ func (w *Worker) shutdown(ctx context.Context) error {
 	w.cancel()
 	w.stopProgress()
 	w.cfg.Metrics.remove(w)
-	// The last replies' "no responders" come within the flush's round trip.
 	_ = w.nc.FlushTimeout(time.Second)
-	w.unsubscribeBounces()
+	w.settleBounces()
+	_ = w.nc.FlushTimeout(time.Second) // the replies handed over
 	return err
 }
 

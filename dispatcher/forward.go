@@ -150,6 +150,12 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 		d.inflight.heard(tok, rest, m.Header[wire.HdrRequestID], time.Now())
 		return
 	}
+	if m.Reply != "" {
+		// A long job's reply: its worker hands it over to the other
+		// dispatchers unless told that this one took it (orphan.go).
+		// Deferred, so that the relay is published first.
+		defer d.ack(m.Reply)
+	}
 	code := replyCode(m.Header)
 	// 500 and 503 say the worker failed or is leaving: another may do
 	// better. A 504 says the request's own time ran out: no retry helps.

@@ -11,7 +11,8 @@ import (
 )
 
 // Orphans are replies a worker handed over on wire.Orphan because the
-// dispatcher that forwarded their request is gone (calcworker/orphan.go).
+// dispatcher that forwarded their request is gone (calcworker/orphan.go):
+// its inbox had no responders, or it did not acknowledge the reply (ack).
 // Every dispatcher receives them. One that holds the request, because
 // its client's resend reached it first, answers with the orphan at once
 // and tells the workers it sent the resend to that it is over. Otherwise
@@ -136,6 +137,12 @@ func (t *inflight) adopt(o *orphan) (r *request, attempts int, cancel []*member)
 	}
 	t.orphans.putLocked(o, o.at)
 	return nil, 0, nil
+}
+
+// ack tells the worker of a long job that this dispatcher took its
+// reply: an empty message on the reply's bounce subject.
+func (d *Dispatcher) ack(subject string) {
+	_ = d.nc.Publish(subject, nil) // lost, it costs a hand-over nobody needs
 }
 
 // onOrphan takes a reply a worker handed over.

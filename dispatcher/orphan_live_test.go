@@ -6,11 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/client"
 	"github.com/bilancia/bilancia/dispatcher"
 	"github.com/bilancia/bilancia/internal/testutil"
+	"github.com/bilancia/bilancia/wire"
 )
 
 // killable starts a dispatcher whose connection the test closes, as a
@@ -109,4 +112,49 @@ func TestOrphanEndsTheResend(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestLongReplyIsAcknowledged: a worker's reply that carries a reply
+// subject (a long job's: its bounce subject) is acknowledged there with
+// an empty message once relayed; a reply without one gets nothing.
+func TestLongReplyIsAcknowledged(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	d := startDispatcher(t, url, nil)
+	nc := connect(t, url)
+	acks, err := nc.SubscribeSync("test.bounce.*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if _, err := nc.Subscribe("calc.worker.w-fake", func(m *nats.Msg) {
+		if m.Reply == "" {
+			return // a cancel
+		}
+		n++
+		out := nats.NewMsg(m.Reply)
+		out.Header.Set(wire.HdrRequestID, m.Header.Get(wire.HdrRequestID))
+		out.Header.Set(wire.HdrWorker, "w-fake")
+		out.Data = []byte(`{"result":5}`)
+		if n == 2 {
+			out.Reply = "test.bounce.2" // the second as a long job's
+		}
+		_ = nc.PublishMsg(out)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	heartbeat(t, nc, "w-fake", 1)
+	waitState(t, d, up("w-fake"))
+	cl := newClient(t, url, nil)
+	for range 2 {
+		if _, err := cl.Do(context.Background(), "add 2 3"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := acks.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("no acknowledgement: %v", err)
+	}
+	if m.Subject != "test.bounce.2" || len(m.Data) != 0 || m.Header != nil {
+		t.Fatalf("acknowledgement on %s: %v %q; want an empty message on test.bounce.2, the second reply's", m.Subject, m.Header, m.Data)
+	}
 }

@@ -189,6 +189,9 @@ var faults = []fault{
 		check: func(r *rig, s *loadcheck.Score) {
 			mustNoLoss(r, s)
 			r.note("client_retried=%d resent_extra_max=%dms handed_over=%d", s.Resent, s.ResentExtra.Milliseconds(), s.HandedOver)
+			for _, rc := range s.Slowest {
+				r.t.Logf("resent: %s", rc.Describe(r.injected))
+			}
 			if s.Resent == 0 {
 				r.t.Errorf("no request was sent again: the kill caught nothing in flight")
 			}

@@ -51,6 +51,24 @@ func (rc *Record) Code() int {
 // Resent says the client had to send the request more than once.
 func (rc *Record) Resent() bool { return rc.Res != nil && rc.Res.Sends > 1 }
 
+// Extra is how long the request waited beyond its own work.
+func (rc *Record) Extra() time.Duration { return rc.Done.Sub(rc.Sent) - rc.Work() }
+
+// Describe tells what became of the request, for the log: its times from
+// inj (a fault's injection; zero: none), its sends and who answered it.
+func (rc *Record) Describe(inj time.Time) string {
+	at := rc.Sent.Format("15:04:05.000")
+	if !inj.IsZero() {
+		at = fmt.Sprintf("%+dms from the injection", rc.Sent.Sub(inj).Milliseconds())
+	}
+	s := fmt.Sprintf("%q sent %s, done after %dms (%dms beyond its work)", rc.Cmd, at,
+		rc.Done.Sub(rc.Sent).Milliseconds(), rc.Extra().Milliseconds())
+	if r := rc.Res; r != nil {
+		s += fmt.Sprintf(", %d sends, answered by %s through %s after %d attempts there", r.Sends, r.Worker, r.Dispatcher, r.Attempts)
+	}
+	return s
+}
+
 // Work is how long the request's own work takes: a sleep's length, 0 for
 // the other operations, which take well under a millisecond.
 func (rc *Record) Work() time.Duration {

@@ -1,6 +1,7 @@
 package loadcheck
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -41,6 +42,9 @@ type Score struct {
 	// ResentExtra is the most a resent request waited beyond its own work
 	// (its latency less Work): what losing the process that held it cost.
 	ResentExtra time.Duration
+	// Slowest are the resent requests that waited longest beyond their
+	// work, at most 3, the longest first: what a fault cost, to look into.
+	Slowest []*Record
 	// HandedOver: resent requests answered with a reply their worker
 	// handed over when the dispatcher that forwarded it was gone (a
 	// result with Calc-Attempts 0): their job ran once.
@@ -101,7 +105,8 @@ func Measure(recs []*Record, wireN map[string]int, inj time.Time, window time.Du
 			}
 			if rc.Resent() {
 				s.Resent++
-				s.ResentExtra = max(s.ResentExtra, rc.Done.Sub(rc.Sent)-rc.Work())
+				s.ResentExtra = max(s.ResentExtra, rc.Extra())
+				s.Slowest = append(s.Slowest, rc)
 				if rc.OK() && rc.Res.Attempts == 0 && rc.Res.Dispatcher != "" {
 					s.HandedOver++
 				}
@@ -115,6 +120,8 @@ func Measure(recs []*Record, wireN map[string]int, inj time.Time, window time.Du
 		}
 	}
 	s.Distinct = len(ids)
+	slices.SortStableFunc(s.Slowest, func(a, b *Record) int { return cmp.Compare(b.Extra(), a.Extra()) })
+	s.Slowest = s.Slowest[:min(len(s.Slowest), 3)]
 	for _, n := range wireN {
 		s.WireDup += max(0, n-1)
 	}
@@ -188,6 +195,9 @@ func (r *run) measure(rep *Report, recs []*Record, f *faultRun, rejoinAt time.Ti
 	rep.Columns = s.Columns(cfg.Fault, s.OverSends)
 	rep.Resent, rep.WireDup, rep.E503, rep.Failures = s.Resent, s.WireDup, s.E503, s.Failures
 	rep.ResentExtra, rep.HandedOver = s.ResentExtra, s.HandedOver
+	for _, rc := range s.Slowest {
+		cfg.Logf("resent: %s", rc.Describe(f.injected))
+	}
 	rep.Reconnects = int(r.reconnects.Load())
 	if inj.IsZero() {
 		return
