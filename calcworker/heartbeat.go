@@ -75,3 +75,31 @@ func (w *Worker) heartbeat() {
 		w.cfg.OnError(fmt.Errorf("calcworker: heartbeat: %w", err))
 	}
 }
+
+// watchReconnects heartbeats as soon as the connection is back after it
+// was lost, perhaps on another broker: a dispatcher that heard "no
+// responders" from the worker meanwhile took it for gone, and with no
+// other worker holds its requests only briefly for one to come back
+// (dispatcher/hold.go). The workers of a Shared pool, a simulation, wait
+// for their next heartbeat instead of a goroutine each.
+func (w *Worker) watchReconnects() {
+	if w.cfg.Shared != nil {
+		return
+	}
+	w.status = w.nc.StatusChanged(nats.CONNECTED)
+	w.watching.Add(1)
+	go func() {
+		defer w.watching.Done()
+		for range w.status {
+			w.heartbeat()
+		}
+	}()
+}
+
+// stopWatching ends watchReconnects.
+func (w *Worker) stopWatching() {
+	if w.status != nil {
+		w.nc.RemoveStatusListener(w.status)
+		w.watching.Wait()
+	}
+}

@@ -110,6 +110,9 @@ type Worker struct {
 	bounceSub  *nats.Subscription
 	handedOver atomic.Uint64
 
+	status   chan nats.Status // reconnections (watchReconnects)
+	watching sync.WaitGroup
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -236,6 +239,7 @@ func (w *Worker) Start() error {
 	w.hbMu.Lock()
 	w.hbTimer = time.AfterFunc(jittered(w.cfg.Heartbeat), w.heartbeatTick)
 	w.hbMu.Unlock()
+	w.watchReconnects()
 	w.cfg.Metrics.add(w)
 	return nil
 }
@@ -270,6 +274,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 
 func (w *Worker) shutdown(ctx context.Context) error {
 	w.state.Store(wire.StateDraining)
+	w.stopWatching()
 	w.stopMicro()
 	w.stopHeartbeats()
 	w.heartbeat()

@@ -48,6 +48,11 @@ func (d *Dispatcher) workerGone(workerID string) {
 		cs = d.mem.MarkDown(w, "no responders")
 	}
 	if len(cs) > 0 {
+		if len(d.mem.Live()) == 0 && d.inflight.holdFrom(time.Now(), true) {
+			// Its broker may have died, and every worker be moving to
+			// another (hold.go).
+			d.log.Warn("holding requests: the last live worker answered no responders", "for", min(goneGrace, d.cfg.HoldFor).String())
+		}
 		d.changes(cs) // a worker going down is re-dispatched there
 		return
 	}

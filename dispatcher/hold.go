@@ -23,20 +23,36 @@ import (
 // worker back, the parked
 // requests with no attempt open (but on workers gone since) get their
 // 503. A parked request keeps
-// its deadline, and its client keeps getting progress messages.
+// its deadline, and its client keeps getting progress messages. When the
+// last live workers go down on "no responders" instead, the hold is
+// goneGrace: long enough for workers whose broker died to reconnect to
+// another, short enough for a deliberate outage's 503s to come soon.
 
-// holdFrom starts a hold at now, for holdFor, unless one runs already or
-// holds are off; it tells whether it started one.
-func (t *inflight) holdFrom(now time.Time) bool {
+// goneGrace is the hold when the last live workers went down on "no
+// responders": a worker whose broker died answers so while it reconnects
+// to another, a few milliseconds, and heartbeats as soon as it is back
+// (calcworker); one that died does not come back, and the requests held
+// get their 503 this much later.
+const goneGrace = 250 * time.Millisecond
+
+// holdFrom starts a hold at now, for holdFor (goneGrace when the workers
+// went on "no responders"), unless one runs already or holds are off; it
+// tells whether it started one.
+func (t *inflight) holdFrom(now time.Time, gone bool) bool {
 	if t.holdFor <= 0 {
 		return false
+	}
+	d := t.holdFor
+	if gone {
+		d = min(d, goneGrace)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.holdUntil != 0 {
 		return false
 	}
-	t.holdUntil = now.Add(t.holdFor).UnixNano()
+	t.holdUntil = now.Add(d).UnixNano()
+	t.holdLen = d
 	return true
 }
 
@@ -93,11 +109,11 @@ func (t *inflight) resume() []*request {
 // holdOver tells, at now, whether a hold has ended with no worker back;
 // it then ends it and finishes the parked requests that have no attempt
 // open but on workers gone since, which get their 503, and returns them.
-func (t *inflight) holdOver(now time.Time) []*request {
+func (t *inflight) holdOver(now time.Time) ([]*request, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.holdUntil == 0 || t.holdingLocked(now.UnixNano()) {
-		return nil
+		return nil, 0
 	}
 	t.holdUntil = 0
 	var out []*request
@@ -110,7 +126,7 @@ func (t *inflight) holdOver(now time.Time) []*request {
 			}
 		}
 	}
-	return out
+	return out, t.holdLen
 }
 
 // holdWake is when the sweep must wake for the hold to end, or next.
@@ -132,7 +148,7 @@ func (d *Dispatcher) expired(cs []change, now time.Time) {
 	if len(d.mem.Live()) == 0 {
 		for _, c := range cs {
 			if c.To == wire.StateDown && isSuspect(d.mem.Suspects(), c.ID) {
-				if d.inflight.holdFrom(now) {
+				if d.inflight.holdFrom(now, false) {
 					d.log.Warn("holding requests: every live worker fell silent at once", "for", d.cfg.HoldFor.String())
 				}
 				break
@@ -172,9 +188,10 @@ func (d *Dispatcher) unmuted() {
 // endHold answers 503 to the requests held until the end of a hold with
 // no worker back.
 func (d *Dispatcher) endHold(now time.Time) {
-	for _, r := range d.inflight.holdOver(now) {
+	reqs, held := d.inflight.holdOver(now)
+	for _, r := range reqs {
 		d.fail(r, wire.NewError(wire.CodeUnavailable,
-			fmt.Sprintf("no worker available (held %v for one to come back)", d.cfg.HoldFor)))
+			fmt.Sprintf("no worker available (held %v for one to come back)", held)))
 	}
 }
 

@@ -33,13 +33,13 @@ func TestHoldParksUntilAWorkerComesBack(t *testing.T) {
 	if s := tab.open(r0, t0, time.Minute); s.kind != stepNone || !r0.done {
 		t.Fatalf("open with no worker and no hold = %+v; want none (503)", s)
 	}
-	tab.holdFrom(t0)
+	tab.holdFrom(t0, false)
 	r := newRequest("r", nil, t0)
 	tab.admit(10)
 	if s := tab.open(r, t0.Add(10*time.Millisecond), time.Minute); s.kind != stepWait || !r.parked || r.done {
 		t.Fatalf("open during the hold = %+v, parked %v, done %v; want parked", s, r.parked, r.done)
 	}
-	if got := tab.holdOver(t0.Add(999 * time.Millisecond)); len(got) != 0 {
+	if got, _ := tab.holdOver(t0.Add(999 * time.Millisecond)); len(got) != 0 {
 		t.Fatalf("holdOver before its end = %v; want nothing", got)
 	}
 	live = []*member{a}
@@ -60,14 +60,14 @@ func TestHoldParksUntilAWorkerComesBack(t *testing.T) {
 func TestHoldEndsWith503(t *testing.T) {
 	var live []*member
 	tab := holdTable(&live)
-	tab.holdFrom(t0)
+	tab.holdFrom(t0, false)
 	r := newRequest("r", nil, t0)
 	tab.admit(10)
 	if s := tab.open(r, t0, time.Minute); s.kind != stepWait || !r.parked {
 		t.Fatalf("open during the hold = %+v; want parked", s)
 	}
-	if got := tab.holdOver(t0.Add(time.Second)); len(got) != 1 || got[0] != r || !r.done || r.parked {
-		t.Fatalf("holdOver at its end = %v, done %v, parked %v; want r finished", got, r.done, r.parked)
+	if got, held := tab.holdOver(t0.Add(time.Second)); len(got) != 1 || got[0] != r || !r.done || r.parked || held != time.Second {
+		t.Fatalf("holdOver at its end = %v (held %v), done %v, parked %v; want r finished after 1s", got, held, r.done, r.parked)
 	}
 	if n := tab.count.Load(); n != 0 || len(tab.parked) != 0 {
 		t.Fatalf("count %d, parked %d; want 0, 0", n, len(tab.parked))

@@ -36,7 +36,8 @@ type inflight struct {
 	// holdUntil (unix nanoseconds; 0 = no hold) for those with no attempt.
 	parked    map[*request]struct{}
 	holdUntil int64
-	orphans   orphanage // replies handed over, for their resends (orphan.go)
+	holdLen   time.Duration // the hold's length, for its 503s
+	orphans   orphanage     // replies handed over, for their resends (orphan.go)
 	nextTok   uint64
 	timers    schedule
 }
