@@ -199,6 +199,9 @@ func (r *run) measure(rep *Report, recs []*Record, f *faultRun, rejoinAt time.Ti
 		cfg.Logf("resent: %s", rc.Describe(f.injected))
 	}
 	rep.Reconnects = int(r.reconnects.Load())
+	for _, c := range r.load.List {
+		rep.Denied += int(c.Stats().RetriesDenied)
+	}
 	if inj.IsZero() {
 		return
 	}

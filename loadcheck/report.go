@@ -64,6 +64,8 @@ type Report struct {
 	ResentExtra time.Duration
 	// HandedOver: resent requests answered with a reply handed over.
 	HandedOver int
+	// Denied counts the resends the clients' retry budget put off.
+	Denied int
 	// E503 failed requests answered 503 (no worker or no dispatcher).
 	E503        int
 	RejoinAsked bool
@@ -87,8 +89,8 @@ type Report struct {
 // Line is the report in the fault matrix's format, with extra fields after.
 func (r *Report) Line() string {
 	s := r.Columns.Line()
-	s += fmt.Sprintf(" resent=%d resent_extra_max=%dms handed_over=%d wire_dup=%d e503=%d reconnects=%d ready_after=%dms",
-		r.Resent, r.ResentExtra.Milliseconds(), r.HandedOver, r.WireDup, r.E503, r.Reconnects, r.ReadyAfter.Milliseconds())
+	s += fmt.Sprintf(" resent=%d resent_extra_max=%dms handed_over=%d retries_denied=%d wire_dup=%d e503=%d reconnects=%d ready_after=%dms",
+		r.Resent, r.ResentExtra.Milliseconds(), r.HandedOver, r.Denied, r.WireDup, r.E503, r.Reconnects, r.ReadyAfter.Milliseconds())
 	if r.Fault != "none" {
 		s += fmt.Sprintf(" inject_took=%dms", r.InjectTook.Milliseconds())
 	}
