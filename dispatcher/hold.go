@@ -81,7 +81,7 @@ func (t *inflight) unparkLocked(r *request) {
 // worker fell silent on it or went down. t.mu is held.
 func (t *inflight) stuckLocked(r *request) bool {
 	for _, tok := range r.open {
-		if a := t.pending[tok]; a != nil && !a.failed && !a.gone {
+		if a := t.pending[tok]; a != nil && !a.failed && !a.gone && !a.expired {
 			return false
 		}
 	}

@@ -3,6 +3,8 @@ package dispatcher
 import (
 	"testing"
 	"time"
+
+	"github.com/bilancia/bilancia/internal/natsutil"
 )
 
 // holdTable is an in-flight table whose live workers the test sets, with
@@ -106,5 +108,39 @@ func TestStuckRequestGoesBackToItsWorker(t *testing.T) {
 	}
 	if len(r.open) != 2 || a.inflight.Load() != 2 {
 		t.Fatalf("open attempts %d, a in flight %d; want 2, 2", len(r.open), a.inflight.Load())
+	}
+}
+
+// TestSilentAtMaxAttemptsIsParked: a request whose last allowed attempt
+// falls silent, on a worker heard about other requests meanwhile, is
+// parked rather than left to its deadline, and goes out again on resume.
+func TestSilentAtMaxAttemptsIsParked(t *testing.T) {
+	a := &member{id: "a"}
+	a.progress.Store(100)
+	tab := testTable(a)
+	budget := natsutil.RetryBudget{Ratio: 0.2, Min: 10}
+	r := newRequest("r", nil, t0)
+	tab.admit(10)
+	if s := tab.open(r, t0, time.Minute); s.kind != stepSend || s.w != a {
+		t.Fatalf("open = %+v; want to send to a", s)
+	}
+	at := t0.Add(silentAfterBeats * 100 * time.Millisecond)
+	a.sign.hear(at.UnixNano()) // a answers others: it is this attempt that is silent
+	due := tab.due(at, nil)
+	if len(due) != 1 || due[0].att == nil {
+		t.Fatalf("due = %v; want the attempt's watch", due)
+	}
+	if e := tab.expire(due[0], at, 1, budget, true); e.kind != expireTimeout || e.verdict != noRetry {
+		t.Fatalf("expire = %v, %v; want a timeout with no retry left", e.kind, e.verdict)
+	}
+	if !r.parked || r.done {
+		t.Fatalf("parked %v, done %v; want parked, waiting", r.parked, r.done)
+	}
+	reqs := tab.resume()
+	if len(reqs) != 1 || reqs[0] != r {
+		t.Fatalf("resume = %v; want r", reqs)
+	}
+	if s := tab.next(r, at); s.kind != stepSend || s.w != a {
+		t.Fatalf("next after resume = %+v; want a again", s)
 	}
 }

@@ -105,6 +105,10 @@ type attempt struct {
 	silence time.Duration
 	hedged  bool // a hedge was sent for it
 	failed  bool // its worker fell silent and it was sent on (silentFrom)
+	// expired: its worker, one that sends progress, was silent on it past
+	// its silence, after the request had tried MaxAttempts workers: no
+	// sign of life for it any more (stuckLocked).
+	expired bool
 }
 
 // skip returns a skip function for the picker: the workers r tried, and

@@ -248,6 +248,16 @@ func (t *inflight) expire(tm *timer, now time.Time, maxAttempts int, budget nats
 		r.retrying = true
 		t.retrying.Add(1)
 	}
+	if v == noRetry && kind == expireTimeout && a.silence > 0 {
+		// Every worker it may try fell silent on it (a partition, or
+		// workers moving between brokers): parked, it goes out again
+		// when a worker comes up or one in rotation is heard (hold.go),
+		// instead of waiting for its deadline.
+		a.expired = true
+		if t.stuckLocked(r) {
+			t.parkLocked(r)
+		}
+	}
 	return expiry{kind: kind, w: a.w, attempts: len(r.tried), verdict: v}
 }
 
