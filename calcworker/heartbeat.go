@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -86,20 +87,12 @@ func (w *Worker) watchReconnects() {
 	if w.cfg.Shared != nil {
 		return
 	}
-	w.status = w.nc.StatusChanged(nats.CONNECTED)
-	w.watching.Add(1)
-	go func() {
-		defer w.watching.Done()
-		for range w.status {
-			w.heartbeat()
-		}
-	}()
+	w.stopWatch = natsutil.OnReconnect(w.nc, w.heartbeat)
 }
 
 // stopWatching ends watchReconnects.
 func (w *Worker) stopWatching() {
-	if w.status != nil {
-		w.nc.RemoveStatusListener(w.status)
-		w.watching.Wait()
+	if w.stopWatch != nil {
+		w.stopWatch()
 	}
 }

@@ -26,14 +26,15 @@ import (
 // the job again. Short jobs are cheaper to run again than to track, and
 // keep the hot path as it was.
 
+// ackWait is how long a reply waits for its acknowledgement before it is
+// handed over. A live dispatcher acknowledges within a round trip; a
+// longer wait only delays a client whose dispatcher died, and a shorter
+// one hands over more replies that a stalled but live dispatcher relays
+// itself (harmless: the hand-over finds its request answered). A
+// variable for the tests alone (export_test.go).
+var ackWait = 200 * time.Millisecond
+
 const (
-	// ackWait is how long a reply waits for its acknowledgement before
-	// it is handed over. A live dispatcher acknowledges within a round
-	// trip; a longer wait only delays a client whose dispatcher died, and
-	// a shorter one hands over more replies that a stalled but live
-	// dispatcher relays itself (harmless: the hand-over finds its request
-	// answered).
-	ackWait = 200 * time.Millisecond
 	// maxBounceKept and maxBounceBytes bound the replies waiting (their
 	// payloads); past them the oldest are let go, to be run again.
 	maxBounceKept  = 4096

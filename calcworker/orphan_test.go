@@ -20,6 +20,8 @@ import (
 // not. The worker's messages keep their order, so each
 // negative case is settled by the next long job's hand-over.
 func TestLongReplyIsHandedOver(t *testing.T) {
+	// The test acknowledges by hand: a wait long enough for any stall.
+	calcworker.SetAckWait(t, 2*time.Second)
 	url := brokertest.Run(t).ClientURL()
 	w := start(t, url, calcworker.Config{ID: "w-o", Progress: 20 * time.Millisecond})
 	nc := connect(t, url)

@@ -110,8 +110,7 @@ type Worker struct {
 	bounceSub  *nats.Subscription
 	handedOver atomic.Uint64
 
-	status   chan nats.Status // reconnections (watchReconnects)
-	watching sync.WaitGroup
+	stopWatch func() // ends watchReconnects
 
 	stopOnce sync.Once
 	stopErr  error

@@ -129,8 +129,7 @@ type Client struct {
 	// reconnected is closed, and replaced, each time the connection
 	// comes back after it was lost (watchReconnects).
 	reconnected chan struct{}
-	status      chan nats.Status // the connection's CONNECTED events
-	watching    sync.WaitGroup
+	stopWatch   func() // ends watchReconnects
 
 	inflight atomic.Int64
 	retrying atomic.Int64
@@ -220,21 +219,15 @@ func Connect(cfg Config) (*Client, error) {
 // comes back after it was lost, perhaps on another broker: a reply or a
 // progress message may have been lost meanwhile, and the dispatcher with
 // the broker it left, so they are sent again at once rather than after a
-// silence (DoBytes). A status listener, so that the handlers of a
-// connection given in Config.Conn stay its owner's.
+// silence (DoBytes).
 func (c *Client) watchReconnects() {
 	c.reconnected = make(chan struct{})
-	c.status = c.nc.StatusChanged(nats.CONNECTED)
-	c.watching.Add(1)
-	go func() {
-		defer c.watching.Done()
-		for range c.status {
-			c.mu.Lock()
-			close(c.reconnected)
-			c.reconnected = make(chan struct{})
-			c.mu.Unlock()
-		}
-	}()
+	c.stopWatch = natsutil.OnReconnect(c.nc, func() {
+		c.mu.Lock()
+		close(c.reconnected)
+		c.reconnected = make(chan struct{})
+		c.mu.Unlock()
+	})
 }
 
 // Conn is the NATS connection in use.
@@ -370,8 +363,7 @@ func (c *Client) Close() {
 		c.announce(c.subj.ClientDisconnect())
 		_ = c.sub.Unsubscribe()
 	}
-	c.nc.RemoveStatusListener(c.status)
-	c.watching.Wait()
+	c.stopWatch()
 	c.closeConn()
 }
 

@@ -31,13 +31,13 @@ func killable(t *testing.T, url, id string) func() {
 }
 
 // orphanRig: a worker, a dispatcher d1 holding a long job on it, and the
-// client that sent it; d1 dies, d2 takes its place. silence is the
-// client's.
-func orphanRig(t *testing.T, cmd string, silence time.Duration) (d2 func() *dispatcher.Dispatcher, w testWorker, res chan *client.Result) {
+// client that sent it; d2 starts (once the job is d1's), then d1 dies.
+// silence is the client's.
+func orphanRig(t *testing.T, cmd string, silence time.Duration) (d2 *dispatcher.Dispatcher, w testWorker, res chan *client.Result) {
 	url := brokertest.Run(t).ClientURL()
 	kill := killable(t, url, "d1")
 	w = startWorker(t, url, "w-long", func(c *calcworker.Config) { c.Progress = 20 * time.Millisecond })
-	cl := newClient(t, url, func(c *client.Config) { c.ProgressSilence = silence })
+	cl := newClient(t, url, func(c *client.Config) { c.ProgressSilence, c.Timeout = silence, 30*time.Second })
 	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if _, err := cl.Do(context.Background(), "add 1 1"); err != nil {
 			return err // until d1 knows the worker
@@ -58,10 +58,9 @@ func orphanRig(t *testing.T, cmd string, silence time.Duration) (d2 func() *disp
 		}
 		return nil
 	})
+	d2 = startDispatcher(t, url, func(c *dispatcher.Config) { c.ID = "d2" })
 	kill()
-	return func() *dispatcher.Dispatcher {
-		return startDispatcher(t, url, func(c *dispatcher.Config) { c.ID = "d2" })
-	}, w, res
+	return d2, w, res
 }
 
 // TestReplyOutlivesItsDispatcher: a long job's dispatcher dies while the
@@ -69,8 +68,9 @@ func orphanRig(t *testing.T, cmd string, silence time.Duration) (d2 func() *disp
 // the client's resend, arriving later, is answered with it: the job ran
 // once (before, d2 sent it to the worker again).
 func TestReplyOutlivesItsDispatcher(t *testing.T) {
-	start, w, res := orphanRig(t, "sleep 300", time.Second)
-	d2 := start()
+	// The resend comes 5 s after d1's last progress message, the hand-over
+	// as the sleep ends: the order holds on a machine that stalls.
+	d2, w, res := orphanRig(t, "sleep 300", 5*time.Second)
 	r := <-res
 	if r == nil {
 		t.FailNow()
@@ -91,8 +91,7 @@ func TestReplyOutlivesItsDispatcher(t *testing.T) {
 // worker again; the reply handed over answers it, and the second run is
 // cancelled, never answered.
 func TestOrphanEndsTheResend(t *testing.T) {
-	start, w, res := orphanRig(t, "sleep 1500", 100*time.Millisecond)
-	d2 := start()
+	d2, w, res := orphanRig(t, "sleep 1500", 100*time.Millisecond)
 	testutil.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 		if n := forwarded(d2, "w-long"); n != 1 {
 			return fmt.Errorf("d2 forwarded %d; want the resend", n)

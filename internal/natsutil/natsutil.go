@@ -89,3 +89,22 @@ func Drain(ctx context.Context, sub *nats.Subscription, nc *nats.Conn) {
 		_ = sub.Unsubscribe()
 	}
 }
+
+// OnReconnect calls fn, from a goroutine of its own, each time nc comes
+// back after it was lost, until stop is called; stop waits for a call in
+// progress. A status listener, so that the connection's handlers stay its
+// owner's.
+func OnReconnect(nc *nats.Conn, fn func()) (stop func()) {
+	ch := nc.StatusChanged(nats.CONNECTED)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range ch {
+			fn()
+		}
+	}()
+	return func() {
+		nc.RemoveStatusListener(ch)
+		<-done
+	}
+}
