@@ -211,13 +211,13 @@ func (w *Worker) bounceable(j *job, held time.Duration) bool {
 	return j.held && w.bounces != nil && held >= w.cfg.Progress/2
 }
 
-// settleBounces lets the last replies be acknowledged or handed over,
-// then stops listening.
-func (w *Worker) settleBounces() {
+// settleBounces lets the last replies be acknowledged or handed over, for
+// at most wait, then stops listening.
+func (w *Worker) settleBounces(wait time.Duration) {
 	if w.bounces == nil {
 		return
 	}
-	w.bounces.wait(2 * ackWait)
+	w.bounces.wait(wait)
 	w.bounces.stop()
 	_ = w.bounceSub.Unsubscribe()
 }

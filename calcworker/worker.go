@@ -249,10 +249,7 @@ func (w *Worker) abort() {
 	for _, s := range w.subs {
 		_ = s.Unsubscribe()
 	}
-	if w.bounces != nil {
-		w.bounces.stop()
-		_ = w.bounceSub.Unsubscribe()
-	}
+	w.settleBounces(0) // no reply was sent
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
@@ -310,7 +307,7 @@ func (w *Worker) shutdown(ctx context.Context) error {
 	w.stopProgress()
 	w.cfg.Metrics.remove(w)
 	_ = w.nc.FlushTimeout(time.Second)
-	w.settleBounces()
+	w.settleBounces(2 * ackWait)
 	_ = w.nc.FlushTimeout(time.Second) // the replies handed over
 	return err
 }

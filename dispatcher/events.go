@@ -48,10 +48,12 @@ func (d *Dispatcher) workerGone(workerID string) {
 		cs = d.mem.MarkDown(w, "no responders")
 	}
 	if len(cs) > 0 {
-		if len(d.mem.Live()) == 0 && d.inflight.holdFrom(time.Now(), true) {
+		if len(d.mem.Live()) == 0 {
 			// Its broker may have died, and every worker be moving to
 			// another (hold.go).
-			d.log.Warn("holding requests: the last live worker answered no responders", "for", min(goneGrace, d.cfg.HoldFor).String())
+			if held := d.inflight.holdFrom(time.Now(), true); held > 0 {
+				d.log.Warn("holding requests: the last live worker answered no responders", "for", held.String())
+			}
 		}
 		d.changes(cs) // a worker going down is re-dispatched there
 		return

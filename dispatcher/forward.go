@@ -84,7 +84,7 @@ func (d *Dispatcher) send(r *request, s step, now time.Time) {
 	case stepWait, stepDone:
 		return
 	case stepOrphan:
-		d.answerOrphan(r, s.orphan)
+		d.relay(r, s.orphan, 0, now) // a resend: no worker tried here
 		return
 	case stepJoined:
 		// Its client found us silent, yet we hold it: say so at once.

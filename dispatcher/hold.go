@@ -37,10 +37,10 @@ const goneGrace = 250 * time.Millisecond
 
 // holdFrom starts a hold at now, for holdFor (goneGrace when the workers
 // went on "no responders"), unless one runs already or holds are off; it
-// tells whether it started one.
-func (t *inflight) holdFrom(now time.Time, gone bool) bool {
+// returns the hold's length, 0 when it started none.
+func (t *inflight) holdFrom(now time.Time, gone bool) time.Duration {
 	if t.holdFor <= 0 {
-		return false
+		return 0
 	}
 	d := t.holdFor
 	if gone {
@@ -49,11 +49,11 @@ func (t *inflight) holdFrom(now time.Time, gone bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.holdUntil != 0 {
-		return false
+		return 0
 	}
 	t.holdUntil = now.Add(d).UnixNano()
 	t.holdLen = d
-	return true
+	return d
 }
 
 // holdingLocked tells whether a hold runs at ns; t.mu is held.
@@ -148,8 +148,8 @@ func (d *Dispatcher) expired(cs []change, now time.Time) {
 	if len(d.mem.Live()) == 0 {
 		for _, c := range cs {
 			if c.To == wire.StateDown && isSuspect(d.mem.Suspects(), c.ID) {
-				if d.inflight.holdFrom(now, false) {
-					d.log.Warn("holding requests: every live worker fell silent at once", "for", d.cfg.HoldFor.String())
+				if held := d.inflight.holdFrom(now, false); held > 0 {
+					d.log.Warn("holding requests: every live worker fell silent at once", "for", held.String())
 				}
 				break
 			}

@@ -167,12 +167,6 @@ func (d *Dispatcher) onOrphan(m *nats.Msg) {
 	d.cancel(r, cancel)
 }
 
-// answerOrphan answers r, a resend, with the orphan kept for it: no
-// worker was tried here.
-func (d *Dispatcher) answerOrphan(r *request, o *orphan) {
-	d.relay(r, o, 0, time.Now())
-}
-
 // relay sends r's client the orphan o, as onReply relays a reply.
 func (d *Dispatcher) relay(r *request, o *orphan, attempts int, now time.Time) {
 	d.deliver(r, o.hdr, o.data, o.hdr.Get(wire.HdrWorker), attempts, replyCode(o.hdr), now)
