@@ -75,8 +75,13 @@ var roleFiles = []struct{ file, about string }{
 // EnsureCredentials creates dir (mode 0700) and whichever of its role
 // credentials and route secret are missing, leaving existing ones as they
 // are. Brokers sharing dir may call it at once: each file is created
-// whole or not at all, and the first one written wins.
+// whole or not at all, and the first one written wins. A dir that holds
+// them all is not written to, so that it may be read-only (a Kubernetes
+// Secret, without ClientsDir).
 func EnsureCredentials(dir string) error {
+	if credentialsComplete(dir) {
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Join(dir, ClientsDir), 0o700); err != nil {
 		return fmt.Errorf("%w: %w", ErrCredentials, err)
 	}
@@ -94,6 +99,17 @@ func EnsureCredentials(dir string) error {
 		return fmt.Errorf("%w: %w", ErrCredentials, err)
 	}
 	return createExclusive(filepath.Join(dir, RouteSecret), []byte(hex.EncodeToString(secret)+"\n"))
+}
+
+// credentialsComplete tells whether dir holds every role credential and
+// the route secret.
+func credentialsComplete(dir string) bool {
+	for _, f := range append([]string{RouteSecret}, ClientCredential, WorkerCredential, DispatcherCredential, AdminCredential) {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // AddClient creates the credential of a client called name,

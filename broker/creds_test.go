@@ -147,3 +147,51 @@ func TestPermissionsFollowThePrefix(t *testing.T) {
 		t.Fatal("admin permissions not nil")
 	}
 }
+
+// TestEnsureCredentialsSecretLayout: a directory laid out as Kubernetes
+// mounts a Secret (each file a link into ..data, no clients/) that holds
+// every credential is read and not written to: it is read-only there.
+func TestEnsureCredentialsSecretLayout(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "auth")
+	if err := EnsureCredentials(src); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "..2026_12_08")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(data), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{ClientCredential, WorkerCredential, DispatcherCredential, AdminCredential, RouteSecret} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, f), b, 0o400); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := os.ReadDir(dir)
+	if err := EnsureCredentials(dir); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadDir(dir); len(after) != len(before) {
+		t.Errorf("EnsureCredentials wrote to a complete directory: %d entries, then %d", len(before), len(after))
+	}
+	want, err := loadCredentials(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.equal(want) {
+		t.Errorf("the Secret's credentials %+v; want %+v", got, want)
+	}
+}

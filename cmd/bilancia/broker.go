@@ -127,13 +127,21 @@ type brokerSignals struct{ reload, lameDuck chan struct{} }
 // on its own, reloading its configuration on SIGHUP and entering lame duck
 // mode on SIGUSR2. In lame duck mode the dispatcher inside, if any, drains
 // first: within the grace, before the broker closes the clients that wait
-// for its replies; *d is then nil. err is that drain's.
+// for its replies; *d is then nil. err is that drain's. Once in lame duck
+// mode, the end of ctx no longer cuts it short, as with nats-server: a
+// container's stop signal follows its preStop hook at once.
 func (c *BrokerCmd) serve(ctx context.Context, b *broker.Broker, d **runningDispatcher, sig brokerSignals, log *slog.Logger) (brokerGone bool, err error) {
 	gone := waitChan(b.WaitForShutdown)
+	stop := ctx.Done()
+	lame := false
 	for {
 		select {
-		case <-ctx.Done():
-			return false, err
+		case <-stop:
+			if !lame {
+				return false, err
+			}
+			log.Info("stop signal in lame duck mode: the broker leaves when its clients are closed")
+			stop = nil
 		case <-gone:
 			return true, err
 		case <-sig.reload:
@@ -143,9 +151,10 @@ func (c *BrokerCmd) serve(ctx context.Context, b *broker.Broker, d **runningDisp
 				log.Info("reloaded without --config: only the files of --auth and --tls-* were read again")
 			}
 		case <-sig.lameDuck:
+			lame = true
 			b.LameDuck()
 			if *d != nil {
-				dctx, cancel := context.WithTimeout(ctx, b.LameDuckGrace())
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.LameDuckGrace())
 				err = (*d).stop(dctx)
 				cancel()
 				*d = nil
