@@ -37,6 +37,11 @@ func formatReply(cmd string, r *client.Result, lat time.Duration, err error) str
 // reply is formatReply in p's colours: the worker and latency dim, the
 // result green, an error red.
 func (p palette) reply(cmd string, r *client.Result, lat time.Duration, err error) string {
+	return p.replyCut(cmd, r, lat, err, true)
+}
+
+// replyCut is reply with the result cut to a line, or whole.
+func (p palette) replyCut(cmd string, r *client.Result, lat time.Duration, err error, cut bool) string {
 	var text, shown string // shown: text with colours
 	if err != nil {
 		text = formatError(shorten(cmd), err)
@@ -46,7 +51,10 @@ func (p palette) reply(cmd string, r *client.Result, lat time.Duration, err erro
 		if r.Worker == "" {
 			w = "[?]"
 		}
-		head, result := w+" "+shorten(cmd)+" = ", shorten(r.ResultString())
+		head, result := w+" "+shorten(cmd)+" = ", safe(r.ResultString())
+		if cut {
+			result = shorten(r.ResultString())
+		}
 		text = head + result
 		shown = p.dim(w) + strings.TrimPrefix(head, w) + p.ok(result)
 	}
@@ -186,9 +194,12 @@ func helpText() string {
 Commands:
   random N [-q]   N random requests at once, then a summary (-q: summary only)
   status          show every dispatcher's worker table
+  last            the last result, whole (a long one is cut to a line)
   help            this text
   exit, quit      leave (Ctrl-D too), after the replies still on their way
 Lines starting with # are ignored.
+By default a request waits 10s for its reply beyond the time it asks for
+(sleep N, spin N); the client's --timeout sets one deadline for every request.
 
 `)
 	// Two lines per op, so that the table fits 80 columns.

@@ -70,6 +70,9 @@ func runInteractive(ctx context.Context, cl *client.Client, cfg Config) (int, er
 	defer closeRL()
 
 	s := newSession(cl, cfg, rl.Stdout())
+	var stopCalls func()
+	s.calls, stopCalls = afterGrace(ctx, cfg.Grace)
+	defer stopCalls()
 	s.background = true
 	s.sem = make(chan struct{}, maxBackground)
 	if cfg.Progress {
@@ -111,7 +114,7 @@ func runInteractive(ctx context.Context, cl *client.Client, cfg Config) (int, er
 		}
 	}
 	s.leave()
-	if n := s.inflight.Load(); n > 0 && ctx.Err() == nil {
+	if n := s.inflight.Load(); n > 0 && (ctx.Err() == nil || cfg.Grace > 0) {
 		s.out.print(fmt.Sprintf("waiting for %d request(s) in flight…", n))
 	}
 	s.wg.Wait()

@@ -131,7 +131,9 @@ func (c *UpCmd) Run(g *globals) error {
 	for d.LiveWorkers() < len(ws.workers) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags)
+	// On SIGTERM the dispatcher here answers what it holds, so the REPL
+	// waits for those replies, as long as the dispatcher's own drain.
+	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags, shutdownGrace)
 }
 
 // watchHint tells how to watch the traffic with the nats CLI: the prefix's
