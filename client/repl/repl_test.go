@@ -387,7 +387,7 @@ func TestHelp(t *testing.T) {
 	var out bytes.Buffer
 	RunCommands(context.Background(), nil, []string{"help"}, &out)
 	got := out.String()
-	for _, want := range []string{"random N [-q]", "status", "exit, quit", "add (somma, sum)", "expr (2+3)*4^2"} {
+	for _, want := range []string{"random N [-q]", "status", "last", "exit, quit", "add (somma, sum)", "expr (2+3)*4^2", "0 to 30000", "0 to 10000", "--max-sleep", "--timeout"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("help lacks %q:\n%s", want, got)
 		}
