@@ -76,6 +76,11 @@ func runInteractive(ctx context.Context, cl *client.Client, cfg Config) (int, er
 	var stopCalls func()
 	s.calls, stopCalls = afterGrace(ctx, cfg.Grace)
 	defer stopCalls()
+	s.out.fresh = true
+	if cfg.Notices != nil {
+		cfg.Notices(s.out)
+		defer cfg.Notices(nil)
+	}
 	s.background = true
 	s.sem = make(chan struct{}, maxBackground)
 	if cfg.Progress {

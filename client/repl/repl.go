@@ -56,6 +56,11 @@ type Config struct {
 	// line, and `last` prints the last one whole. The caller decides: cut
 	// only on a terminal.
 	Full bool
+	// Notices, if set, is called by the interactive REPL with a writer
+	// that prints whole lines above the prompt, never inside the line
+	// being typed, and with nil when it ends: for the log lines of the
+	// process around it (up's signals).
+	Notices func(w io.Writer)
 	// Grace is how long requests in flight may still take once ctx has
 	// ended (SIGTERM): a stopping dispatcher answers what it holds. 0 =
 	// none: they end at once, saying that the client stopped.

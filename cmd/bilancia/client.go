@@ -60,15 +60,16 @@ func (c *ClientCmd) Run(g *globals) error {
 	defer cl.Close()
 	// A signal ends the requests in flight at once, saying so: their
 	// dispatcher is elsewhere, and the user wants out.
-	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags, 0)
+	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags, 0, nil)
 }
 
 // runREPL runs -c commands, piped stdin, or the interactive REPL. Without
 // a terminal (-c, piped input) a failed request makes exit status 1, for
 // scripts; an interactive session exits 0 unless the REPL itself failed,
 // as error replies were already shown. Once ctx ends, the requests in
-// flight may take grace more.
-func runREPL(ctx context.Context, cl *client.Client, commands []string, f *ClientFlags, grace time.Duration) error {
+// flight may take grace more. notices, if set, gets the writer of the
+// lines to print above the prompt (repl.Config.Notices).
+func runREPL(ctx context.Context, cl *client.Client, commands []string, f *ClientFlags, grace time.Duration, notices func(io.Writer)) error {
 	stdout := readline.IsTerminal(int(os.Stdout.Fd()))
 	cfg := repl.Config{
 		Out:         os.Stdout,
@@ -78,6 +79,7 @@ func runREPL(ctx context.Context, cl *client.Client, commands []string, f *Clien
 		Progress:    stdout,
 		Full:        f.Full || !stdout,
 		Grace:       grace,
+		Notices:     notices,
 		HistoryFile: f.History,
 	}
 	if len(commands) > 0 {

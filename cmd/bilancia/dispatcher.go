@@ -189,6 +189,7 @@ func (c *DispatcherCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	defer useSignalLog(r.events)()
 	ms.Add(r.Registry())
 	<-g.ctx.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
