@@ -20,7 +20,8 @@ func TestHealthBroker(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	if got := cli.Health.Broker; got.URL != "" || got.NATS != "nats://127.0.0.1:4222" {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // no nats context selected
+	if got := cli.Health.Broker; got.URL != "" || got.resolve() != nil || got.NATS != "nats://127.0.0.1:4222" {
 		t.Fatalf("defaults: --url %q, --nats %q; want none and nats://127.0.0.1:4222", got.URL, got.NATS)
 	}
 
