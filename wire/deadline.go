@@ -48,6 +48,11 @@ func DeadlineError(d Deadline, limit time.Duration, tries int) *Error {
 	return NewError(CodeDeadline, msg)
 }
 
+// WorkerDeadline is the 504 of a worker whose computation ran past the
+// time it was given (Calc-Timeout-Ms on the forward).
+const WorkerDeadline = "deadline passed on the worker: the request's own (" + HdrTimeout +
+	", bilancia client --timeout) or, without one, the dispatcher's --request-timeout"
+
 // DispatcherDeadline is the 504 of a dispatcher whose request ran out of
 // time after attempts: header is the request's Calc-Timeout-Ms ("" when it
 // had none) and limit the deadline the dispatcher applied.
