@@ -18,7 +18,7 @@ import (
 // has one environment variable for every role, named in its env tag, so
 // that one environment serves a whole deployment (roleEnvars).
 type NATSFlags struct {
-	NATS         string        `name:"nats" env:"BILANCIA_NATS,NATS_URL" help:"NATS server URL(s), comma separated (default: the --context's, else nats://127.0.0.1:4222)."`
+	NATS         string        `name:"nats" env:"BILANCIA_NATS,NATS_URL" help:"NATS server URL(s), comma separated (default: the nats context's, see --context, else nats://127.0.0.1:4222)."`
 	Context      string        `name:"context" env:"BILANCIA_CONTEXT,NATS_CONTEXT" placeholder:"NAME" help:"Connect as the nats CLI's context NAME (nats context save): its servers, credentials, TLS files and inbox prefix; the flags win over it. Default: the context nats context select chose, unless --nats is given."`
 	Prefix       string        `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix."`
 	Creds        string        `type:"existingfile" env:"BILANCIA_CREDS,NATS_CREDS" help:"NATS credentials file."`

@@ -121,6 +121,10 @@ func (f *NATSFlags) resolve() error {
 	name := f.Context
 	if name == "" && f.NATS == "" {
 		name = selectedContext()
+		if name != "" {
+			// Said, so that nobody reaches another cluster unawares.
+			fmt.Fprintf(os.Stderr, "bilancia: connecting as nats context %s, the one nats context select chose (--nats or --context to choose)\n", name)
+		}
 	}
 	if name != "" {
 		c, err := loadContext(name)
