@@ -21,7 +21,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/bilancia/bilancia/calcworker/calc"
 	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
 )
@@ -239,19 +238,6 @@ func (c *Client) watchReconnects() {
 		c.reconnected = make(chan struct{})
 		c.mu.Unlock()
 	})
-}
-
-// DefaultTimeout is a request's deadline, beyond the time its op asks
-// for, when neither Config.Timeout nor the caller's ctx sets one.
-const DefaultTimeout = 10 * time.Second
-
-// timeout is the deadline of a request with payload when the caller's
-// ctx has none.
-func (c *Client) timeout(payload []byte) time.Duration {
-	if c.cfg.Timeout > 0 {
-		return c.cfg.Timeout
-	}
-	return DefaultTimeout + calc.Takes(payload)
 }
 
 // Conn is the NATS connection in use.
