@@ -161,7 +161,7 @@ func statuses(ctx context.Context, nc *nats.Conn, subj wire.Subjects, req []byte
 // HealthDispatcherCmd checks a dispatcher.
 type HealthDispatcherCmd struct {
 	NATSFlags
-	ID      string        `help:"The dispatcher's --id; empty: any dispatcher answering will do."`
+	ID      string        `help:"The dispatcher's --id, which the check waits for until --timeout; empty: any dispatcher answering will do, and none listening fails the check at once."`
 	Timeout time.Duration `default:"3s" help:"Give up after this long."`
 }
 
@@ -173,11 +173,16 @@ func (c *HealthDispatcherCmd) Run(g *globals) error {
 		return err
 	}
 	defer nc.Close()
-	// No dispatcher listening is an answer: say it at once, as status does.
+	// No dispatcher listening is an answer: said at once, as status
+	// does, unless the check waits for the one --id names to start.
 	var none atomic.Bool
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	answers, err := statuses(ctx, nc, wire.Subjects{Prefix: c.Prefix}, nil, func() { none.Store(true); stop() })
+	var onNone func()
+	if c.ID == "" {
+		onNone = func() { none.Store(true); stop() }
+	}
+	answers, err := statuses(ctx, nc, wire.Subjects{Prefix: c.Prefix}, nil, onNone)
 	if err != nil {
 		return unhealthy("%v", err)
 	}

@@ -67,4 +67,9 @@ func TestNoDispatcherSaidAlike(t *testing.T) {
 			t.Errorf("bilancia %v with no dispatcher: exit %d, %q; want 1 and 503 no dispatcher answers", args, code, errOut)
 		}
 	}
+	// With --id, the check waits for that dispatcher to start.
+	_, errOut, code := runMain(t, "health", "dispatcher", "--id", "d-9", "--timeout", "500ms", "--nats", url)
+	if code != 1 || !strings.Contains(errOut, "dispatcher d-9 did not answer within 500ms") {
+		t.Errorf("health dispatcher --id d-9 with no dispatcher: exit %d, %q; want 1 after the timeout", code, errOut)
+	}
 }
