@@ -68,6 +68,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 	// Listened to before the broker listens, so that a signal sent once
 	// clients can connect does not meet its default action, which is to
 	// end the process.
+	defer useSignalLog(log)()
 	sig := brokerSignals{reload: make(chan struct{}, 1), lameDuck: make(chan struct{}, 1)}
 	defer onSignal(reloadConfig, poke(sig.reload))()
 	defer onSignal(enterLameDuck, poke(sig.lameDuck))()

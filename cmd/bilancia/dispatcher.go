@@ -23,7 +23,7 @@ type DispatcherFlags struct {
 	Subject        string        `help:"Take requests on this subject instead of <prefix>.request."`
 	Heartbeat      time.Duration `default:"1s" help:"Workers' heartbeat interval."`
 	DeadAfter      time.Duration `help:"Mark a silent worker down after this long (default 3 heartbeats)."`
-	RequestTimeout time.Duration `default:"5s" help:"Deadline of a request that carries none."`
+	RequestTimeout time.Duration `default:"35s" help:"Deadline of a request that carries none (Calc-Timeout-Ms), e.g. from nats req: long enough for the longest op a stock worker accepts."`
 	AttemptTimeout time.Duration `default:"1s" help:"Also try the next worker when one that sends no progress messages is silent this long."`
 	HedgeAfter     time.Duration `help:"Also try the next worker when one still making progress has held a request this long (0 = never)."`
 	HoldFor        time.Duration `help:"When every live worker falls silent at once (a partition?), hold requests this long before answering 503 (default 2 × dead-after; negative = never)."`
@@ -189,6 +189,7 @@ func (c *DispatcherCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	defer useSignalLog(r.events)()
 	ms.Add(r.Registry())
 	<-g.ctx.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

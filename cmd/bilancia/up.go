@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -50,12 +53,17 @@ func (c *UpCmd) Run(g *globals) error {
 	}
 	defer b.Shutdown()
 	// SIGHUP reads the broker's credentials (--auth) again instead of
-	// ending the session.
-	defer onSignal(reloadConfig, func() {
-		if err := b.Reload(); err != nil {
-			fmt.Fprintln(os.Stderr, "bilancia up: broker not reloaded:", err)
-		}
-	})()
+	// ending the session; without --auth there is nothing to read, and
+	// the signal is logged as ignored.
+	if c.Auth != "" {
+		defer onSignal(reloadConfig, func() {
+			if err := b.Reload(); err != nil {
+				signalLogger().Error("broker not reloaded", "error", err.Error())
+				return
+			}
+			signalLogger().Info("broker reloaded", "auth", c.Auth)
+		})()
+	}
 	url := b.ClientURL()
 
 	// Everything in this process reaches the broker in process, without
@@ -104,6 +112,10 @@ func (c *UpCmd) Run(g *globals) error {
 		_ = d.stop(ctx)
 	}()
 	ms.Add(gatherers(b, d, wm)...)
+	// What the signals do goes to the log, as the dispatcher's events,
+	// and to the terminal, above the REPL's prompt while it runs.
+	notices := &noticeWriter{}
+	defer useSignalLog(slog.New(slog.NewMultiHandler(d.events.Handler(), slog.NewTextHandler(notices, nil))))()
 
 	fmt.Fprintf(os.Stderr, "bilancia up: NATS at %s, dispatcher %s, %d workers, log %s\n", url, d.ID(), len(ws.workers), c.Log)
 	fmt.Fprint(os.Stderr, watchHint(c.Prefix, url))
@@ -131,7 +143,9 @@ func (c *UpCmd) Run(g *globals) error {
 	for d.LiveWorkers() < len(ws.workers) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags)
+	// On SIGTERM the dispatcher here answers what it holds, so the REPL
+	// waits for those replies, as long as the dispatcher's own drain.
+	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags, shutdownGrace, notices.set)
 }
 
 // watchHint tells how to watch the traffic with the nats CLI: the prefix's
@@ -144,4 +158,26 @@ func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// noticeWriter writes to the REPL's output above its prompt while the
+// interactive REPL runs (set), else to stderr.
+type noticeWriter struct {
+	mu sync.Mutex
+	w  io.Writer // nil = os.Stderr
+}
+
+func (n *noticeWriter) set(w io.Writer) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.w = w
+}
+
+func (n *noticeWriter) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.w == nil {
+		return os.Stderr.Write(p)
+	}
+	return n.w.Write(p)
 }
