@@ -28,7 +28,8 @@ type BrokerCmd struct {
 	LameDuckDuration time.Duration `help:"On SIGUSR2, close the clients over this long, then exit (0 = --config's, else 2m)."`
 	LameDuckGrace    time.Duration `help:"On SIGUSR2, wait this long before closing the first client; shorter than the duration (0 = --config's, else 10s)."`
 	Auth             string        `placeholder:"DIR" help:"Require a credential per role from DIR (created on first start: client.nk, worker.nk, dispatcher.nk, admin.nk), each allowed only its role's subjects; routes authenticate too (docs/auth.md)."`
-	AuthPoll         time.Duration `default:"1s" help:"With --auth, read DIR again this often, for client credentials added or removed (-1s = never)."`
+	AuthWorkers      []string      `placeholder:"ID,..." help:"With --auth, also create these workers' own credentials, DIR/workers/ID.nk, where missing (a fixed fleet's; more with bilancia auth add-worker)."`
+	AuthPoll         time.Duration `default:"1s" help:"With --auth, read DIR again this often, for credentials added or removed (-1s = never)."`
 	Insecure         bool          `help:"Listen beyond loopback without authentication (refused otherwise)."`
 	TLSCert          string        `name:"tls-cert" type:"existingfile" help:"Serve clients over TLS with this certificate."`
 	TLSKey           string        `name:"tls-key" type:"existingfile" help:"The key of --tls-cert."`
@@ -49,7 +50,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 		ClusterName: c.ClusterName, ClusterHost: c.ClusterHost, ClusterPort: c.ClusterPort,
 		Routes: c.Routes, HTTPPort: c.HTTPPort, MaxPayload: c.MaxPayload, PingInterval: c.PingInterval,
 		LameDuckDuration: c.LameDuckDuration, LameDuckGrace: c.LameDuckGrace,
-		AuthDir: c.Auth, AuthPrefix: c.Prefix, AuthPoll: c.AuthPoll, Insecure: c.Insecure,
+		AuthDir: c.Auth, AuthWorkers: c.AuthWorkers, AuthPrefix: c.Prefix, AuthPoll: c.AuthPoll, Insecure: c.Insecure,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TLSCA: c.TLSCA,
 		Logger: log, Debug: c.Debug, Trace: c.Trace,
 	})
@@ -83,7 +84,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 	}
 	fmt.Fprintln(os.Stderr)
 	if c.Auth != "" {
-		fmt.Fprintf(os.Stderr, "credentials in %s: %s, %s, %s, %s; more clients with bilancia auth add-client NAME --dir %[1]s\n",
+		fmt.Fprintf(os.Stderr, "credentials in %s: %s, %s, %s, %s; more with bilancia auth add-client NAME --dir %[1]s, and a worker's own with bilancia auth add-worker ID --dir %[1]s\n",
 			c.Auth, broker.ClientCredential, broker.WorkerCredential, broker.DispatcherCredential, broker.AdminCredential)
 	}
 	stopPprof, err := servePprof(c.Pprof)
