@@ -65,11 +65,16 @@ func Permissions(role, name, prefix string) *server.Permissions {
 	return nil
 }
 
-// WorkerResponseTTL is how long a worker may answer a message whose
+// How long, and how many times, a worker may answer a message whose
 // reply subject its permissions do not name (an operator's micro
-// request, a dispatcher's second forward of one request): longer than
-// any job runs.
-const WorkerResponseTTL = 10 * time.Minute
+// request, a dispatcher's second forward of one request id): longer
+// than any job runs, and more times than its progress messages and
+// reply need in that time. nats-server counts the deliveries of one
+// reply subject against the same allowance.
+const (
+	WorkerResponseTTL = 10 * time.Minute
+	WorkerResponseMax = 1 << 16
+)
 
 // WorkerPermissions holds the credential of worker (or pool) name, with
 // replicas workers, to the subjects of its ids (WorkerIDs): heartbeats,
@@ -90,7 +95,7 @@ func WorkerPermissions(name string, replicas int, prefix string) *server.Permiss
 	pub = append(pub, inbox)
 	sub = append(sub, s.Discover(), s.Direct(), inbox)
 	p := allow(pub, append(sub, wire.MicroSubjects(wire.WorkerService)...))
-	p.Response = &server.ResponsePermission{Expires: WorkerResponseTTL} // no count: progress, then the reply
+	p.Response = &server.ResponsePermission{MaxMsgs: WorkerResponseMax, Expires: WorkerResponseTTL}
 	return p
 }
 
