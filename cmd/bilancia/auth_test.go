@@ -53,6 +53,15 @@ func addTwoAndThree(t *testing.T, cl *client.Client) {
 func TestAuthRoles(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	dir := filepath.Join(t.TempDir(), "auth")
+	// A pool's own credential, made before the broker starts: a reload
+	// closes the connections still in their handshake. The worker takes
+	// its ids from it.
+	if err := (&AuthInitCmd{Dir: dir}).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&AuthAddWorkerCmd{ID: "w-auth", Replicas: 2, Dir: dir}).Run(); err != nil {
+		t.Fatal(err)
+	}
 	b := brokertest.Start(t, broker.Config{Host: "127.0.0.1", Port: -1, AuthDir: dir, AuthPoll: 20 * time.Millisecond})
 	defer b.Shutdown()
 	nf := func(file string) NATSFlags {
@@ -60,11 +69,6 @@ func TestAuthRoles(t *testing.T) {
 	}
 	d := &DispatcherCmd{NATSFlags: nf(broker.DispatcherCredential), DispatcherFlags: testDispatcherFlags(t)}
 	d.ID = "d-auth"
-	// A pool's own credential: the worker takes its ids from it.
-	pool := &AuthAddWorkerCmd{ID: "w-auth", Replicas: 2, Dir: dir}
-	if err := pool.Run(); err != nil {
-		t.Fatal(err)
-	}
 	w := &WorkerCmd{NATSFlags: nf(filepath.Join(broker.WorkersDir, "w-auth.nk")), Replicas: 1, Heartbeat: 100 * time.Millisecond,
 		WorkerFlags: WorkerFlags{Concurrency: 4, MaxSleep: time.Second, MaxSpin: time.Second}}
 	roles, stop := context.WithCancel(context.Background())

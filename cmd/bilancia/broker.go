@@ -35,8 +35,9 @@ type BrokerCmd struct {
 	TLSKey           string        `name:"tls-key" type:"existingfile" help:"The key of --tls-cert."`
 	TLSCA            string        `name:"tls-ca" type:"existingfile" help:"Also require client certificates signed by this CA."`
 	Debug            bool          `help:"Log nats-server debug lines."`
-	Metrics          string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (the broker's figures, and --dispatcher's), e.g. 127.0.0.1:9100 (off by default)."`
-	Trace            bool          `help:"Log nats-server protocol traces."`
+	Metrics          string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (the broker's figures, and --dispatcher's), e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
+	MetricsAuthFlags
+	Trace bool `help:"Log nats-server protocol traces."`
 
 	Dispatcher      bool   `help:"Also run a dispatcher in this process, on an in-process connection, set up by the dispatcher flags."`
 	Prefix          string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix (of --auth's permissions, and --dispatcher's)."`
@@ -61,7 +62,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	ms, err := startMetrics(c.Metrics)
+	ms, err := startMetrics(c.Metrics, &c.MetricsAuthFlags)
 	if err != nil {
 		return err
 	}

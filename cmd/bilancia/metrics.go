@@ -15,13 +15,17 @@ import (
 
 // startMetrics serves --metrics on addr, and says where, before the roles
 // start: a bad or taken address stops the command before it changes
-// anything. The roles' metrics are added as they start (Add). With addr
+// anything; beyond loopback only with f's token, or its --metrics-insecure. The roles' metrics are added as they start (Add). With addr
 // empty it serves nothing and returns nil, which Add and stopMetrics take.
-func startMetrics(addr string) (*metrics.Server, error) {
+func startMetrics(addr string, f *MetricsAuthFlags) (*metrics.Server, error) {
 	if addr == "" {
 		return nil, nil
 	}
-	s, err := metrics.Serve(addr)
+	a, err := f.auth()
+	if err != nil {
+		return nil, err
+	}
+	s, err := metrics.ServeAuth(addr, a)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,8 @@ type UpCmd struct {
 	Prefix    string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix."`
 	Workers   int    `default:"3" help:"Calc workers to start."`
 	Dashboard bool   `default:"true" negatable:"" help:"Serve the live dashboard: on --http if given, else on 127.0.0.1:8080 or, if taken, a free port (--no-dashboard: none)."`
-	Metrics   string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (broker, dispatcher and workers on one endpoint), e.g. 127.0.0.1:9100 (off by default)."`
+	Metrics   string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (broker, dispatcher and workers on one endpoint), e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
+	MetricsAuthFlags
 	DispatcherFlags
 	WorkerFlags
 	ClientFlags
@@ -49,7 +50,7 @@ func (c *UpCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	ms, err := startMetrics(c.Metrics)
+	ms, err := startMetrics(c.Metrics, &c.MetricsAuthFlags)
 	if err != nil {
 		return err
 	}

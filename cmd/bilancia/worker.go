@@ -189,7 +189,8 @@ type WorkerCmd struct {
 	Replicas   int           `default:"1" help:"Run this many workers in this process, as <id>-0, <id>-1 and so on."`
 	DrainGrace time.Duration `default:"200ms" help:"On SIGTERM, keep serving this long after announcing draining."`
 	Pprof      string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6061 (off by default)."`
-	Metrics    string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default)."`
+	Metrics    string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
+	MetricsAuthFlags
 }
 
 func (c *WorkerCmd) Run(g *globals) error {
@@ -216,7 +217,7 @@ func (c *WorkerCmd) Run(g *globals) error {
 		return err
 	}
 	defer stopPprof()
-	ms, err := startMetrics(c.Metrics)
+	ms, err := startMetrics(c.Metrics, &c.MetricsAuthFlags)
 	if err != nil {
 		return err
 	}
