@@ -27,6 +27,17 @@ const tokenCookie = "bilancia_dashboard"
 // address, so that one host cannot take every stream (MaxPages).
 const DefaultMaxPagesPerAddr = 8
 
+// Check tells whether Start would refuse cfg's address and
+// authentication (ErrInsecure, a bad address or TLS file), without
+// listening: a command checks its flags before it starts anything.
+func Check(cfg Config) error {
+	addr, err := listenAddr(cfg.Addr)
+	if err == nil {
+		_, err = secure(&cfg, addr)
+	}
+	return err
+}
+
 // secure checks that cfg may listen on addr, and returns the TLS
 // configuration of its listener, nil for plain HTTP.
 func secure(cfg *Config, addr string) (*tls.Config, error) {

@@ -32,15 +32,33 @@ func startDashboard(r *runningDispatcher, addr, prefix string, auth *DashboardAu
 		return nil, err
 	}
 	s, err := dashboard.Start(cfg)
-	if errors.Is(err, dashboard.ErrInsecure) {
-		return nil, fmt.Errorf("%w: give it --http-token-file FILE or --http-tls-ca (docs/auth.md), listen on 127.0.0.1, or add --http-insecure", err)
-	}
 	if err != nil {
-		return nil, err
+		return nil, dashboardError(err)
 	}
 	r.events.Info("dashboard", "url", s.URL())
 	if !s.Loopback() && cfg.Token == "" && cfg.TLSCA == "" {
 		r.events.Warn("the dashboard listens beyond loopback, on "+s.Addr()+", and has no authentication (--http-insecure): whoever reaches it can see the workers and drain them", "url", s.URL())
 	}
 	return s, nil
+}
+
+// checkDashboard refuses the dashboard's flags before anything starts.
+func (f *DispatcherFlags) checkDashboard() error {
+	if f.HTTP == "" {
+		return nil
+	}
+	cfg := dashboard.Config{Addr: f.HTTP}
+	err := f.DashboardAuthFlags.config(&cfg)
+	if err == nil {
+		err = dashboard.Check(cfg)
+	}
+	return dashboardError(err)
+}
+
+// dashboardError says what to do about an insecure dashboard.
+func dashboardError(err error) error {
+	if errors.Is(err, dashboard.ErrInsecure) {
+		return fmt.Errorf("%w: give it --http-token-file FILE or --http-tls-ca (docs/auth.md), listen on 127.0.0.1, or add --http-insecure", err)
+	}
+	return err
 }

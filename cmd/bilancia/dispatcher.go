@@ -98,6 +98,9 @@ func (e *dialError) Unwrap() error { return e.err }
 // paced connection. The dispatcher role, broker --dispatcher and up all
 // start theirs here.
 func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessConnProvider, echo io.Writer) (*runningDispatcher, error) {
+	if err := f.checkDashboard(); err != nil {
+		return nil, err
+	}
 	events, lf, err := f.openLog(echo)
 	if err != nil {
 		return nil, err

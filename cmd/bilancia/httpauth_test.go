@@ -43,6 +43,13 @@ func TestHTTPAuthFlags(t *testing.T) {
 		stopMetrics(s)
 	}
 
+	if err := (&DispatcherFlags{HTTP: "0.0.0.0:0"}).checkDashboard(); !errors.Is(err, dashboard.ErrInsecure) {
+		t.Fatalf("--http 0.0.0.0:0 = %v; want %v", err, dashboard.ErrInsecure)
+	}
+	ok := DispatcherFlags{HTTP: "0.0.0.0:0", DashboardAuthFlags: DashboardAuthFlags{HTTPTokenFile: good}}
+	if err := ok.checkDashboard(); err != nil {
+		t.Fatalf("--http 0.0.0.0:0 --http-token-file: %v", err)
+	}
 	var cfg dashboard.Config
 	if err := (&DashboardAuthFlags{HTTPTokenFile: good, HTTPInsecure: true}).config(&cfg); err != nil || cfg.Token == "" || !cfg.Insecure {
 		t.Fatalf("dashboard config %+v, %v", cfg, err)

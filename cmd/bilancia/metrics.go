@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -26,6 +27,9 @@ func startMetrics(addr string, f *MetricsAuthFlags) (*metrics.Server, error) {
 		return nil, err
 	}
 	s, err := metrics.ServeAuth(addr, a)
+	if errors.Is(err, metrics.ErrInsecure) {
+		return nil, fmt.Errorf("%w: give it --metrics-token-file FILE (docs/auth.md), listen on 127.0.0.1, or add --metrics-insecure", err)
+	}
 	if err != nil {
 		return nil, err
 	}
