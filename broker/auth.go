@@ -47,7 +47,7 @@ func Permissions(role, name, prefix string) *server.Permissions {
 		// never to a client's. Claims both ways. The replies' bounce
 		// subjects of workers before inbox-only replies, kept for them.
 		return allow(
-			[]string{s.Heartbeats(), ServerInboxRoot + ".>", s.Claim(">"), s.Orphan(), s.Orphan() + ".*"},
+			[]string{s.Heartbeats(), ServerInboxRoot + ".>", WorkerInboxRoot + ".>", s.Claim(">"), s.Orphan(), s.Orphan() + ".*"},
 			append([]string{s.Worker("*"), s.Discover(), s.Direct(), s.Claim(">"), s.Bounces("*"),
 				WorkerInboxPrefix(FleetInbox) + ".>"}, wire.MicroSubjects(wire.WorkerService)...))
 	case "dispatcher":
@@ -59,7 +59,7 @@ func Permissions(role, name, prefix string) *server.Permissions {
 		// deputy, docs/auth.md).
 		sub := append([]string{s.Root() + ".>", ServerInboxRoot + ".>"}, wire.MicroSubjects(wire.DispatcherService)...)
 		pub := []string{s.Worker("*"), s.Discover(), s.Root() + ".events.>", s.CtlAll(), s.Status(), "$SRV.>",
-			ServerInboxRoot + ".>", ClientInboxRoot + ".>"}
+			ServerInboxRoot + ".>", ClientInboxRoot + ".>", WorkerInboxRoot + ".>"}
 		return allow(pub, sub)
 	}
 	return nil

@@ -94,8 +94,8 @@ func TestEnsureCredentials(t *testing.T) {
 	if p, err := InboxPrefixOf(filepath.Join(dir, ClientCredential)); p != "_INBOX_CLIENT.default" || err != nil {
 		t.Fatalf("InboxPrefixOf(client.nk) = %q, %v; want _INBOX_CLIENT.default", p, err)
 	}
-	if p, err := InboxPrefixOf(filepath.Join(dir, WorkerCredential)); p != "_INBOX.W__fleet" || err != nil {
-		t.Fatalf("InboxPrefixOf(worker.nk) = %q, %v; want _INBOX.W__fleet", p, err)
+	if p, err := InboxPrefixOf(filepath.Join(dir, WorkerCredential)); p != "_INBOX_WORKER._fleet" || err != nil {
+		t.Fatalf("InboxPrefixOf(worker.nk) = %q, %v; want _INBOX_WORKER._fleet", p, err)
 	}
 	if p, err := InboxPrefixOf(filepath.Join(dir, DispatcherCredential)); p != "" || err != nil {
 		t.Fatalf("InboxPrefixOf(dispatcher.nk) = %q, %v; want none", p, err)
@@ -148,7 +148,7 @@ func TestPermissionsFollowThePrefix(t *testing.T) {
 		t.Fatalf("worker subscribe %v", w.Subscribe.Allow)
 	}
 	w := WorkerPermissions("p", 2, "calc2")
-	for _, subj := range []string{"calc2.heartbeat.p-0", "calc2.heartbeat.p-1", "_INBOX.*.p-1", "calc2.orphan.p-0", "_INBOX.W_p.>"} {
+	for _, subj := range []string{"calc2.heartbeat.p-0", "calc2.heartbeat.p-1", "_INBOX.*.p-1", "calc2.orphan.p-0", "_INBOX_WORKER.p.>"} {
 		if !slices.Contains(w.Publish.Allow, subj) {
 			t.Errorf("pool publish %v; want %s among them", w.Publish.Allow, subj)
 		}
@@ -184,8 +184,8 @@ func TestAddWorker(t *testing.T) {
 	if name, replicas, err := WorkerOf(path); name != "w1" || replicas != 1 || err != nil {
 		t.Fatalf("WorkerOf(w1) = %q, %d, %v; want w1, 1", name, replicas, err)
 	}
-	if p, _ := InboxPrefixOf(path); p != "_INBOX.W_w1" {
-		t.Fatalf("InboxPrefixOf(w1) = %q; want _INBOX.W_w1", p)
+	if p, _ := InboxPrefixOf(path); p != "_INBOX_WORKER.w1" {
+		t.Fatalf("InboxPrefixOf(w1) = %q; want _INBOX_WORKER.w1", p)
 	}
 	pool, err := AddWorker(dir, "pool", 3)
 	if err != nil {

@@ -20,6 +20,10 @@ import (
 const (
 	// WorkersDir holds a credential per worker or pool of workers.
 	WorkersDir = "workers"
+	// WorkerInboxRoot is the first token of the worker credentials' inbox
+	// prefixes, WorkerInboxRoot + "." + name: each may subscribe only
+	// under its own.
+	WorkerInboxRoot = "_INBOX_WORKER"
 	// FleetInbox is the inbox name of WorkerCredential, the credential
 	// trusted with every worker id; no worker credential is called so.
 	FleetInbox = "_fleet"
@@ -40,11 +44,8 @@ const (
 var validWorker = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,57}$`)
 
 // WorkerInboxPrefix is the inbox prefix of worker credential name's
-// connections (claims' answers, replies' acknowledgements),
-// "_INBOX.W_<name>": each may subscribe only under its own. Under
-// ServerInboxRoot, where the roles answer, and never one of nats.go's
-// own inboxes, whose tokens have no '_'.
-func WorkerInboxPrefix(name string) string { return ServerInboxRoot + ".W_" + name }
+// connections (claims' answers, replies' acknowledgements).
+func WorkerInboxPrefix(name string) string { return WorkerInboxRoot + "." + name }
 
 // WorkerIDs are the worker ids a credential named name with replicas
 // workers acts for, as bilancia worker --id name --replicas replicas

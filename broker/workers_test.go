@@ -47,13 +47,13 @@ func TestAuthWorkerIdentity(t *testing.T) {
 
 	draining, _ := json.Marshal(wire.Heartbeat{ID: "w2", Subject: "calc.worker.w2", State: wire.StateDraining, Seq: 1, StartedAt: time.Now()})
 	for _, tc := range []struct{ file, subj string }{
-		{w1File, "calc.heartbeat.w2"},   // a forged draining heartbeat
-		{w1File, "calc.heartbeat.p-0"},  // a pool's id
-		{w1File, "_INBOX.d1.w2"},        // an answer to a forward to w2
-		{w1File, "calc.orphan.w2"},      // a hand-over for w2
-		{w1File, "calc.orphan"},         // a hand-over naming no worker
-		{w1File, "calc.claim.w2"},       // a probe of another id
-		{w1File, "_INBOX.W_w2.nuid.w2"}, // a claim answer into w2's inbox
+		{w1File, "calc.heartbeat.w2"},  // a forged draining heartbeat
+		{w1File, "calc.heartbeat.p-0"}, // a pool's id
+		{w1File, "_INBOX.d1.w2"},       // an answer to a forward to w2
+		{w1File, "calc.orphan.w2"},     // a hand-over for w2
+		{w1File, "calc.orphan"},        // a hand-over naming no worker
+		{w1File, "calc.claim.w2"},      // a probe of another id
+		{w1File, "_INBOX_WORKER.w2.x"}, // into w2's inbox
 		{w1File, "_INBOX_CLIENT.default.x"},
 		{w1File, "calc.request"},
 		{pool, "calc.heartbeat.p"},   // the pool's name is no id of it
@@ -78,17 +78,17 @@ func TestAuthWorkerIdentity(t *testing.T) {
 		}
 	}
 	for _, subj := range []string{"calc.worker.w2", "calc.worker.*", "calc.worker.>", "calc.claim.w2", "calc.claim.>", "calc.claim.*.*",
-		"calc.heartbeat.*", "calc.orphan.*", "_INBOX.>", "_INBOX.*.w2", "_INBOX.W_w2.>", "_INBOX_CLIENT.>"} {
+		"calc.heartbeat.*", "calc.orphan.*", "_INBOX.>", "_INBOX.*.w2", "_INBOX_WORKER.w2.>", "_INBOX_WORKER.>", "_INBOX_CLIENT.>"} {
 		c := dialAs(t, url, w1File)
 		c.subscribe(t, subj)
 		c.denied(t, subj)
 	}
 
 	w1 := dialAs(t, url, w1File)
-	for _, subj := range []string{"calc.worker.w1", "calc.claim.w1", "calc.discover", "_INBOX.W_w1.>"} {
+	for _, subj := range []string{"calc.worker.w1", "calc.claim.w1", "calc.discover", "_INBOX_WORKER.w1.>"} {
 		w1.subscribe(t, subj)
 	}
-	for _, subj := range []string{"calc.heartbeat.w1", "_INBOX.d1.w1", "calc.orphan.w1", "calc.claim.w1", "_INBOX.W_w1.x"} {
+	for _, subj := range []string{"calc.heartbeat.w1", "_INBOX.d1.w1", "calc.orphan.w1", "calc.claim.w1", "_INBOX_WORKER.w1.x"} {
 		if err := w1.Publish(subj, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +191,7 @@ func TestAuthNoConfusedDeputy(t *testing.T) {
 	// Its own subjects, and the inboxes, it may.
 	relay = dialAs(t, url, filepath.Join(dir, broker.DispatcherCredential))
 	for _, subj := range []string{"calc.worker.w1", "calc.discover", "calc.events.worker.w1.up", "calc.ctl.list", "calc.status",
-		"_INBOX.x.y", "_INBOX_CLIENT.default.x", "_INBOX.W_w1.x", "$SRV.PING"} {
+		"_INBOX.x.y", "_INBOX_CLIENT.default.x", "_INBOX_WORKER.w1.x", "$SRV.PING"} {
 		if err := relay.Publish(subj, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -91,7 +91,7 @@ func TestWorkerOwnCredential(t *testing.T) {
 		return upWorkers(st, 1, "w1", "w2")
 	})
 
-	evil := dialCred(t, b.URL, filepath.Join(auth, "workers", "w1.nk"), "_INBOX.W_w1")
+	evil := dialCred(t, b.URL, filepath.Join(auth, "workers", "w1.nk"), "_INBOX_WORKER.w1")
 	draining, _ := json.Marshal(wire.Heartbeat{ID: "w2", Subject: "calc.worker.w2", State: wire.StateDraining, Seq: 1 << 40, StartedAt: time.Now()})
 	wrong := nats.NewMsg("")
 	wrong.Header.Set(wire.HdrRequestID, "any")
