@@ -19,6 +19,7 @@ import (
 // DispatcherFlags configure a dispatcher: in its own process, inside the
 // broker (broker --dispatcher) or in up.
 type DispatcherFlags struct {
+	DashboardAuthFlags
 	ID             string        `help:"Dispatcher id (default: random)."`
 	Subject        string        `help:"Take requests on this subject instead of <prefix>.request."`
 	Heartbeat      time.Duration `default:"1s" help:"Workers' heartbeat interval."`
@@ -35,7 +36,7 @@ type DispatcherFlags struct {
 	Log            string        `default:"loadbalancer.log" help:"Log file (JSON lines); - for standard output. SIGUSR1 reopens it."`
 	LogRequests    bool          `default:"true" negatable:"" help:"Log every request."`
 	Pprof          string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
-	HTTP           string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8080 (no authentication; a missing host means 127.0.0.1; up serves one by default)."`
+	HTTP           string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8080 (a missing host means 127.0.0.1; beyond loopback it needs --http-token-file or --http-tls-ca, or --http-insecure; up serves one by default)."`
 }
 
 func (f *DispatcherFlags) config(d *dispatcher.Config) {
@@ -97,6 +98,9 @@ func (e *dialError) Unwrap() error { return e.err }
 // paced connection. The dispatcher role, broker --dispatcher and up all
 // start theirs here.
 func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessConnProvider, echo io.Writer) (*runningDispatcher, error) {
+	if err := f.checkDashboard(); err != nil {
+		return nil, err
+	}
 	events, lf, err := f.openLog(echo)
 	if err != nil {
 		return nil, err
@@ -132,7 +136,7 @@ func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessCo
 		err = r.Start()
 	}
 	if err == nil && f.HTTP != "" {
-		r.dash, err = startDashboard(r, f.HTTP, nf.Prefix)
+		r.dash, err = startDashboard(r, f.HTTP, nf.Prefix, &f.DashboardAuthFlags)
 	}
 	if err != nil {
 		r.close()
@@ -165,7 +169,8 @@ type DispatcherCmd struct {
 	NATSFlags
 	DispatcherFlags
 	Procs   int    `default:"1" help:"Threads running its Go code (GOMAXPROCS; 0 = one per core; $GOMAXPROCS, when set, wins)."`
-	Metrics string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default)."`
+	Metrics string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
+	MetricsAuthFlags
 }
 
 func (c *DispatcherCmd) Run(g *globals) error {
@@ -180,7 +185,7 @@ func (c *DispatcherCmd) Run(g *globals) error {
 		return err
 	}
 	defer stopPprof()
-	ms, err := startMetrics(c.Metrics)
+	ms, err := startMetrics(c.Metrics, &c.MetricsAuthFlags)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,8 @@ type UpCmd struct {
 	Prefix    string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix."`
 	Workers   int    `default:"3" help:"Calc workers to start."`
 	Dashboard bool   `default:"true" negatable:"" help:"Serve the live dashboard: on --http if given, else on 127.0.0.1:8080 or, if taken, a free port (--no-dashboard: none)."`
-	Metrics   string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (broker, dispatcher and workers on one endpoint), e.g. 127.0.0.1:9100 (off by default)."`
+	Metrics   string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (broker, dispatcher and workers on one endpoint), e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
+	MetricsAuthFlags
 	DispatcherFlags
 	WorkerFlags
 	ClientFlags
@@ -38,12 +39,21 @@ func (c *UpCmd) Run(g *globals) error {
 	if c.Workers < 0 || c.Workers > 1000 {
 		return fmt.Errorf("--workers must be between 0 and 1000")
 	}
+	workerIDs := make([]string, c.Workers) // random ids
+	if c.Auth != "" && c.Workers > 0 {
+		// Its workers' own credential, before the broker reads the
+		// directory.
+		if err := upWorkers(c.Auth, c.Workers); err != nil {
+			return err
+		}
+		workerIDs = broker.WorkerIDs(upPool, c.Workers)
+	}
 	b, err := broker.New(broker.Config{Host: c.Host, Port: c.Port, PortFallback: true, Insecure: c.Insecure,
 		AuthDir: c.Auth, AuthPrefix: c.Prefix})
 	if err != nil {
 		return err
 	}
-	ms, err := startMetrics(c.Metrics)
+	ms, err := startMetrics(c.Metrics, &c.MetricsAuthFlags)
 	if err != nil {
 		return err
 	}
@@ -91,9 +101,9 @@ func (c *UpCmd) Run(g *globals) error {
 		wm = calcworker.NewMetrics()
 	}
 	ws, err := c.startWorkers(workerPlan{
-		ids: make([]string, c.Workers), prefix: c.Prefix, heartbeat: c.Heartbeat, log: d.events, metrics: wm,
+		ids: workerIDs, prefix: c.Prefix, heartbeat: c.Heartbeat, log: d.events, metrics: wm,
 		connect: func() (*nats.Conn, error) {
-			return as(broker.WorkerCredential).connect("bilancia-worker", d.events, nats.InProcessServer(b.Server()))
+			return as(filepath.Join(broker.WorkersDir, upPool+".nk")).connect("bilancia-worker", d.events, nats.InProcessServer(b.Server()))
 		},
 	})
 	if err != nil {
@@ -180,4 +190,23 @@ func (n *noticeWriter) Write(p []byte) (int, error) {
 		return os.Stderr.Write(p)
 	}
 	return n.w.Write(p)
+}
+
+// upPool names the credential of up --auth's workers, DIR/workers/up.nk,
+// and their ids (up, or up-0 to up-<n-1>).
+const upPool = "up"
+
+// upWorkers makes DIR/workers/up.nk act for n workers: up owns it, and
+// writes it again when an earlier run had another number.
+func upWorkers(dir string, n int) error {
+	if err := broker.EnsureCredentials(dir); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, broker.WorkersDir, upPool+".nk")
+	if _, replicas, err := broker.WorkerOf(path); err == nil && max(replicas, 1) == n {
+		return nil
+	}
+	_ = broker.RemoveWorker(dir, upPool)
+	_, err := broker.AddWorker(dir, upPool, n)
+	return err
 }
