@@ -15,10 +15,11 @@ type Stats struct {
 	conc   atomic.Int64 // announced concurrency; 0 = unknown
 	backAt atomic.Int64 // unix ns it came back into rotation; 0 = no ramp
 
-	mu   sync.Mutex // serializes Observe's writes; readers load atomics
-	lat  ewma       // successes' latency, ns
-	peak ewma       // peak EWMA of every reply's cost, ns
-	errs ewma       // error rate, 0..1
+	mu   sync.Mutex    // serializes Observe's writes; readers load atomics
+	n    atomic.Uint64 // replies observed
+	lat  ewma          // successes' latency, ns
+	peak ewma          // peak EWMA of every reply's cost, ns
+	errs ewma          // error rate, 0..1
 
 	weight  atomic.Uint32 // of its turns it takes, in 1/weightOne; 0 = not set: all
 	health  atomic.Uint32 // the weight but for speed: errors and ramp
@@ -90,6 +91,7 @@ func (e *ewma) decayed(now int64) float64 {
 func (s *Stats) Observe(now int64, latency time.Duration, failed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.n.Add(1)
 	x := float64(latency)
 	fail := 0.0
 	if failed {
