@@ -38,8 +38,15 @@ const (
 	// nothing but probes.
 	slowRatio = 3
 	// latencyFloor: latencies below it count as it, so that noise among
-	// fast workers makes no outlier.
-	latencyFloor = time.Millisecond
+	// fast workers (a pause, a busy machine) makes no outlier.
+	latencyFloor = 5 * time.Millisecond
+	// minReplies: a worker is judged slow or failing only on at least
+	// this many replies, not on its first one.
+	minReplies = 8
+	// forgiveTau: a slow worker's excess latency over the median fades
+	// with this time constant while no reply of its comes, so that one
+	// that got well is tried again (probes would take long at its weight).
+	forgiveTau = 2 * time.Second
 	// failTolerance: an error rate up to it costs nothing; above it the
 	// weight falls as ((1 − rate)/(1 − failTolerance))⁴.
 	failTolerance = 0.1
@@ -115,7 +122,8 @@ func (b *base[W]) judge(w W, now int64, mean float64) {
 	v, why := OK, ""
 	health := 1.0
 
-	if e := s.errs.value(); s.errs.at.Load() != 0 && e > failTolerance {
+	judged := s.n.Load() >= minReplies
+	if e := s.errs.value(); judged && e > failTolerance {
 		health *= math.Pow((1-e)/(1-failTolerance), 4)
 		v, why = Failing, fmt.Sprintf("error rate %.0f%% of its recent replies", 100*e)
 	}
@@ -126,7 +134,7 @@ func (b *base[W]) judge(w W, now int64, mean float64) {
 		}
 	}
 	speed := 1.0
-	if lat := max(s.lat.value(), float64(latencyFloor)); b.medianLat > 0 && s.lat.at.Load() != 0 && lat > slowRatio*b.medianLat {
+	if lat := b.latency(s, now); judged && b.medianLat > 0 && lat > slowRatio*b.medianLat {
 		q := slowRatio * b.medianLat / lat
 		speed = q * q
 		if v == OK || v == Warming {
@@ -148,6 +156,16 @@ func (b *base[W]) judge(w W, now int64, mean float64) {
 			b.cfg.OnVerdict(w, from, v, why)
 		}
 	}
+}
+
+// latency is s's latency as judged at now: its EWMA, floored, its excess
+// over the fleet's median fading since its last reply (forgiveTau).
+func (b *base[W]) latency(s *Stats, now int64) float64 {
+	lat := max(s.lat.value(), float64(latencyFloor))
+	if last := s.lat.at.Load(); last != 0 && lat > b.medianLat && b.medianLat > 0 {
+		lat = b.medianLat + (lat-b.medianLat)*math.Exp(-float64(max(now-last, 0))/float64(forgiveTau))
+	}
+	return lat
 }
 
 // ramp is the share s takes at now in its slow start, rampFloor to 1.

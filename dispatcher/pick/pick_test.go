@@ -145,7 +145,7 @@ func TestRoundRobinPassesOver(t *testing.T) {
 		verdict Verdict
 		max     int // picks of c out of 3000
 	}{
-		{"slow", func(ws []*tw) { observe(ws[2], now, 50, 100*time.Millisecond, false) }, Slow, 30},
+		{"slow", func(ws []*tw) { observe(ws[2], now, 50, 100*time.Millisecond, false) }, Slow, 50},
 		{"failing fast", func(ws []*tw) { observe(ws[2], now, 50, 100*time.Microsecond, true) }, Failing, 30},
 		{"half failing", func(ws []*tw) {
 			for i := range 50 {
