@@ -186,13 +186,18 @@ func toWeight(share float64) uint32 {
 	return uint32(min(max(math.Round(share*weightOne), 1), weightOne))
 }
 
-// slots is how many attempts w may hold before its turn passes: its
-// announced concurrency, or no bound when it announces none.
-func slots(s *Stats) int64 {
-	if c := s.conc.Load(); c > 0 {
+// slots is how many attempts a worker of weight may hold before its turn
+// passes: its announced concurrency, scaled by its weight, at least one;
+// no bound for a worker at full weight that announces none.
+func slots(s *Stats, weight uint32) int64 {
+	c := s.conc.Load()
+	switch {
+	case weight >= weightOne && c > 0:
 		return c
+	case weight >= weightOne:
+		return math.MaxInt64
 	}
-	return math.MaxInt64
+	return max(1, c*int64(weight)/weightOne)
 }
 
 // wait is the expected wait of one more attempt on w: its pending and

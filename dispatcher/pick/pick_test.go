@@ -175,6 +175,26 @@ func TestRoundRobinPassesOver(t *testing.T) {
 	}
 }
 
+// A slow worker's slots shrink with its weight: while the others are
+// full, its probes do not pile up on it.
+func TestRoundRobinSlowSlots(t *testing.T) {
+	p := newPicker(t, RoundRobin, Config[*tw]{})
+	ws := fleet("abc", 16)
+	now := 100 * sec
+	observe(ws[0], now, 50, 2*time.Millisecond, false)
+	observe(ws[1], now, 50, 2*time.Millisecond, false)
+	observe(ws[2], now, 50, 100*time.Millisecond, false)
+	ws[0].pending, ws[1].pending, ws[2].pending = 20, 20, 1
+	got := shares(p, ws, now, 3000)
+	if got["c"] != 0 {
+		t.Fatalf("slow c holding one picked %d of 3000 while a and b are full; want 0 (%v)", got["c"], got)
+	}
+	ws[2].pending = 0
+	if got := shares(p, ws, now, 3000); got["c"] == 0 || got["c"] > 100 {
+		t.Fatalf("idle slow c picked %d of 3000; want a probe now and then (%v)", got["c"], got)
+	}
+}
+
 // A worker back in rotation starts at a tenth of its share and ramps to
 // all of it over the slow start, never above it.
 func TestSlowStart(t *testing.T) {

@@ -8,7 +8,9 @@ import (
 // roundRobin is an atomic counter over the workers: consecutive picks land
 // on consecutive workers, each tried at most once per pick. A worker's
 // turn passes to the next when it has no free slot or its weight thins it
-// out; when every turn passes, the least expected wait wins.
+// out (its slots shrink with its weight too, so that a slow worker's
+// probes do not pile up on it while the others are full); when every turn
+// passes, the least expected wait wins.
 type roundRobin[W Worker] struct {
 	base[W]
 	n atomic.Uint64
@@ -33,7 +35,7 @@ func (r *roundRobin[W]) Pick(ws []W, skip func(W) bool, _ int64) int {
 		}
 		s := w.Stats()
 		weight := s.turnWeight()
-		if w.Pending() < slots(s) && takesTurn(k/n, weight) {
+		if w.Pending() < slots(s, weight) && takesTurn(k/n, weight) {
 			// A turn passed is spent, so that it does not fall to the
 			// next worker as an extra one.
 			r.n.Add(passed)
