@@ -104,7 +104,7 @@ func TestRoundRobinOrder(t *testing.T) {
 }
 
 // Equal workers keep the exact order under load too, while each has a
-// free slot; with none free, the least expected wait wins.
+// free slot; with none free, the least loaded for its slots wins.
 func TestRoundRobinSlots(t *testing.T) {
 	p := newPicker(t, RoundRobin, Config[*tw]{})
 	ws := fleet("abc", 4)
@@ -132,7 +132,7 @@ func TestRoundRobinSlots(t *testing.T) {
 	ws[0].pending, ws[1].pending, ws[2].pending = 9, 5, 7 // all full
 	for range 3 {
 		if i := p.Pick(ws, nil, now); ws[i].id != "b" {
-			t.Fatalf("pick with every slot taken = %s; want b, the least expected wait", ws[i].id)
+			t.Fatalf("pick with every slot taken = %s; want b, the least loaded", ws[i].id)
 		}
 	}
 }

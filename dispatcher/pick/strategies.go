@@ -10,7 +10,7 @@ import (
 // turn passes to the next when it has no free slot or its weight thins it
 // out (its slots shrink with its weight too, so that a slow worker's
 // probes do not pile up on it while the others are full); when every turn
-// passes, the least expected wait wins.
+// passes, the least loaded for its slots and weight wins.
 type roundRobin[W Worker] struct {
 	base[W]
 	n atomic.Uint64
@@ -24,7 +24,7 @@ func (r *roundRobin[W]) Pick(ws []W, skip func(W) bool, _ int64) int {
 		return -1
 	}
 	start := r.n.Add(1) - 1
-	best, bestWait := -1, math.Inf(1)
+	best, bestLoad := -1, math.Inf(1)
 	var passed uint64
 	for i := range n {
 		k := start + i
@@ -42,8 +42,8 @@ func (r *roundRobin[W]) Pick(ws []W, skip func(W) bool, _ int64) int {
 			return x
 		}
 		passed++
-		if d := r.wait(w, weight); d < bestWait {
-			best, bestWait = x, d
+		if l := load(w, weight); l < bestLoad {
+			best, bestLoad = x, l
 		}
 	}
 	return best
