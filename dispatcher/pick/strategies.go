@@ -1,7 +1,6 @@
 package pick
 
 import (
-	"math"
 	"sync/atomic"
 )
 
@@ -10,7 +9,8 @@ import (
 // turn passes to the next when it has no free slot or its weight thins it
 // out (its slots shrink with its weight too, so that a slow worker's
 // probes do not pile up on it while the others are full); when every turn
-// passes, the least loaded for its slots and weight wins.
+// passes, the less loaded for its slots and weight of two drawn at
+// random wins.
 type roundRobin[W Worker] struct {
 	base[W]
 	n atomic.Uint64
@@ -24,7 +24,6 @@ func (r *roundRobin[W]) Pick(ws []W, skip func(W) bool, _ int64) int {
 		return -1
 	}
 	start := r.n.Add(1) - 1
-	best, bestLoad := -1, math.Inf(1)
 	var passed uint64
 	for i := range n {
 		k := start + i
@@ -42,11 +41,15 @@ func (r *roundRobin[W]) Pick(ws []W, skip func(W) bool, _ int64) int {
 			return x
 		}
 		passed++
-		if l := load(w, weight); l < bestLoad {
-			best, bestLoad = x, l
-		}
 	}
-	return best
+	// Every turn passed: the less loaded of two drawn at random, not the
+	// least loaded of all, which would send every request to the worker
+	// whose replies came in last, in bursts.
+	i, j := r.draw(ws, skip)
+	if j >= 0 && load(ws[j], ws[j].Stats().turnWeight()) < load(ws[i], ws[i].Stats().turnWeight()) {
+		return j
+	}
+	return i
 }
 
 // takesTurn tells whether a worker of weight takes its turn in cycle c:
