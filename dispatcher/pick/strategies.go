@@ -1,8 +1,6 @@
 package pick
 
-import (
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // roundRobin is an atomic counter over the workers: consecutive picks land
 // on consecutive workers, each tried at most once per pick. A worker's
