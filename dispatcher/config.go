@@ -76,7 +76,7 @@ type Config struct {
 	// refused and logged. It bounds the memory and the status reply that
 	// heartbeats from anyone can grow. 0 = 10000.
 	MaxWorkers int
-	// Strategy is RoundRobin or LeastInflight. "" = RoundRobin.
+	// Strategy is RoundRobin, PeakEWMA or LeastInflight. "" = RoundRobin.
 	Strategy string
 	// Outlier tunes passive outlier detection; its zero fields mean the
 	// defaults its comment gives.

@@ -124,16 +124,15 @@ func New(cfg Config) (*Dispatcher, error) {
 	if !wire.ValidSubject(cfg.Subject) {
 		return nil, fmt.Errorf("dispatcher: subject %q must be a literal subject (dot-separated tokens, no wildcards)", cfg.Subject)
 	}
-	p, err := newPicker(cfg.Strategy)
-	if err != nil {
-		return nil, err
-	}
 	d := &Dispatcher{
 		cfg: cfg, budget: cfg.retryBudget(), nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: boundLogger(cfg.Logger),
 		idValue: []string{cfg.ID},
 		mem:     newMembership(cfg.DeadAfter, cfg.Outlier),
-		pick:    p,
 		quit:    make(chan struct{}),
+	}
+	var err error
+	if d.pick, err = newPicker(cfg.Strategy, d.verdict); err != nil {
+		return nil, err
 	}
 	d.mem.maxWorkers = cfg.MaxWorkers
 	d.events.init(cfg.Conn)

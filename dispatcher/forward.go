@@ -65,17 +65,6 @@ func (d *Dispatcher) forward(r *request, now time.Time) {
 	d.send(r, d.inflight.next(r, now), now)
 }
 
-// choose picks the worker for a request's next attempt: a live one, or
-// when none is left a suspect. The in-flight table calls it with its lock
-// held.
-func (d *Dispatcher) choose(skip func(*member) bool) *member {
-	w := d.pick.pick(d.mem.Live(), skip)
-	if w == nil {
-		w = d.pick.pick(d.mem.Suspects(), skip)
-	}
-	return w
-}
-
 // send carries out s, a step of r decided by the in-flight table at now:
 // it publishes the attempt, with the time left to r's deadline, or answers
 // r when no worker is left.
@@ -165,6 +154,7 @@ func (d *Dispatcher) onReply(m *nats.Msg) {
 		noResponders, workerFault, d.cfg.MaxAttempts)
 	if a != nil && !noResponders {
 		a.w.sign.hear(now.UnixNano())
+		a.w.replied(now.UnixNano(), a.sent, workerFault)
 	}
 	switch kind {
 	case replyLate:

@@ -113,15 +113,16 @@ func fmtAge(t, now time.Time) string {
 // name, workers in the dispatcher's order:
 //
 //	dispatcher d-91ab (v0.1.0, round-robin, up 3m12s): served 1000, failed 0, in-flight 0
-//	ID      STATE                LAST HEARTBEAT  FORWARDED  IN-FLIGHT  ERRORS  EJECTIONS
-//	w-3f2a  up                   0.4s ago        501        0          0       0
-//	w-81c0  down (no heartbeat)  3.2s ago        499        0          0       0
+//	ID      STATE                LAST HEARTBEAT  FORWARDED  IN-FLIGHT  ERRORS  EJECTIONS  LATENCY  ERR RATE  SHARE
+//	w-3f2a  up                   0.4s ago        501        0          0       0          2.1ms    0%        100%
+//	w-81c0  down (no heartbeat)  3.2s ago        499        0          0       0          -        0%        -
 //
 // The counts are this dispatcher's, as the header's, and live: FORWARDED
 // counts its sends to the worker (retries too), not the worker's own
 // count, which its heartbeats bring a beat late and which covers every
 // dispatcher. A reason shows for states other than up; the age column
-// says how long a worker has been without a heartbeat.
+// says how long a worker has been without a heartbeat. LATENCY, ERR RATE
+// and SHARE are what the dispatcher's choice of worker reads (pickFigures).
 func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 	if len(st) == 0 {
 		fmt.Fprintln(w, "no dispatcher answered")
@@ -159,10 +160,10 @@ func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATE\tLAST HEARTBEAT\tFORWARDED\tIN-FLIGHT\tERRORS\tEJECTIONS")
+		fmt.Fprintln(tw, "ID\tSTATE\tLAST HEARTBEAT\tFORWARDED\tIN-FLIGHT\tERRORS\tEJECTIONS\tLATENCY\tERR RATE\tSHARE")
 		for _, ws := range d.Workers {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", safe(ws.ID), stateText(ws), fmtAge(ws.LastHeartbeat, now),
-				ws.Forwarded, ws.Inflight, ws.Errors, ws.Ejections)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", safe(ws.ID), stateText(ws), fmtAge(ws.LastHeartbeat, now),
+				ws.Forwarded, ws.Inflight, ws.Errors, ws.Ejections, pickFigures(ws))
 		}
 		_ = tw.Flush() // w's errors are the caller's to see
 	}
@@ -188,6 +189,25 @@ func stateText(ws wire.WorkerStatus) string {
 		state += " (" + safe(reason) + ")"
 	}
 	return state
+}
+
+// pickFigures are the columns of what the dispatcher's choice of worker
+// reads of ws: its latency EWMA, its error rate, and the share of its
+// turns it takes, with why it takes less ("-" for a worker out of
+// rotation or of a dispatcher that does not say).
+func pickFigures(ws wire.WorkerStatus) string {
+	lat := "-"
+	if ws.LatencyMS > 0 {
+		lat = fmt.Sprintf("%.1fms", ws.LatencyMS)
+	}
+	share := "-"
+	if ws.Verdict != "" {
+		share = fmt.Sprintf("%.0f%%", 100*ws.Weight)
+		if ws.Verdict != "ok" {
+			share += " " + safe(ws.Verdict)
+		}
+	}
+	return fmt.Sprintf("%s\t%.0f%%\t%s", lat, 100*ws.ErrorRate, share)
 }
 
 // drainedUnseen are the workers drained on d that its rows do not show.
