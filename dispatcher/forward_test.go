@@ -288,7 +288,7 @@ func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 		return got
 	}
 	// Every forward carries the time left, at most what the client gave
-	// (or the dispatcher's 5s default), and asks for progress.
+	// (or the dispatcher's default), and asks for progress.
 	ours := func(h nats.Header, maxMS int64) nats.Header {
 		t.Helper()
 		out := nats.Header{}
@@ -311,11 +311,12 @@ func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 		}
 	}
 	idOnly := nats.Header{wire.HdrRequestID: {"id-2"}}
-	if got := ours(ask(idOnly), 5000); fmt.Sprint(got) != fmt.Sprint(idOnly) {
+	def := DefaultConfig().RequestTimeout.Milliseconds()
+	if got := ours(ask(idOnly), def); fmt.Sprint(got) != fmt.Sprint(idOnly) {
 		t.Fatalf("worker got %v; want %v", got, idOnly)
 	}
 	more := nats.Header{wire.HdrRequestID: {"id-3"}, "Traceparent": {"00-abc-def-01"}, wire.HdrClient: {"a", "b"}}
-	if got := ours(ask(more), 5000); fmt.Sprint(got) != fmt.Sprint(more) {
+	if got := ours(ask(more), def); fmt.Sprint(got) != fmt.Sprint(more) {
 		t.Fatalf("worker got %v; want %v", got, more)
 	}
 	// Calc-Hedge-Ms is the dispatcher's, not the worker's.
