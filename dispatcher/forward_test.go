@@ -311,7 +311,7 @@ func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 		}
 	}
 	idOnly := nats.Header{wire.HdrRequestID: {"id-2"}}
-	def := DefaultConfig().RequestTimeout.Milliseconds()
+	def := dispatcher.DefaultConfig().RequestTimeout.Milliseconds()
 	if got := ours(ask(idOnly), def); fmt.Sprint(got) != fmt.Sprint(idOnly) {
 		t.Fatalf("worker got %v; want %v", got, idOnly)
 	}
