@@ -321,14 +321,14 @@ func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 	}
 	// Calc-Hedge-Ms is the dispatcher's, not the worker's.
 	hedged := nats.Header{wire.HdrRequestID: {"id-4"}, wire.HdrHedge: {"5000"}}
-	if got := ours(ask(hedged), 5000); fmt.Sprint(got) != fmt.Sprint(nats.Header{wire.HdrRequestID: {"id-4"}}) {
+	if got := ours(ask(hedged), def); fmt.Sprint(got) != fmt.Sprint(nats.Header{wire.HdrRequestID: {"id-4"}}) {
 		t.Fatalf("worker got %v; want %s alone", got, wire.HdrRequestID)
 	}
 	moreHedged := nats.Header{wire.HdrRequestID: {"id-5"}, "Traceparent": {"00-abc-def-01"}, wire.HdrHedge: {"5000"}}
-	if got := ours(ask(moreHedged), 5000); fmt.Sprint(got) != fmt.Sprint(nats.Header{wire.HdrRequestID: {"id-5"}, "Traceparent": {"00-abc-def-01"}}) {
+	if got := ours(ask(moreHedged), def); fmt.Sprint(got) != fmt.Sprint(nats.Header{wire.HdrRequestID: {"id-5"}, "Traceparent": {"00-abc-def-01"}}) {
 		t.Fatalf("worker got %v; want %s and Traceparent", got, wire.HdrRequestID)
 	}
-	if got := ours(ask(nil), 5000); len(got) != 1 || got.Get(wire.HdrRequestID) == "" {
+	if got := ours(ask(nil), def); len(got) != 1 || got.Get(wire.HdrRequestID) == "" {
 		t.Fatalf("worker got %v; want a generated %s alone", got, wire.HdrRequestID)
 	}
 }
