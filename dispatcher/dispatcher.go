@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
+	"github.com/bilancia/bilancia/dispatcher/flight"
 	"github.com/bilancia/bilancia/internal/microsvc"
 	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
@@ -54,7 +56,6 @@ type Stats struct {
 // Dispatcher forwards requests to workers. Create it with New.
 type Dispatcher struct {
 	cfg     Config // with its defaults filled in
-	budget  natsutil.RetryBudget
 	nc      *nats.Conn
 	subj    wire.Subjects
 	log     *slog.Logger
@@ -65,12 +66,8 @@ type Dispatcher struct {
 
 	inflight inflight
 	stats    struct {
-		served, failed, retries, denied, redispatched atomic.Uint64
+		served, failed atomic.Uint64
 	}
-	// Orphans (orphan.go) answered at once, and refused; the orphanage
-	// counts the rest.
-	orphansRelayed, orphansRefused atomic.Uint64
-
 	reqlog *requestLog
 	events eventQueue        // publish.go
 	micro  *microsvc.Service // discovery (micro.go)
@@ -129,7 +126,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	d := &Dispatcher{
-		cfg: cfg, budget: cfg.retryBudget(), nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: boundLogger(cfg.Logger),
+		cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: boundLogger(cfg.Logger),
 		idValue: []string{cfg.ID},
 		mem:     newMembership(cfg.DeadAfter, cfg.Outlier),
 		pick:    p,
@@ -138,10 +135,14 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.mem.maxWorkers = cfg.MaxWorkers
 	d.events.init(cfg.Conn)
 	d.metrics.init(d)
-	d.inflight.init(d.choose, cfg.AttemptTimeout)
-	d.inflight.hedgeAfter, d.inflight.progressEvery = cfg.HedgeAfter, cfg.ProgressInterval
-	d.inflight.muteFor = cfg.DeadAfter
-	d.inflight.holdFor = cfg.HoldFor
+	d.inflight.core = flight.New(flight.Config{
+		ID: cfg.ID, MaxInflight: cfg.MaxInflight, MaxAttempts: cfg.MaxAttempts,
+		AttemptTimeout: cfg.AttemptTimeout, HedgeAfter: cfg.HedgeAfter, ProgressEvery: cfg.ProgressInterval,
+		MuteFor: cfg.DeadAfter, HoldFor: cfg.HoldFor,
+		Budget: flight.Budget(cfg.retryBudget()),
+	}, newPool(d))
+	d.inflight.wake = make(chan struct{}, 1)
+	d.inflight.next, d.inflight.planned = math.MaxInt64, math.MaxInt64
 	if cfg.LogRequests {
 		d.reqlog = newRequestLog(cfg.RequestLogger, cfg.RequestLog, cfg.LogQueue)
 	}
@@ -287,9 +288,7 @@ wait:
 		natsutil.Drain(ctx, sub.Subscription, sub.nc)
 	}
 	// Whatever is still open gets its one reply.
-	for _, r := range d.inflight.finishAll() {
-		d.fail(r, wire.NewError(wire.CodeUnavailable, "dispatcher "+d.cfg.ID+" shut down"))
-	}
+	d.run(flight.Event{Kind: flight.EvShutdown, Now: time.Now().UnixNano(), Msg: "dispatcher " + d.cfg.ID + " shut down"})
 	d.dispatcherEvent(wire.EventStop)
 	d.events.stop()
 	_ = d.nc.FlushTimeout(time.Second)
@@ -304,10 +303,11 @@ wait:
 
 // Stats returns the dispatcher's counters.
 func (d *Dispatcher) Stats() Stats {
+	c, _ := d.coreStats()
 	s := Stats{
 		Served: d.stats.served.Load(), Failed: d.stats.failed.Load(),
-		Retries: d.stats.retries.Load(), RetriesDenied: d.stats.denied.Load(),
-		Redispatched: d.stats.redispatched.Load(), Inflight: d.inflight.count.Load(),
+		Retries: uint64(c.Retries), RetriesDenied: uint64(c.Denied),
+		Redispatched: uint64(c.Redispatched), Inflight: d.inflight.count.Load(),
 	}
 	if d.reqlog != nil {
 		s.LogDropped = d.reqlog.dropped.Load()

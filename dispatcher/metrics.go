@@ -161,17 +161,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descInflight, float64(st.Inflight))
-	gauge(descRetrying, float64(d.inflight.retrying.Load()))
+	core, retrying := d.coreStats()
+	gauge(descRetrying, float64(retrying))
 	counter(descRetries, st.Retries)
 	counter(descSilence, d.metrics.silence.Load())
 	counter(descDenied, st.RetriesDenied)
 	counter(descRedispatched, st.Redispatched)
-	o := &d.inflight.orphans
 	for _, c := range []struct {
 		outcome string
-		n       *atomic.Uint64
-	}{{"relayed", &d.orphansRelayed}, {"kept", &o.kept}, {"answered", &o.answered}, {"expired", &o.expired}, {"refused", &d.orphansRefused}} {
-		counter(descOrphans, c.n.Load(), c.outcome)
+		n       int
+	}{{"relayed", core.OrphansRelayed}, {"kept", core.OrphansKept}, {"answered", core.OrphansAnswered},
+		{"expired", core.OrphansExpired}, {"refused", core.OrphansRefused}} {
+		counter(descOrphans, uint64(c.n), c.outcome)
 	}
 	counter(descLogDropped, st.LogDropped)
 	if !d.start.IsZero() {

@@ -79,7 +79,7 @@ func (c *Core) arrive(r *Request, now int64) {
 	if c.cfg.MaxInflight > 0 && len(c.reqs) >= c.cfg.MaxInflight {
 		r.state = ReqDone
 		c.emit(Action{Kind: ActError, Req: r, Code: CodeUnavailable,
-			Msg: fmt.Sprintf("at capacity (%d requests in flight)", c.cfg.MaxInflight)})
+			Msg: fmt.Sprintf("dispatcher %s is at capacity (%d requests in flight)", c.cfg.ID, c.cfg.MaxInflight)})
 		return
 	}
 	r.deadline = now + int64(r.Timeout)
@@ -270,6 +270,7 @@ func (c *Core) openAttempt(r *Request, w *Worker, now int64) {
 	}
 	w.atts = append(w.atts, a)
 	w.inflight++
+	c.pool.Inflight(w, w.inflight)
 	r.open = append(r.open, a)
 	r.tried = append(r.tried, w)
 	if at := watchAt(a.sent, a.heard, a.silence, c.hedgeOf(r), c.cfg.AttemptTimeout, false); at < r.deadline {
@@ -297,6 +298,7 @@ func (c *Core) endAttempt(a *Attempt) {
 	w.atts[len(w.atts)-1] = nil
 	w.atts = w.atts[:len(w.atts)-1]
 	w.inflight--
+	c.pool.Inflight(w, w.inflight)
 	r := a.req
 	for i, o := range r.open {
 		if o == a {
