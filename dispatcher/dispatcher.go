@@ -17,15 +17,22 @@
 // request stay open until it is answered, so the first reply wins and a
 // slow attempt is never wasted; exactly one reply goes to the client.
 //
+// Every decision about a request, from its arrival to its one answer, is
+// made by the pure core in package flight, whose request and attempt
+// states and transitions are in flight/states.go. This package is its
+// shell: it turns messages into the core's events, carries out the
+// actions the core returns, and keeps membership, metrics, micro, ctl,
+// status and the request log.
+//
 // The files: config.go the settings and their defaults; dispatcher.go
-// starting and stopping; forward.go the hot path; request.go a request's
-// states and inflight.go the table of requests in flight, where every
-// change of state happens; timers.go the timer maths and sweep.go the loop
-// that acts on it; watch.go signs of life (progress messages from workers
-// and to clients, cancels); headers.go the pooled forward headers; events.go what
-// membership changes do; membership.go the table of workers; balance.go
-// the strategies; reqlog.go the request log; paced.go the heartbeat
-// connection's dialer.
+// starting and stopping; forward.go the hot path's messages made events;
+// inflight.go the core under its lock, and its view of the workers;
+// actions.go the actions carried out, the one place on the request path
+// that publishes; sweep.go the core's clock and the expiry of silent
+// workers, timers.go its maths; orphan.go replies handed over; events.go
+// what membership changes tell the core; headers.go the pooled forward
+// headers; membership.go the table of workers; balance.go the strategies;
+// reqlog.go the request log; paced.go the heartbeat connection's dialer.
 package dispatcher
 
 import (

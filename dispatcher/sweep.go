@@ -53,17 +53,24 @@ func (d *Dispatcher) plan(limit int64) int64 {
 }
 
 // expired takes the workers that Expire found silent or gone after
-// draining: those that were up may be on the other side of a partition
-// (flight.DownSilent, which may start a hold).
+// draining. Those that were up may be on the other side of a partition
+// (flight.DownSilent): they go first, so that a hold they start covers
+// the requests of the others too.
 func (d *Dispatcher) expired(cs []change) {
-	suspects := d.mem.Suspects()
-	for _, c := range cs {
-		cause := flight.DownLeft
-		if c.To == wire.StateDown && isSuspect(suspects, c.ID) {
-			cause = flight.DownSilent
-		}
-		d.changes([]change{c}, cause)
+	if len(cs) == 0 {
+		return
 	}
+	suspects := d.mem.Suspects()
+	var silent, rest []change
+	for _, c := range cs {
+		if c.To == wire.StateDown && isSuspect(suspects, c.ID) {
+			silent = append(silent, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	d.changes(silent, flight.DownSilent)
+	d.changes(rest, flight.DownLeft)
 }
 
 // isSuspect tells whether id is among suspects: down for silence alone.

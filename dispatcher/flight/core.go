@@ -131,6 +131,10 @@ func (c *Core) Counts() Counts { return c.counts }
 // their bytes.
 func (c *Core) OrphansKept() (n, bytes int) { return len(c.orphans.byID), c.orphans.bytes }
 
+// NextTimer is when the earliest timer is due, and whether one is: a
+// simulator may call EvTick then rather than follow ActWake.
+func (c *Core) NextTimer() (int64, bool) { return c.timers.next() }
+
 // Holding tells whether a hold runs at now.
 func (c *Core) Holding(now int64) bool { return c.holding(now) }
 
