@@ -142,6 +142,9 @@ func (t *inflight) adopt(o *orphan) (r *request, attempts int, cancel []*member)
 // ack tells the worker of a long job that this dispatcher took its
 // reply: an empty message on the reply's bounce subject.
 func (d *Dispatcher) ack(subject string) {
+	if !d.replyOK(respAck, subject) {
+		return
+	}
 	_ = d.nc.Publish(subject, nil) // lost, it costs a hand-over nobody needs
 }
 
