@@ -37,7 +37,9 @@ func (d *Dispatcher) act(acts []flight.Action) {
 			m := &nats.Msg{Subject: memberOf(a.W).subject, Header: nats.Header{wire.HdrCancel: {a.Req.ID}}}
 			_ = d.nc.PublishMsg(m)
 		case flight.ActAck:
-			_ = d.nc.Publish(a.Subject, nil) // lost, it costs a hand-over nobody needs
+			if d.replyOK(respAck, a.Subject) {
+				_ = d.nc.Publish(a.Subject, nil) // lost, it costs a hand-over nobody needs
+			}
 		case flight.ActWorkerGone:
 			d.workerGone(a.Worker)
 		case flight.ActFailure:

@@ -75,6 +75,13 @@ type Config struct {
 	// refused and logged. It bounds the memory and the status reply that
 	// heartbeats from anyone can grow. 0 = 10000.
 	MaxWorkers int
+	// InboxPrefixes are the reply subjects' prefixes accepted beyond
+	// wire.DefaultInboxPrefixes ("_INBOX." and "_INBOX_CLIENT."): those
+	// of clients, and of workers' bounce inboxes, set with their own
+	// --inbox-prefix. A request whose reply subject is under none of them
+	// is refused unanswered (replies.go). Each must be a literal subject
+	// outside Prefix and the "$" subjects. nil = none beyond the defaults.
+	InboxPrefixes []string
 	// Strategy is RoundRobin or LeastInflight. "" = RoundRobin.
 	Strategy string
 	// Outlier tunes passive outlier detection; its zero fields mean the

@@ -65,6 +65,7 @@ type Dispatcher struct {
 	cfg     Config // with its defaults filled in
 	nc      *nats.Conn
 	subj    wire.Subjects
+	inboxes wire.Inboxes // where replies may go (replies.go)
 	log     *slog.Logger
 	mem     *membership
 	pick    picker
@@ -128,6 +129,10 @@ func New(cfg Config) (*Dispatcher, error) {
 	if !wire.ValidSubject(cfg.Subject) {
 		return nil, fmt.Errorf("dispatcher: subject %q must be a literal subject (dot-separated tokens, no wildcards)", cfg.Subject)
 	}
+	inboxes, err := newInboxes(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
 	p, err := newPicker(cfg.Strategy)
 	if err != nil {
 		return nil, err
@@ -137,6 +142,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		idValue: []string{cfg.ID},
 		mem:     newMembership(cfg.DeadAfter, cfg.Outlier),
 		pick:    p,
+		inboxes: inboxes,
 		quit:    make(chan struct{}),
 	}
 	d.mem.maxWorkers = cfg.MaxWorkers

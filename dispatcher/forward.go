@@ -23,6 +23,9 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 	if m.Reply == "" {
 		return // nobody to answer; computing it would be wasted
 	}
+	if !d.replyOK(respRequest, m.Reply) {
+		return // no forward: its reply could go nowhere else
+	}
 	now := time.Now()
 	r := newRequest(m.Reply, m.Data, now)
 	progress, hedge := false, time.Duration(0)
