@@ -280,7 +280,9 @@ const (
 	// (the shell answers with EvWorkerDown).
 	ActWorkerGone
 	// ActFailure: count a failure against W (Msg: why); ActSuccess: a
-	// good reply from W.
+	// good reply from W. For a reply (a fault or not), At is when its
+	// attempt was sent and Code its code, so that a picker can learn
+	// the worker's latency; for a timeout At is 0.
 	ActFailure
 	ActSuccess
 	// ActSilent: W fell silent on Attempts requests, sent on.

@@ -181,9 +181,9 @@ func (c *Core) reply(ev Event, now int64) {
 	w.hear(now)
 	fault := ev.Code == CodeInternal || ev.Code == CodeUnavailable
 	if fault {
-		c.emit(Action{Kind: ActFailure, W: w, Msg: fmt.Sprintf("repeated %d replies", ev.Code)})
+		c.emit(Action{Kind: ActFailure, W: w, Msg: fmt.Sprintf("repeated %d replies", ev.Code), At: a.sent, Code: ev.Code})
 	} else {
-		c.emit(Action{Kind: ActSuccess, W: w})
+		c.emit(Action{Kind: ActSuccess, W: w, At: a.sent, Code: ev.Code})
 	}
 	if fault && len(r.tried) < c.cfg.MaxAttempts {
 		c.endAttempt(a)
