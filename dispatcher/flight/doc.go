@@ -39,8 +39,9 @@
 //
 // The files: api.go the types of the way in and out; states.go the
 // request's and the attempt's states and every transition between them;
-// core.go the Core and the events' handlers; policy.go the small pure
-// decisions (silence windows, hedging, the retry budget, hold lengths);
-// timers.go the timer heap; orphans.go the replies handed over kept for
-// their resends.
+// core.go the Core and Step; events.go what each event does, through
+// those transitions (an attempt's watch among them); policy.go the small
+// pure decisions (silence windows, hedging, the retry budget, hold
+// lengths); timers.go the timer heap; orphans.go the replies handed over,
+// kept for their resends; bugs.go past bugs the simulator puts back.
 package flight
