@@ -37,10 +37,10 @@
 // too. Order: with one Pool and the same events, the same actions, in the
 // same order: the core iterates no map.
 //
-// The files: api.go the types of the way in and out; states.go the
-// request's and the attempt's states and every transition between them;
-// core.go the Core and Step; events.go what each event does, through
-// those transitions (an attempt's watch among them); policy.go the small
+// The files: api.go the types of the way in and out; states.go a
+// request's states and every transition between them, attempts.go an
+// attempt's (its watch among them); core.go the Core and Step; events.go
+// what each event does, through those transitions; policy.go the small
 // pure decisions (silence windows, hedging, the retry budget, hold
 // lengths); timers.go the timer heap; orphans.go the replies handed over,
 // kept for their resends; bugs.go past bugs the simulator puts back.
