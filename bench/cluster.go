@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,11 +28,15 @@ type cluster struct {
 	tempDir bool
 	url     string
 	broker  *supervise.Process
-	workers []*supervise.Process
-	disp    *supervise.Process
-	dispN   int
-	dispFor string // the running dispatcher's strategy
-	ctl     *client.Client
+	mu      sync.Mutex           // guards workers, which a restart (scenario.go) changes during a run
+	workers []*supervise.Process // in order, the last the one a scenario disturbs
+	// workerArgs are each worker's flags, to start it again.
+	workerArgs [][]string
+	disp       *supervise.Process
+	dispID     string
+	dispN      int
+	dispFor    string // the running dispatcher's strategy
+	ctl        *client.Client
 }
 
 // readyEvery is how often the cluster checks whether a child is ready.
@@ -97,11 +102,15 @@ func (c *cluster) start(ctx context.Context) error {
 		if c.cc.WorkerConcurrency > 0 {
 			args = append(args, "--concurrency", strconv.Itoa(c.cc.WorkerConcurrency))
 		}
+		if i < len(c.cc.WorkerFailRates) && c.cc.WorkerFailRates[i] > 0 {
+			args = append(args, "--fail-rate", strconv.FormatFloat(c.cc.WorkerFailRates[i], 'g', -1, 64))
+		}
 		w, err := c.spawn("worker "+id, args...)
 		if err != nil {
 			return err
 		}
 		c.workers = append(c.workers, w)
+		c.workerArgs = append(c.workerArgs, args)
 	}
 	opts, err := c.credential(broker.ClientCredential)
 	if err != nil {
@@ -151,7 +160,21 @@ func (c *cluster) children() []*supervise.Process {
 	if c.disp != nil {
 		all = append(all, c.disp)
 	}
-	return append(all, c.workers...)
+	return append(all, c.workerList()...)
+}
+
+// workerList is the workers now.
+func (c *cluster) workerList() []*supervise.Process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.workers)
+}
+
+// worker is worker i now.
+func (c *cluster) worker(i int) *supervise.Process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.workers[i]
 }
 
 // alive returns an error naming a child that exited, with the tail of its
@@ -214,7 +237,7 @@ func (c *cluster) ensureDispatcher(ctx context.Context, strategy string) error {
 	if err != nil {
 		return err
 	}
-	c.disp, c.dispFor = d, strategy
+	c.disp, c.dispFor, c.dispID = d, strategy, id
 	if err := c.waitSees(ctx, id); err != nil {
 		return err
 	}
@@ -269,7 +292,7 @@ func (c *cluster) stopAll() {
 	if c.disp != nil {
 		group = append(group, c.disp)
 	}
-	group = append(group, c.workers...)
+	group = append(group, c.workerList()...)
 	done := make(chan struct{}, len(group))
 	for _, p := range group {
 		go func() { c.stop(p); done <- struct{}{} }()

@@ -43,6 +43,18 @@ type CompareConfig struct {
 	WorkerDelays []time.Duration
 	// WorkerConcurrency is each worker's --concurrency; 0 = its default.
 	WorkerConcurrency int
+	// WorkerFailRates are the workers' --fail-rate, in order: the share
+	// of requests each answers with a 500 at once; workers beyond the
+	// list fail none.
+	WorkerFailRates []float64
+	// HangFor, if set, stops the last worker (SIGSTOP) HangAfter into
+	// each measured run, for HangFor, then lets it go on (SIGCONT).
+	HangAfter, HangFor time.Duration
+	// RestartAfter, if set, restarts the last worker (SIGTERM, then
+	// started again with the same id) this long into each measured run.
+	RestartAfter time.Duration
+	// Scenario names what ApplyScenario set, for the report.
+	Scenario string
 	// InBroker adds a target: a dispatcher run inside the broker's process
 	// (broker --dispatcher), on an in-process connection, with the first
 	// strategy, taking requests on <prefix>.inbroker.
@@ -107,7 +119,7 @@ func (cc *CompareConfig) defaults() error {
 		cc.Strategies = []string{"round-robin"}
 	}
 	if cc.Workers == 0 {
-		cc.Workers = max(len(cc.WorkerDelays), 3)
+		cc.Workers = max(len(cc.WorkerDelays), len(cc.WorkerFailRates), 3)
 	}
 	if cc.ReadyTimeout <= 0 {
 		cc.ReadyTimeout = 20 * time.Second
@@ -128,6 +140,17 @@ func (cc *CompareConfig) defaults() error {
 		return fmt.Errorf("%w: workers %d must be between 1 and 64", ErrConfig, cc.Workers)
 	case len(cc.WorkerDelays) > cc.Workers:
 		return fmt.Errorf("%w: %d worker delays for %d workers", ErrConfig, len(cc.WorkerDelays), cc.Workers)
+	case len(cc.WorkerFailRates) > cc.Workers:
+		return fmt.Errorf("%w: %d worker fail rates for %d workers", ErrConfig, len(cc.WorkerFailRates), cc.Workers)
+	case cc.HangAfter < 0 || cc.HangFor < 0 || cc.RestartAfter < 0:
+		return fmt.Errorf("%w: hang and restart times must not be negative", ErrConfig)
+	case cc.HangFor > 0 && cc.RestartAfter > 0:
+		return fmt.Errorf("%w: stop a worker or restart it, not both", ErrConfig)
+	}
+	for _, r := range cc.WorkerFailRates {
+		if !(r >= 0 && r <= 1) {
+			return fmt.Errorf("%w: worker fail rate %v must be between 0 and 1", ErrConfig, r)
+		}
 	}
 	for _, l := range cc.Levels {
 		if l <= 0 {
@@ -164,6 +187,11 @@ func Compare(ctx context.Context, cc CompareConfig) (rep *CompareReport, err err
 		Workers: cc.Workers, Strategies: cc.Strategies, InBroker: cc.InBroker, Auth: cc.Auth, Rounds: cc.Rounds, Mix: load.Mix.String(),
 		Clients: load.Clients, MaxAttempts: load.MaxAttempts, DurationS: load.Duration.Seconds(),
 		Requests: load.Requests, WarmupS: load.Warmup.Seconds(), Mode: "closed",
+		Scenario: cc.Scenario, WorkerFailRates: cc.WorkerFailRates, HangAfterS: cc.HangAfter.Seconds(),
+		HangForS: cc.HangFor.Seconds(), RestartAfterS: cc.RestartAfter.Seconds(),
+	}
+	if cc.RestartAfter > 0 {
+		load.bySecond = true // the restarted worker's share, second by second
 	}
 	if load.Rate > 0 {
 		rep.Mode = "open"
@@ -238,12 +266,30 @@ func Compare(ctx context.Context, cc CompareConfig) (rep *CompareReport, err err
 				}
 				var w cpuWindow
 				cfg.measured = func(end bool) { w.mark(c, end) }
+				dispID := c.dispID
+				if t.inBroker {
+					dispID = inBrokerID
+				}
+				var before map[string]uint64
+				if t.strategy != "" {
+					before = c.forwards(ctx, dispID)
+				}
+				undisturb := c.disturb(ctx, cfg.Warmup)
 				r, err := Run(ctx, cfg)
+				if derr := undisturb(); err == nil {
+					err = derr
+				}
 				if r != nil {
 					r.Target = t.name
 					rr := RunResult{Round: round + 1, Target: t.name, Report: r}
 					rr.CPU, rr.Cores = w.perRequest(r.OK + r.Errors)
+					if t.strategy != "" {
+						rr.Forwards = forwardsDuring(before, c.forwards(ctx, dispID))
+					}
 					lvl.Runs = append(lvl.Runs, rr)
+				}
+				if err == nil && cc.disturbs() && c.disp != nil {
+					err = c.waitSees(ctx, c.dispID) // the next run starts with every worker up
 				}
 				if err != nil {
 					rep.Levels = append(rep.Levels, lvl.summarize(targets, mem))

@@ -72,6 +72,9 @@ type Config struct {
 	// measured, if set, is called when measuring begins and when the run
 	// has ended (Compare reads CPU times there).
 	measured func(end bool)
+	// bySecond also counts each worker's replies second by second
+	// (Report.WorkersBySecond).
+	bySecond bool
 }
 
 // Progress is a run's state for a progress display.

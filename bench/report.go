@@ -42,7 +42,10 @@ type Report struct {
 	ErrorsByCode map[string]uint64 `json:"errors_by_code,omitempty"`
 	ErrorSamples map[string]string `json:"error_samples,omitempty"` // the first message of each code
 	Workers      map[string]uint64 `json:"workers"`                 // successful replies per worker
-	Ops          []OpReport        `json:"ops,omitempty"`           // per mix entry, when there are several
+	// WorkersBySecond is the successful replies per worker, second by
+	// second of the measured run (Compare with a restart).
+	WorkersBySecond map[string][]uint64 `json:"workers_by_second,omitempty"`
+	Ops             []OpReport          `json:"ops,omitempty"` // per mix entry, when there are several
 
 	hist *hdrhistogram.Histogram
 }
@@ -177,6 +180,13 @@ func (c *CompareReport) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "%d workers%s; dispatcher strategies: %s, request log on; %s; %d clients; mix `%s`; %d rounds interleaved; client MaxAttempts %d on both paths.\n\n",
 		c.Workers, delays, strings.Join(c.Strategies, ", "), load, c.Clients, c.Mix, c.Rounds, c.MaxAttempts)
+	if c.Scenario != "" || c.disturbance() != "" {
+		fmt.Fprintf(&b, "Scenario %s", c.Scenario)
+		if d := c.disturbance(); d != "" {
+			fmt.Fprintf(&b, ": %s", d)
+		}
+		b.WriteString(".\n\n")
+	}
 	if c.Auth {
 		b.WriteString("With authentication: broker --auth, each role with its own credential and permissions; " +
 			"the load through the dispatcher as a client, the queue group's as the admin (no permissions to check).\n\n")
@@ -293,6 +303,7 @@ func (c *CompareReport) WriteText(w io.Writer) error {
 			}
 		}
 	}
+	c.writeScenario(&b, head, level)
 	if len(samples) > 0 {
 		b.WriteString("\nErrors seen:\n\n")
 		for _, k := range sortedKeys(samples) {

@@ -43,10 +43,12 @@ type shard struct {
 	errs    map[string]uint64
 	samples map[string]string
 	workers map[string]uint64
+	seconds map[string][]uint64 // with Config.bySecond: replies per worker per second measured
 }
 
 func newShard(entries int) *shard {
-	s := &shard{errs: map[string]uint64{}, samples: map[string]string{}, workers: map[string]uint64{}}
+	s := &shard{errs: map[string]uint64{}, samples: map[string]string{}, workers: map[string]uint64{},
+		seconds: map[string][]uint64{}}
 	for range entries {
 		s.hists = append(s.hists, hdrhistogram.New(histMin, histMax, 3))
 	}
@@ -246,6 +248,15 @@ func (r *runner) record(sh *shard, entry int, lat time.Duration, res *client.Res
 	sh.mu.Lock()
 	_ = sh.hists[entry].RecordValue(min(us, histMax)) // in range: cannot fail
 	sh.workers[res.Worker]++
+	if r.cfg.bySecond {
+		sec := int(max(time.Since(r.measureAt), 0) / time.Second)
+		ss := sh.seconds[res.Worker]
+		for len(ss) <= sec {
+			ss = append(ss, 0)
+		}
+		ss[sec]++
+		sh.seconds[res.Worker] = ss
+	}
 	sh.mu.Unlock()
 }
 
@@ -287,6 +298,19 @@ func (r *runner) report(elapsed time.Duration) *Report {
 	for _, sh := range r.shards {
 		for k, n := range sh.workers {
 			rep.Workers[k] += n
+		}
+		for k, ss := range sh.seconds {
+			if rep.WorkersBySecond == nil {
+				rep.WorkersBySecond = map[string][]uint64{}
+			}
+			all := rep.WorkersBySecond[k]
+			for len(all) < len(ss) {
+				all = append(all, 0)
+			}
+			for i, n := range ss {
+				all[i] += n
+			}
+			rep.WorkersBySecond[k] = all
 		}
 		for k, n := range sh.errs {
 			if rep.ErrorsByCode == nil {

@@ -63,7 +63,7 @@ func (c *cluster) cpuSample() map[string]time.Duration {
 	if c.disp != nil {
 		add("dispatcher", c.disp.PID())
 	}
-	for _, w := range c.workers {
+	for _, w := range c.workerList() {
 		add("workers", w.PID())
 	}
 	return s

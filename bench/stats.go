@@ -6,19 +6,26 @@ import "slices"
 type CompareReport struct {
 	Workers      int      `json:"workers"`
 	WorkerDelays []string `json:"worker_delays,omitempty"`
-	Strategies   []string `json:"strategies"`
-	InBroker     bool     `json:"in_broker,omitempty"`
-	Auth         bool     `json:"auth,omitempty"` // broker --auth, each role with its credential
-	Rounds       int      `json:"rounds"`
-	Mode         string   `json:"mode"`
-	Mix          string   `json:"mix"`
-	Clients      int      `json:"clients"`
-	MaxAttempts  int      `json:"max_attempts"`
-	DurationS    float64  `json:"duration_s,omitempty"`
-	Requests     int      `json:"requests,omitempty"`
-	WarmupS      float64  `json:"warmup_s,omitempty"`
-	Levels       []Level  `json:"levels"`
-	Dir          string   `json:"dir,omitempty"` // kept children's logs
+	// Scenario, if set, names the degraded fleet (scenario.go), which the
+	// fields after it describe.
+	Scenario        string    `json:"scenario,omitempty"`
+	WorkerFailRates []float64 `json:"worker_fail_rates,omitempty"`
+	HangAfterS      float64   `json:"hang_after_s,omitempty"`
+	HangForS        float64   `json:"hang_for_s,omitempty"`
+	RestartAfterS   float64   `json:"restart_after_s,omitempty"`
+	Strategies      []string  `json:"strategies"`
+	InBroker        bool      `json:"in_broker,omitempty"`
+	Auth            bool      `json:"auth,omitempty"` // broker --auth, each role with its credential
+	Rounds          int       `json:"rounds"`
+	Mode            string    `json:"mode"`
+	Mix             string    `json:"mix"`
+	Clients         int       `json:"clients"`
+	MaxAttempts     int       `json:"max_attempts"`
+	DurationS       float64   `json:"duration_s,omitempty"`
+	Requests        int       `json:"requests,omitempty"`
+	WarmupS         float64   `json:"warmup_s,omitempty"`
+	Levels          []Level   `json:"levels"`
+	Dir             string    `json:"dir,omitempty"` // kept children's logs
 }
 
 // Level is one concurrency level of a comparison.
@@ -48,6 +55,10 @@ type RunResult struct {
 	// Cores is the total CPU time over the wall time: how many cores the
 	// whole system kept busy.
 	Cores float64 `json:"cores_busy,omitempty"`
+	// Forwards is what the dispatcher sent each worker during the run,
+	// attempts that failed and were sent on included; none for the queue
+	// group.
+	Forwards map[string]uint64 `json:"forwards,omitempty"`
 }
 
 // Median is a target's medians over the rounds.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -87,7 +88,13 @@ func (w *Worker) handle(j *job) {
 		w.cfg.Metrics.done("", nil, true, j.since)
 		return
 	}
-	reply, err := calc.Compute(ctx, m.Data, w.cfg.Env)
+	var reply wire.Reply
+	var err error
+	if w.failing() {
+		err = wire.NewError(wire.CodeInternal, "worker "+w.cfg.ID+" fails on purpose (fail rate)")
+	} else {
+		reply, err = calc.Compute(ctx, m.Data, w.cfg.Env)
+	}
 	cancel()
 	cancelled := w.end(j)
 	w.cfg.Metrics.done(reply.Op, err, cancelled, j.since)
@@ -123,6 +130,12 @@ func (w *Worker) handle(j *job) {
 	if err := w.nc.PublishMsg(out); err != nil && w.cfg.OnError != nil {
 		w.cfg.OnError(fmt.Errorf("calcworker: reply: %w", err))
 	}
+}
+
+// failing tells whether to answer this request with a 500 at once
+// (Config.FailRate).
+func (w *Worker) failing() bool {
+	return w.cfg.FailRate > 0 && (w.cfg.FailRate >= 1 || rand.Float64() < w.cfg.FailRate)
 }
 
 func headerGet(m *nats.Msg, k string) string {

@@ -48,6 +48,10 @@ type Config struct {
 	ServeDirect bool
 	// Env bounds and slows computations (see calc.Env).
 	Env calc.Env
+	// FailRate is the share of requests, 0 to 1, answered with a 500 at
+	// once, uncomputed: a sick worker started on purpose, to watch a
+	// dispatcher route around it. 0 = none.
+	FailRate float64
 	// DrainGrace is how long a shutting-down worker keeps serving after
 	// it announced draining, before it stops listening. With 0 it relies
 	// on its draining heartbeat reaching each dispatcher before any
@@ -138,6 +142,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if !wire.ValidID(cfg.ID) {
 		return nil, fmt.Errorf("calcworker: id %q must be a single subject token", cfg.ID)
+	}
+	if !(cfg.FailRate >= 0 && cfg.FailRate <= 1) {
+		return nil, fmt.Errorf("calcworker: fail rate %v must be between 0 and 1", cfg.FailRate)
 	}
 	inboxes, err := wire.NewInboxes(cfg.Prefix, cfg.InboxPrefixes...)
 	if err != nil {

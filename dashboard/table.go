@@ -3,6 +3,7 @@ package dashboard
 import (
 	"cmp"
 	"encoding/json"
+	"math"
 	"slices"
 
 	"github.com/bilancia/bilancia/wire"
@@ -21,15 +22,25 @@ type row struct {
 	Ejections int
 	Heartbeat int64 // last heartbeat, Unix milliseconds; 0: none yet
 	Drained   bool  // an operator took it out of rotation
+	// What the choice of worker reads of it (wire.WorkerStatus), rounded
+	// so that a row changes only when what it shows does: latency in
+	// tenths of a millisecond, error rate and share in percent.
+	Latency   float64
+	ErrorRate int
+	Share     int
+	Verdict   string
 }
 
 func (r row) MarshalJSON() ([]byte, error) {
-	return json.Marshal([]any{r.ID, r.State, r.Reason, r.Inflight, r.Served, r.Forwarded, r.Errors, r.Ejections, r.Heartbeat, r.Drained})
+	return json.Marshal([]any{r.ID, r.State, r.Reason, r.Inflight, r.Served, r.Forwarded, r.Errors, r.Ejections, r.Heartbeat, r.Drained,
+		r.Latency, r.ErrorRate, r.Share, r.Verdict})
 }
 
 func toRow(w wire.WorkerStatus) row {
 	r := row{ID: w.ID, State: w.State, Reason: w.Reason, Inflight: w.Inflight, Served: w.Served,
-		Forwarded: w.Forwarded, Errors: w.Errors, Ejections: w.Ejections, Drained: w.Drained}
+		Forwarded: w.Forwarded, Errors: w.Errors, Ejections: w.Ejections, Drained: w.Drained,
+		Latency: math.Round(w.LatencyMS*10) / 10, ErrorRate: int(math.Round(100 * w.ErrorRate)),
+		Share: int(math.Round(100 * w.Weight)), Verdict: w.Verdict}
 	if !w.LastHeartbeat.IsZero() {
 		r.Heartbeat = w.LastHeartbeat.UnixMilli()
 	}

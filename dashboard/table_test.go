@@ -49,7 +49,7 @@ func TestTableUpdate(t *testing.T) {
 		t.Errorf("rows = %v; want [c]", got)
 	}
 	b, _ := r("a", "up", 3).MarshalJSON()
-	if want := `["a","up","",0,3,0,0,0,1700000000000,false]`; string(b) != want {
+	if want := `["a","up","",0,3,0,0,0,1700000000000,false,0,0,0,""]`; string(b) != want {
 		t.Errorf("row JSON = %s; want %s", b, want)
 	}
 }

@@ -43,8 +43,12 @@ func (d *Dispatcher) act(acts []flight.Action) {
 		case flight.ActWorkerGone:
 			d.workerGone(a.Worker)
 		case flight.ActFailure:
+			if a.At != 0 { // a reply: the picker learns from it
+				memberOf(a.W).replied(clock().UnixNano(), a.At, true)
+			}
 			d.changes(d.mem.Failure(clock(), memberOf(a.W), a.Msg), flight.DownLeft)
 		case flight.ActSuccess:
+			memberOf(a.W).replied(clock().UnixNano(), a.At, false)
 			d.mem.Success(memberOf(a.W))
 		case flight.ActSilent:
 			d.log.Info("worker silent", "worker", a.W.ID, "requests", a.Attempts)

@@ -31,14 +31,16 @@ func TestRoundRobin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var rr roundRobin
+			rr, err := newPicker(RoundRobin, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			got := ""
 			for range tt.n {
-				w := rr.pick(tt.live, tt.skip)
-				if w == nil {
+				if i := rr.Pick(tt.live, tt.skip, 1); i < 0 {
 					got += "-"
 				} else {
-					got += w.id
+					got += tt.live[i].id
 				}
 			}
 			if got != tt.want {
@@ -53,9 +55,18 @@ func TestLeastInflight(t *testing.T) {
 	live[0].inflight.Store(10)
 	live[1].inflight.Store(10)
 	counts := map[string]int{}
-	var p leastInflight
+	p, err := newPicker(LeastInflight, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pick := func(skip func(*member) bool) *member {
+		if i := p.Pick(live, skip, 1); i >= 0 {
+			return live[i]
+		}
+		return nil
+	}
 	for range 3000 {
-		counts[p.pick(live, nil).id]++
+		counts[pick(nil).id]++
 	}
 	// c is the least busy: it wins every draw it is in (2 of 3 pairs).
 	if counts["c"] < 1800 || counts["c"] > 2200 {
@@ -63,25 +74,25 @@ func TestLeastInflight(t *testing.T) {
 	}
 	skipC := func(w *member) bool { return w.id == "c" }
 	for range 100 {
-		if w := p.pick(live, skipC); w == nil || w.id == "c" {
+		if w := pick(skipC); w == nil || w.id == "c" {
 			t.Fatalf("pick with c tried = %v; want a or b", w)
 		}
 	}
-	if w := p.pick(live, func(*member) bool { return true }); w != nil {
+	if w := pick(func(*member) bool { return true }); w != nil {
 		t.Fatalf("pick with all tried = %s; want none", w.id)
 	}
-	if w := p.pick(nil, nil); w != nil {
-		t.Fatalf("pick from empty set = %s; want none", w.id)
+	if i := p.Pick(nil, nil, 1); i >= 0 {
+		t.Fatalf("pick from empty set = %d; want none", i)
 	}
 }
 
 func TestNewPicker(t *testing.T) {
-	for _, s := range []string{"", RoundRobin, LeastInflight} {
-		if _, err := newPicker(s); err != nil {
+	for _, s := range []string{"", RoundRobin, PeakEWMA, LeastInflight} {
+		if _, err := newPicker(s, nil); err != nil {
 			t.Errorf("newPicker(%q) = %v; want ok", s, err)
 		}
 	}
-	if _, err := newPicker("random"); err == nil {
+	if _, err := newPicker("random", nil); err == nil {
 		t.Errorf("newPicker(random) = nil error; want an error")
 	}
 }

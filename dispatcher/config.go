@@ -82,7 +82,7 @@ type Config struct {
 	// is refused unanswered (replies.go). Each must be a literal subject
 	// outside Prefix and the "$" subjects. nil = none beyond the defaults.
 	InboxPrefixes []string
-	// Strategy is RoundRobin or LeastInflight. "" = RoundRobin.
+	// Strategy is RoundRobin, PeakEWMA or LeastInflight. "" = RoundRobin.
 	Strategy string
 	// Outlier tunes passive outlier detection; its zero fields mean the
 	// defaults its comment gives.

@@ -133,17 +133,15 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
-	p, err := newPicker(cfg.Strategy)
-	if err != nil {
-		return nil, err
-	}
 	d := &Dispatcher{
 		cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: boundLogger(cfg.Logger),
 		idValue: []string{cfg.ID},
 		mem:     newMembership(cfg.DeadAfter, cfg.Outlier),
-		pick:    p,
 		inboxes: inboxes,
 		quit:    make(chan struct{}),
+	}
+	if d.pick, err = newPicker(cfg.Strategy, d.verdict); err != nil {
+		return nil, err
 	}
 	d.mem.maxWorkers = cfg.MaxWorkers
 	d.events.init(cfg.Conn)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/bilancia/bilancia/wire"
 )
@@ -60,6 +61,9 @@ func (m *membership) setDrained(id string, on bool) (drainResult, error) {
 		wasLive, wasSuspect := w.inSnapshots()
 		w.drained = on
 		m.updateLocked(w, wasLive, wasSuspect)
+		if live, _ := w.inSnapshots(); live && !wasLive {
+			m.cameBackLocked(w, time.Now()) // a resumed worker ramps up (slow start)
+		}
 	}
 	return res, nil
 }

@@ -95,8 +95,8 @@ func (d *Dispatcher) coreStats() (c flight.Counts, retrying int) {
 	return d.inflight.core.Counts(), d.inflight.core.Retrying()
 }
 
-// pool is the core's view of membership: the picker over the live
-// workers, or the suspects when none is live. Its methods run inside a
+// pool is the core's view of membership: the picker (choose, balance.go)
+// over the live workers, or the suspects when none is live. Its methods run inside a
 // step, under the lock.
 type pool struct {
 	d      *Dispatcher
@@ -112,10 +112,7 @@ func newPool(d *Dispatcher) *pool {
 
 func (p *pool) Pick(s *flight.Skip) *flight.Worker {
 	p.skip = s
-	m := p.d.pick.pick(p.d.mem.Live(), p.skipFn)
-	if m == nil {
-		m = p.d.pick.pick(p.d.mem.Suspects(), p.skipFn)
-	}
+	m := p.d.choose(p.skipFn)
 	p.skip = nil
 	if m == nil {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bilancia/bilancia/dispatcher/flight"
+	"github.com/bilancia/bilancia/dispatcher/pick"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -36,6 +37,7 @@ type member struct {
 	failures  atomic.Int32  // consecutive timeouts and 5xx, for outlier detection
 	progress  atomic.Int64  // its progress interval in ms, from its heartbeat; 0 = it sends none
 	told      atomic.Int64  // the progress interval the request core was told (events.go)
+	stats     pick.Stats    // what the picker reads: latency, errors, concurrency, slow start
 }
 
 // change is a worker's change of state, for the log.
@@ -56,6 +58,7 @@ type membership struct {
 	outlier       OutlierConfig
 
 	mu       sync.Mutex
+	warmAt   time.Time // a deadAfter after the first heartbeat: workers coming up later ramp up (slow start)
 	members  map[string]*member
 	drained  map[string]bool           // ids an operator drained, known or not yet (drain.go)
 	down     int                       // members down, which a new worker may evict at the cap
@@ -199,8 +202,13 @@ func (m *membership) Heartbeat(now time.Time, hb wire.Heartbeat) ([]change, noti
 	if !taken {
 		return nil, n
 	}
+	if m.warmAt.IsZero() {
+		m.warmAt = now.Add(m.deadAfter)
+	}
+	restarted := w.state == wire.StateUp && hb.StartedAt.After(w.hb.StartedAt) && !w.hb.StartedAt.IsZero()
 	w.lastSeen, w.hb = now, hb
 	w.progress.Store(hb.ProgressMS)
+	w.stats.SetConcurrency(hb.Concurrency)
 	wasLive, wasSuspect := w.inSnapshots()
 	switch {
 	case hb.State == wire.StateDraining && w.streams.otherUp(now, m.deadAfter):
@@ -222,6 +230,9 @@ func (m *membership) Heartbeat(now time.Time, hb wire.Heartbeat) ([]change, noti
 	}
 	if len(changes) > 0 {
 		m.updateLocked(w, wasLive, wasSuspect)
+	}
+	if live, _ := w.inSnapshots(); (live && !wasLive) || restarted {
+		m.cameBackLocked(w, now)
 	}
 	return changes, n
 }
@@ -272,6 +283,7 @@ func (m *membership) Expire(now time.Time) []change {
 		case w.state == wire.StateEjected && !now.Before(w.ejectedUntil):
 			w.failures.Store(0)
 			changes = m.setLocked(w, wire.StateUp, "ejection ended", changes)
+			m.cameBackLocked(w, now)
 		}
 	}
 	if len(changes) > 0 || forgotSuspect {
@@ -348,12 +360,22 @@ func (m *membership) Snapshot() []wire.WorkerStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]wire.WorkerStatus, 0, len(m.members))
+	now := time.Now().UnixNano()
 	for _, w := range m.members {
+		f := w.stats.Figures(now)
+		verdict := ""
+		if live, _ := w.inSnapshots(); live {
+			verdict = f.Verdict.String() // the weight and verdict of a worker out of rotation are stale
+		} else {
+			f.Weight = 0
+		}
 		out = append(out, wire.WorkerStatus{
 			ID: w.id, Subject: w.subject, State: w.state, Reason: w.reason,
 			LastHeartbeat: w.lastSeen, Served: w.hb.Served,
 			Forwarded: w.forwarded.Load(), Inflight: w.inflight.Load(),
 			Errors: w.errors.Load(), Ejections: w.ejections, Drained: w.drained,
+			Concurrency: w.hb.Concurrency, LatencyMS: millis(f.Latency), PeakMS: millis(f.Peak),
+			ErrorRate: round3(f.ErrorRate), Weight: round3(f.Weight), Verdict: verdict,
 		})
 	}
 	slices.SortFunc(out, func(a, b wire.WorkerStatus) int { return strings.Compare(a.ID, b.ID) })

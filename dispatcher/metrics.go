@@ -149,6 +149,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descWorkerForwards, descWorkerErrors, descWorkerInflight, descWorkerEjected, descWorkerAge} {
 		ch <- d
 	}
+	describePicker(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -201,6 +202,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descWorkers, float64(counts[s]), s)
 	}
 	gauge(descDrained, float64(drained))
+	d.collectPicker(ch)
 }
 
 // collectLatency sends the answers by status and the latency histogram,

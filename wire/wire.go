@@ -247,6 +247,18 @@ type WorkerStatus struct {
 	// Drained: an operator took it out of rotation (bilancia ctl drain);
 	// its State still says what its heartbeats say.
 	Drained bool `json:"drained,omitempty"`
+	// What this dispatcher's choice of worker reads of it: the
+	// concurrency it announces, the EWMA of its successes' latency and
+	// the peak EWMA of its replies' cost in milliseconds, the share of its
+	// replies that failed (0..1), the share of its turns it takes (0..1;
+	// absent for a worker never judged) and why it takes less: "ok",
+	// "warming" (slow start), "saturated", "slow" or "failing".
+	Concurrency int     `json:"concurrency,omitempty"`
+	LatencyMS   float64 `json:"latency_ms,omitempty"`
+	PeakMS      float64 `json:"peak_ms,omitempty"`
+	ErrorRate   float64 `json:"error_rate,omitempty"`
+	Weight      float64 `json:"weight,omitempty"`
+	Verdict     string  `json:"verdict,omitempty"`
 }
 
 // Status is a dispatcher's answer on the status subject.

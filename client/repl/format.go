@@ -105,9 +105,9 @@ func fmtAge(t, now time.Time) string {
 // name, workers in the dispatcher's order:
 //
 //	dispatcher d-91ab (v0.1.0, round-robin, up 3m12s): served 1000, failed 0, in-flight 0
-//	ID      STATE                  LAST HEARTBEAT  SERVED  IN-FLIGHT  ERRORS  EJECTIONS
-//	w-3f2a  up                     0.4s ago        334     0          0       0
-//	w-81c0  down (no heartbeat)    3.2s ago        333     0          0       0
+//	ID      STATE                LAST HEARTBEAT  SERVED  IN-FLIGHT  ERRORS  EJECTIONS  LATENCY  ERR RATE  SHARE
+//	w-3f2a  up                   0.4s ago        334     0          0       0          2.1ms    0%        100%
+//	w-81c0  up                   0.3s ago        12      16         40      1          0.3ms    85%       1% failing
 func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 	if len(st) == 0 {
 		fmt.Fprintln(w, "no dispatcher answered")
@@ -145,7 +145,7 @@ func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATE\tLAST HEARTBEAT\tSERVED\tIN-FLIGHT\tERRORS\tEJECTIONS")
+		fmt.Fprintln(tw, "ID\tSTATE\tLAST HEARTBEAT\tSERVED\tIN-FLIGHT\tERRORS\tEJECTIONS\tLATENCY\tERR RATE\tSHARE")
 		for _, ws := range d.Workers {
 			state := safe(ws.State)
 			if ws.Drained {
@@ -154,11 +154,30 @@ func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 			if ws.Reason != "" {
 				state += " (" + safe(ws.Reason) + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", safe(ws.ID), state, fmtAge(ws.LastHeartbeat, now),
-				ws.Served, ws.Inflight, ws.Errors, ws.Ejections)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", safe(ws.ID), state, fmtAge(ws.LastHeartbeat, now),
+				ws.Served, ws.Inflight, ws.Errors, ws.Ejections, pickFigures(ws))
 		}
 		_ = tw.Flush() // w's errors are the caller's to see
 	}
+}
+
+// pickFigures are the columns of what the dispatcher's choice of worker
+// reads of ws: its latency EWMA, its error rate, and the share of its
+// turns it takes, with why it takes less ("-" for a worker out of
+// rotation or of a dispatcher that does not say).
+func pickFigures(ws wire.WorkerStatus) string {
+	lat := "-"
+	if ws.LatencyMS > 0 {
+		lat = fmt.Sprintf("%.1fms", ws.LatencyMS)
+	}
+	share := "-"
+	if ws.Verdict != "" {
+		share = fmt.Sprintf("%.0f%%", 100*ws.Weight)
+		if ws.Verdict != "ok" {
+			share += " " + safe(ws.Verdict)
+		}
+	}
+	return fmt.Sprintf("%s\t%.0f%%\t%s", lat, 100*ws.ErrorRate, share)
 }
 
 // drainedUnseen are the workers drained on d that its rows do not show.

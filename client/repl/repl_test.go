@@ -321,7 +321,10 @@ func TestPrintStatus(t *testing.T) {
 			Dispatcher: "d-2", Version: "0.1.0", Strategy: "round-robin", StartedAt: now.Add(-192 * time.Second),
 			Served: 1000, Failed: 3, Inflight: 2,
 			Workers: []wire.WorkerStatus{
-				{ID: "w-81c0", State: wire.StateUp, LastHeartbeat: now.Add(-400 * time.Millisecond), Served: 334, Inflight: 1},
+				{ID: "w-81c0", State: wire.StateUp, LastHeartbeat: now.Add(-400 * time.Millisecond), Served: 334, Inflight: 1,
+					LatencyMS: 2.125, Weight: 1, Verdict: "ok"},
+				{ID: "w-99aa", State: wire.StateUp, LastHeartbeat: now.Add(-300 * time.Millisecond), Served: 20, Inflight: 16,
+					LatencyMS: 103, ErrorRate: 0.02, Weight: 0.014, Verdict: "slow"},
 				{ID: "w-3f2a", State: wire.StateDown, Reason: "no heartbeat for 3s", LastHeartbeat: now.Add(-3200 * time.Millisecond), Served: 333, Errors: 2, Ejections: 1},
 				{ID: "w-d04e", State: wire.StateDraining, LastHeartbeat: now.Add(-125 * time.Second), Served: 12},
 			},
@@ -334,10 +337,11 @@ func TestPrintStatus(t *testing.T) {
   no workers
 
 dispatcher d-2 (v0.1.0, round-robin, up 3m12s): served 1000, failed 3, in-flight 2
-ID      STATE                       LAST HEARTBEAT  SERVED  IN-FLIGHT  ERRORS  EJECTIONS
-w-81c0  up                          0.4s ago        334     1          0       0
-w-3f2a  down (no heartbeat for 3s)  3.2s ago        333     0          2       1
-w-d04e  draining                    2m5s ago        12      0          0       0
+ID      STATE                       LAST HEARTBEAT  SERVED  IN-FLIGHT  ERRORS  EJECTIONS  LATENCY  ERR RATE  SHARE
+w-81c0  up                          0.4s ago        334     1          0       0          2.1ms    0%        100%
+w-99aa  up                          0.3s ago        20      16         0       0          103.0ms  2%        1% slow
+w-3f2a  down (no heartbeat for 3s)  3.2s ago        333     0          2       1          -        0%        -
+w-d04e  draining                    2m5s ago        12      0          0       0          -        0%        -
 `
 	if got := b.String(); got != want {
 		t.Errorf("PrintStatus =\n%s\nwant\n%s", got, want)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/chzyer/readline"
@@ -36,10 +37,15 @@ type BenchCmd struct {
 
 	Compare           bool            `help:"Start a broker, workers and a dispatcher, and compare the load through the dispatcher with the workers' queue group."`
 	Rounds            int             `default:"3" help:"--compare: runs of each path per level, interleaved; the medians are reported."`
-	Strategy          []string        `default:"round-robin" help:"--compare: dispatcher strategies (round-robin, least-inflight), compared in turn; an entry may add dispatcher flags ('round-robin --procs 0')."`
+	Strategy          []string        `help:"--compare: dispatcher strategies (round-robin, peak-ewma, least-inflight), compared in turn; an entry may add dispatcher flags ('round-robin --procs 0'). Default: round-robin, or all three with --scenario."`
 	Workers           int             `help:"--compare: worker processes (default 3, or one per --worker-delays entry)."`
 	WorkerDelays      []time.Duration `help:"--compare: the workers' --delay, in order, e.g. 0,0,2ms, to make them unequal."`
 	WorkerConcurrency int             `help:"--compare: each worker's --concurrency (default: the worker's)."`
+	WorkerFailRates   []float64       `help:"--compare: the workers' --fail-rate, in order, e.g. 0,0,1: the share of requests each answers with a 500 at once."`
+	HangAfter         time.Duration   `help:"--compare: stop the last worker (SIGSTOP) this long into each measured run, for --hang-for."`
+	HangFor           time.Duration   `help:"--compare: how long the last worker stays stopped in each run (then SIGCONT)."`
+	RestartAfter      time.Duration   `help:"--compare: restart the last worker (SIGTERM, then started again with its id) this long into each measured run."`
+	Scenario          []string        `help:"--compare: degraded fleets to compare, each with its own workers: healthy, slow, hung, failing, unequal, rejoin (BENCHMARKS.md); a list runs each in turn."`
 	InBroker          bool            `help:"--compare: also measure a dispatcher inside the broker's process (broker --dispatcher, the first --strategy)."`
 	Auth              bool            `help:"--compare: run the broker with --auth and each role with its credential (docs/auth.md); the queue group's load as the admin."`
 	Keep              string          `placeholder:"DIR" help:"--compare: keep the children's output and the dispatcher's log in DIR (default: removed unless something fails)."`
@@ -81,26 +87,7 @@ func (c *BenchCmd) Run(g *globals) error {
 		if c.Subject != "" {
 			return &exitError{2, "--subject does not go with --compare, which sends to both subjects"}
 		}
-		rep, err := bench.Compare(g.ctx, bench.CompareConfig{
-			Load: load, Levels: c.Concurrency, Rounds: c.Rounds, Strategies: c.Strategy,
-			Workers: c.Workers, WorkerDelays: c.WorkerDelays, WorkerConcurrency: c.WorkerConcurrency,
-			InBroker: c.InBroker, Auth: c.Auth, Dir: c.Keep, Keep: c.Keep != "",
-			Progress: progress.Func,
-			Event:    func(msg string) { fmt.Fprintln(os.Stderr, "bench: "+msg) },
-		})
-		if rep == nil {
-			return badConfig(err)
-		}
-		out = rep
-		for _, l := range rep.Levels {
-			for _, r := range l.Runs {
-				failed = failed || r.Report.Errors > 0 || r.Report.OK == 0
-			}
-		}
-		if perr := c.print(out, rep.WriteText); perr != nil {
-			return perr
-		}
-		return c.result(err, failed)
+		return c.compare(g, load, progress)
 	}
 
 	var reps []*bench.Report
@@ -135,6 +122,77 @@ func (c *BenchCmd) Run(g *globals) error {
 		for i, r := range reps {
 			if i > 0 {
 				fmt.Fprintln(w)
+			}
+			if err := r.WriteText(w); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); perr != nil {
+		return perr
+	}
+	return c.result(err, failed)
+}
+
+// compare runs --compare, once or per --scenario, and prints the reports.
+func (c *BenchCmd) compare(g *globals, load bench.Config, progress *bench.ProgressPrinter) error {
+	strategies := c.Strategy
+	if len(strategies) == 0 {
+		strategies = []string{"round-robin"}
+		if len(c.Scenario) > 0 {
+			strategies = []string{"round-robin", "peak-ewma", "least-inflight"}
+		}
+	}
+	scenarios := c.Scenario
+	if len(scenarios) == 0 {
+		scenarios = []string{""}
+	}
+	var reps []*bench.CompareReport
+	var err error
+	failed := false
+	for _, sc := range scenarios {
+		cc := bench.CompareConfig{
+			Load: load, Levels: c.Concurrency, Rounds: c.Rounds, Strategies: strategies,
+			Workers: c.Workers, WorkerDelays: c.WorkerDelays, WorkerConcurrency: c.WorkerConcurrency,
+			WorkerFailRates: c.WorkerFailRates, HangAfter: c.HangAfter, HangFor: c.HangFor, RestartAfter: c.RestartAfter,
+			InBroker: c.InBroker, Auth: c.Auth, Dir: c.Keep, Keep: c.Keep != "",
+			Progress: progress.Func,
+			Event:    func(msg string) { fmt.Fprintln(os.Stderr, "bench: "+msg) },
+		}
+		if c.Keep != "" && sc != "" {
+			cc.Dir = filepath.Join(c.Keep, sc)
+		}
+		if sc != "" {
+			if err := cc.ApplyScenario(sc); err != nil {
+				return badConfig(err)
+			}
+		}
+		var rep *bench.CompareReport
+		rep, err = bench.Compare(g.ctx, cc)
+		if rep == nil {
+			return badConfig(err)
+		}
+		reps = append(reps, rep)
+		for _, l := range rep.Levels {
+			for _, r := range l.Runs {
+				failed = failed || r.Report.Errors > 0 || r.Report.OK == 0
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	var out any = reps
+	if len(reps) == 1 {
+		out = reps[0]
+	}
+	if perr := c.print(out, func(w io.Writer) error {
+		for i, r := range reps {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			if len(reps) > 1 {
+				fmt.Fprintf(w, "### %s\n\n", r.Scenario)
 			}
 			if err := r.WriteText(w); err != nil {
 				return err

@@ -30,7 +30,7 @@ type DispatcherFlags struct {
 	HoldFor           time.Duration `help:"When every live worker falls silent at once (a partition?), hold requests this long before answering 503 (default 2 × dead-after; negative = never)."`
 	MaxAttempts       int           `default:"3" help:"Workers tried per request on silence, hedges or 5xx."`
 	MaxInflight       int           `default:"10000" help:"Requests in flight before answering 503."`
-	Strategy          string        `default:"round-robin" enum:"round-robin,least-inflight" help:"Balancing strategy: round-robin or least-inflight."`
+	Strategy          string        `default:"round-robin" enum:"round-robin,peak-ewma,least-inflight" help:"Balancing strategy: round-robin (cyclic, passing over slow, failing and full workers), peak-ewma (two random draws, the lower latency × pending wins) or least-inflight."`
 	EjectAfter        int           `default:"5" help:"Eject a worker after this many timeouts or 5xx in a row (-1 = never)."`
 	EjectFor          time.Duration `default:"5s" help:"Base ejection time; it grows with each ejection."`
 	Log               string        `default:"loadbalancer.log" help:"Log file (JSON lines); - for standard output. SIGUSR1 reopens it."`

@@ -20,6 +20,7 @@ import (
 type WorkerFlags struct {
 	Concurrency int           `default:"16" help:"Requests computed at once."`
 	Delay       time.Duration `help:"Add this delay to every request (simulates a slow worker)."`
+	FailRate    float64       `help:"Answer this share of requests, 0 to 1, with a 500 at once (simulates a failing worker)."`
 	Progress    time.Duration `default:"100ms" help:"Interval of progress messages for requests held (negative = none: a worker of another kind, for tests)."`
 	MaxSleep    time.Duration `default:"30s" help:"Upper bound of the sleep op."`
 	MaxSpin     time.Duration `default:"10s" help:"Upper bound of the spin op."`
@@ -96,8 +97,9 @@ func (f *WorkerFlags) startWorkers(p workerPlan) (*workerSet, error) {
 		w, err := calcworker.New(calcworker.Config{
 			Conn: nc, ID: id, Prefix: p.prefix, Heartbeat: p.heartbeat, Concurrency: f.Concurrency, Progress: f.Progress,
 			ServeDirect: f.ServeDirect, DrainGrace: p.drainGrace, Shared: s.shared, Metrics: p.metrics, ClaimWait: claimWait,
-			Env:     calc.Env{MaxSleep: f.MaxSleep, MaxSpin: f.MaxSpin, Delay: f.Delay},
-			OnError: func(err error) { p.log.Warn(err.Error()) },
+			FailRate: f.FailRate,
+			Env:      calc.Env{MaxSleep: f.MaxSleep, MaxSpin: f.MaxSpin, Delay: f.Delay},
+			OnError:  func(err error) { p.log.Warn(err.Error()) },
 		})
 		if err == nil {
 			err = w.Start()

@@ -15,8 +15,10 @@ let interval = 1000; // of the updates, ms
 let self = "";
 let control = false;
 
-// A row travels as [id, state, reason, inflight, served, forwarded, errors, ejections, heartbeat, drained].
+// A row travels as [id, state, reason, inflight, served, forwarded, errors, ejections, heartbeat, drained,
+// latency ms, error rate %, share %, verdict]: the last four are what the choice of worker reads of it.
 const ID = 0, STATE = 1, REASON = 2, INFLIGHT = 3, SERVED = 4, FORWARDED = 5, ERRORS = 6, EJECTIONS = 7, HB = 8, DRAINED = 9;
+const LATENCY = 10, ERRRATE = 11, SHARE = 12, VERDICT = 13;
 
 const numbers = new Intl.NumberFormat("en-US"); // toLocaleString builds one per call: slow by the thousand
 const fmt = (n) => numbers.format(n);
@@ -35,7 +37,7 @@ function newRow(id) {
   el.setAttribute("role", "row");
   el.dataset.id = id;
   const td = {};
-  for (const k of ["id", "state", "inflight", "served", "forwarded", "errors", "ejections", "hb", "act"]) {
+  for (const k of ["id", "state", "inflight", "served", "forwarded", "errors", "ejections", "latency", "errrate", "share", "hb", "act"]) {
     td[k] = document.createElement("div");
     td[k].className = k;
     td[k].setAttribute("role", "cell");
@@ -81,6 +83,16 @@ function updateRow(r, d, f) {
     setClass(r.td.errors, "bad", d[ERRORS] > 0);
   }
   if (old[EJECTIONS] !== d[EJECTIONS]) r.td.ejections.textContent = fmt(d[EJECTIONS]);
+  if (old[LATENCY] !== d[LATENCY]) r.td.latency.textContent = d[LATENCY] > 0 ? d[LATENCY].toFixed(1) + " ms" : "-";
+  if (old[ERRRATE] !== d[ERRRATE]) {
+    r.td.errrate.textContent = d[ERRRATE] + " %";
+    setClass(r.td.errrate, "bad", d[ERRRATE] > 10);
+  }
+  if (old[SHARE] !== d[SHARE] || old[VERDICT] !== d[VERDICT]) {
+    // Why the dispatcher gives it less than its turns: slow, failing, saturated, warming.
+    r.td.share.textContent = !d[VERDICT] ? "-" : d[SHARE] + " %" + (d[VERDICT] !== "ok" ? " " + d[VERDICT] : "");
+    setClass(r.td.share, "bad", d[VERDICT] === "slow" || d[VERDICT] === "failing" || d[VERDICT] === "saturated");
+  }
   filterRow(r, f);
 }
 
@@ -103,7 +115,8 @@ function filters() {
 }
 
 function filterRow(r, { q, st }) {
-  let show = !q || r.d[ID].toLowerCase().includes(q) || r.d[STATE].includes(q) || (r.d[DRAINED] && "drained".includes(q));
+  let show = !q || r.d[ID].toLowerCase().includes(q) || r.d[STATE].includes(q) || (r.d[DRAINED] && "drained".includes(q)) ||
+    (r.d[VERDICT] && r.d[VERDICT] !== "ok" && r.d[VERDICT].includes(q));
   if (st === "!up") show = show && (r.d[STATE] !== "up" || r.d[DRAINED]);
   else if (st === "drained") show = show && r.d[DRAINED];
   else if (st) show = show && r.d[STATE] === st;
@@ -116,6 +129,8 @@ function sortKey(r, by) {
     case "inflight": return -r.d[INFLIGHT];
     case "served": return -r.d[SERVED];
     case "errors": return -r.d[ERRORS];
+    case "latency": return -r.d[LATENCY];
+    case "share": return r.d[VERDICT] ? r.d[SHARE] : 101;
     case "hb": return r.d[HB] || 0;
   }
   return 0;
