@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -28,9 +30,17 @@ func TestUnheardRequestIsResentUntilAnswered(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Do = %v; want the seventh send answered", err)
 	}
-	if r.Sends != 7 || n.Load() != 7 {
-		t.Fatalf("sends %d, received %d; want 7, 7", r.Sends, n.Load())
+	// The seventh send is answered; on a loaded machine its answer may
+	// come after an eighth send went out.
+	if r.Sends < 7 {
+		t.Fatalf("sends %d; want 7 or more", r.Sends)
 	}
+	testutil.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		if got := n.Load(); got != int64(r.Sends) {
+			return fmt.Errorf("received %d; want the %d sent", got, r.Sends)
+		}
+		return nil
+	})
 }
 
 // TestHeardRequestStopsAtMaxAttempts: once a dispatcher said it holds the
