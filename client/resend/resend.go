@@ -22,10 +22,11 @@ type Policy struct {
 	// is sent again after AttemptWait unanswered, doubling each time.
 	Silence     time.Duration
 	AttemptWait time.Duration
-	// MaxAttempts bounds the sends of a request a dispatcher said it
-	// holds (1: no resend). Until one says so, a request with progress
-	// messages is sent again after each silence until its deadline: a
-	// route or broker cut off may swallow sends.
+	// MaxAttempts bounds the sends without progress messages (1: no
+	// resend). With them, a request is sent again after each silence
+	// until its deadline, a route or broker cut off may swallow sends;
+	// once a dispatcher said it holds it, after MaxAttempts-1 resends in
+	// a row with no word from any, further and further apart (spacing).
 	MaxAttempts int
 	// Rand returns a number in [0, n): the backoff's jitter.
 	Rand func(n int64) int64
@@ -63,6 +64,8 @@ type Call struct {
 	wait               time.Duration // until a resend, without progress messages
 	backoff            time.Duration
 	sends              int
+	// unheard: resends since the last progress message (spacing).
+	unheard int
 	// backingOff: the last answer was "no responders", and the next send
 	// ends the backoff. noDispatcher: so was one since the start, and
 	// running out of time is then a 503. kicked: the connection came back
@@ -92,7 +95,11 @@ func (c *Call) Retrying() bool { return c.retrying }
 func (c *Call) wake() int64 { return min(c.nextSend, c.deadline) }
 
 // Progress records a progress message at now: a dispatcher holds it.
-func (c *Call) Progress(now int64) { c.heard = now }
+func (c *Call) Progress(now int64) {
+	if now != c.heard {
+		c.heard, c.unheard = now, 0
+	}
+}
 
 // NoDispatcher tells whether "no responders" came since the start: no
 // dispatcher took the request.
@@ -141,9 +148,16 @@ func (c *Call) Timer(now int64, silence time.Duration, budgetAllows bool) Action
 			return Action{Wake: c.wake()}
 		}
 	}
-	if !c.backingOff && c.sends >= c.p.MaxAttempts && (!progress || c.p.MaxAttempts == 1 || c.heard != 0) {
-		c.nextSend = c.deadline // no more sends: wait for a reply
-		return Action{Wake: c.wake()}
+	if !c.backingOff && !c.kicked {
+		gap, stop := c.spacing(progress)
+		if stop {
+			c.nextSend = c.deadline // no more sends: wait for a reply
+			return Action{Wake: c.wake()}
+		}
+		if next := c.lastSend + int64(gap); now < next {
+			c.nextSend = next
+			return Action{Wake: c.wake()}
+		}
 	}
 	a := Action{Send: true, Retry: true}
 	if !c.retrying {
@@ -154,6 +168,7 @@ func (c *Call) Timer(now int64, silence time.Duration, budgetAllows bool) Action
 		c.retrying, a.Counted = true, true
 	}
 	c.sends++
+	c.unheard++
 	c.lastSend, c.kicked = now, false
 	if c.backingOff {
 		c.backingOff = false
@@ -163,6 +178,26 @@ func (c *Call) Timer(now int64, silence time.Duration, budgetAllows bool) Action
 	c.nextSend = now + int64(c.wait)
 	a.Wake = c.wake()
 	return a
+}
+
+// spacing is how long after the last send the next may go, beyond the
+// silence, and whether none may. Without progress messages, MaxAttempts
+// sends in all. With them, before any dispatcher said it holds the
+// request, a send after each silence; once one did, MaxAttempts-1
+// resends in a row with no word from any dispatcher go after each
+// silence, and the next ones twice as far apart each time, up to 16
+// silences: a dispatcher that held the request may have died with it,
+// and resends swallowed by a cut route may have left nothing behind, so
+// the request is never given up before its deadline, but a client cut
+// off for long sends little. A progress message starts the count again.
+func (c *Call) spacing(progress bool) (gap time.Duration, stop bool) {
+	switch {
+	case !progress || c.p.MaxAttempts == 1:
+		return 0, c.sends >= c.p.MaxAttempts
+	case c.heard == 0 || c.unheard < c.p.MaxAttempts-1:
+		return 0, false
+	}
+	return c.wait << min(c.unheard-(c.p.MaxAttempts-1)+1, 4), false
 }
 
 // jitter is d/2 plus a random part of d/2.
