@@ -203,6 +203,7 @@ func (d *Dispatcher) Start() error {
 			return err
 		}
 	}
+	d.limitSideBacklogs()
 	conns := []*nats.Conn{d.nc}
 	if d.cfg.HeartbeatConn != d.nc {
 		conns = append(conns, d.cfg.HeartbeatConn)
@@ -287,6 +288,7 @@ wait:
 	}
 	close(d.quit)
 	d.wg.Wait()
+	d.inflight.stopOrphans()
 	// Drain the rest, so that what already reached the broker for us (a
 	// worker's last "draining" heartbeat, a late reply) is still heard.
 	for _, sub := range d.subs.all() {

@@ -35,11 +35,11 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 		}
 		r.id, r.client, r.timeout = v[0], v[1], v[2]
 		r.progress = v[3] != ""
-		if v[4] != "" { // ParseInt's error for "" would allocate
-			if ms, err := strconv.ParseInt(v[4], 10, 64); err == nil && ms > 0 {
-				r.hedge = time.Duration(ms) * time.Millisecond
-			}
+		if e := checkHeaders(r, &v); e != nil { // limits.go
+			d.fail(r, e)
+			return
 		}
+		r.hedge = wire.Millis(v[4], d.cfg.MaxRequestTimeout)
 	}
 	r.keyed = r.id != ""
 	if r.id == "" {
@@ -51,12 +51,11 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 		}
 	}
 	timeout := d.cfg.RequestTimeout
-	if ms, err := strconv.ParseInt(r.timeout, 10, 64); err == nil && ms > 0 {
-		timeout = min(time.Duration(ms)*time.Millisecond, d.cfg.MaxRequestTimeout)
+	if t := wire.Millis(r.timeout, d.cfg.MaxRequestTimeout); t > 0 {
+		timeout = t // clamped: a huge value is the cap, not an overflow
 	}
-	if !d.inflight.admit(d.cfg.MaxInflight) {
-		d.fail(r, wire.NewError(wire.CodeUnavailable,
-			fmt.Sprintf("dispatcher %s is at capacity (%d requests in flight)", d.cfg.ID, d.cfg.MaxInflight)))
+	if e := d.admit(r); e != nil {
+		d.fail(r, e)
 		return
 	}
 	d.send(r, d.inflight.open(r, now, timeout), now) // one lock for the deadline and the first attempt

@@ -13,6 +13,7 @@ import (
 // a ...Locked method wants it held and keeps it.
 type inflight struct {
 	count    atomic.Int64 // requests admitted and not yet done
+	bytes    atomic.Int64 // their cost (limits.go)
 	retrying atomic.Int64 // requests with a timeout retry outstanding
 	nParked  atomic.Int64 // len(parked), read without the lock
 
@@ -101,6 +102,7 @@ func (t *inflight) open(r *request, now time.Time, timeout time.Duration) step {
 				if o := t.orphans.takeLocked(r.id, now.UnixNano()); o != nil {
 					t.mu.Unlock()
 					t.count.Add(-1)
+					t.bytes.Add(-r.cost)
 					return step{kind: stepOrphan, orphan: o}
 				}
 			}
@@ -108,6 +110,7 @@ func (t *inflight) open(r *request, now time.Time, timeout time.Duration) step {
 		} else if o.reply == r.reply {
 			t.mu.Unlock()
 			t.count.Add(-1)
+			t.bytes.Add(-r.cost)
 			return step{kind: stepJoined}
 		} else {
 			r.keyed = false // another client's id: served on its own
@@ -370,4 +373,5 @@ func (t *inflight) finishLocked(r *request) {
 		t.retrying.Add(-1)
 	}
 	t.count.Add(-1)
+	t.bytes.Add(-r.cost)
 }

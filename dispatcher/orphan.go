@@ -1,9 +1,11 @@
 package dispatcher
 
 import (
+	"bytes"
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 
@@ -26,56 +28,63 @@ import (
 // A 500 or 503 is not kept: another worker may do better, and the resend
 // finds one.
 
+// orphanKeep is how long an orphan waits for its client's resend, which
+// comes after the client's silence (a second at most) or once it has
+// reconnected to another broker. A variable for the tests alone.
+var orphanKeep = 10 * time.Second
+
 const (
-	// orphanKeep is how long an orphan waits for its client's resend,
-	// which comes after the client's silence (a second at most) or once
-	// it has reconnected to another broker.
-	orphanKeep = 10 * time.Second
-	// maxOrphanBytes bounds the orphans kept, payloads and headers; the
-	// oldest go first.
+	// maxOrphanBytes and maxOrphans bound the orphans kept, each counted
+	// at what it really costs (orphanCost); the oldest go first.
 	maxOrphanBytes = 16 << 20
+	maxOrphans     = 16 << 10
 )
 
 // orphan is a reply handed over, kept for its request's resend.
 type orphan struct {
 	id   string
 	hdr  nats.Header
-	data []byte
-	at   int64 // unix nanoseconds, when it came
+	data []byte // a copy of the payload alone, not the buffer it came in
+	at   int64  // unix nanoseconds, when it came
 	size int
 }
 
-// orphanage holds the orphans kept, guarded by inflight.mu.
+// orphanage holds the orphans kept, guarded by inflight.mu. A timer lets
+// go of them when they expire, whether or not others arrive.
 type orphanage struct {
 	byID  map[string]*orphan
 	fifo  []*orphan // in arrival order, taken ones included until they reach the front
 	bytes int
+	timer *time.Timer // armed while orphans are kept
+	armed bool
 	// Counted under inflight.mu, read by the metrics without it.
 	kept, answered, expired atomic.Uint64
 }
 
-func orphanSize(o *orphan) int {
-	n := len(o.id) + len(o.data)
-	for k, vs := range o.hdr {
-		n += len(k)
-		for _, v := range vs {
-			n += len(v)
-		}
-	}
-	return n
+// orphanOverhead is what an orphan costs beyond its id, payload and
+// headers: the orphan, its slots in byID and fifo, and its header map
+// (TestOrphanAccounting measures it).
+const orphanOverhead = int(unsafe.Sizeof(orphan{})) + 64 + 8 + 48
+
+// orphanCost is what o costs the dispatcher while kept.
+func orphanCost(o *orphan) int {
+	return orphanOverhead + len(o.id) + cap(o.data) + int(headerCost(o.hdr))
 }
 
 // putLocked keeps o, first letting go of the orphans expired at now and,
-// past maxOrphanBytes, the oldest.
+// past maxOrphanBytes or maxOrphans, the oldest.
 func (g *orphanage) putLocked(o *orphan, now int64) {
 	if g.byID == nil {
 		g.byID = make(map[string]*orphan)
 	}
-	o.size = orphanSize(o)
+	o.size = orphanCost(o)
 	if prev := g.byID[o.id]; prev != nil { // the same reply twice: keep the later
 		g.dropLocked(prev)
 	}
 	g.byID[o.id] = o
+	if len(g.fifo) >= 2*maxOrphans {
+		g.compactLocked()
+	}
 	g.fifo = append(g.fifo, o)
 	g.bytes += o.size
 	g.kept.Add(1)
@@ -83,12 +92,12 @@ func (g *orphanage) putLocked(o *orphan, now int64) {
 }
 
 // expireLocked lets go of the orphans older than orphanKeep at now and,
-// while over maxOrphanBytes, the oldest.
+// while over maxOrphanBytes or maxOrphans, the oldest.
 func (g *orphanage) expireLocked(now int64) {
 	for len(g.fifo) > 0 {
 		o := g.fifo[0]
 		if g.byID[o.id] == o {
-			if now-o.at < int64(orphanKeep) && g.bytes <= maxOrphanBytes {
+			if now-o.at < int64(orphanKeep) && g.bytes <= maxOrphanBytes && len(g.byID) <= maxOrphans {
 				break
 			}
 			g.dropLocked(o)
@@ -102,9 +111,24 @@ func (g *orphanage) expireLocked(now int64) {
 	}
 }
 
+// compactLocked drops from fifo the orphans no longer kept: the same id
+// handed over again and again leaves one behind each time.
+func (g *orphanage) compactLocked() {
+	live := make([]*orphan, 0, len(g.byID)+1)
+	for _, o := range g.fifo {
+		if g.byID[o.id] == o {
+			live = append(live, o)
+		}
+	}
+	g.fifo = live
+}
+
+// dropLocked forgets o, and lets go of its payload and headers at once:
+// its place in fifo may outlive it until it reaches the front.
 func (g *orphanage) dropLocked(o *orphan) {
 	delete(g.byID, o.id)
 	g.bytes -= o.size
+	o.hdr, o.data = nil, nil
 }
 
 // takeLocked returns and forgets the orphan kept for id, if one is and
@@ -114,13 +138,56 @@ func (g *orphanage) takeLocked(id string, now int64) *orphan {
 	if o == nil {
 		return nil
 	}
+	taken := *o
 	g.dropLocked(o)
 	if now-o.at >= int64(orphanKeep) {
 		g.expired.Add(1)
 		return nil
 	}
 	g.answered.Add(1)
-	return o
+	return &taken
+}
+
+// keepOrphanLocked keeps o for its resend and arms the expiry timer.
+func (t *inflight) keepOrphanLocked(o *orphan) {
+	t.orphans.putLocked(o, o.at)
+	t.armOrphansLocked(o.at)
+}
+
+// armOrphansLocked arms the timer for the oldest orphan kept at now, if
+// any is and the timer is not armed.
+func (t *inflight) armOrphansLocked(now int64) {
+	g := &t.orphans
+	if g.armed || len(g.fifo) == 0 {
+		return
+	}
+	wait := time.Duration(g.fifo[0].at + int64(orphanKeep) - now)
+	g.armed = true
+	if g.timer == nil {
+		g.timer = time.AfterFunc(wait, t.expireOrphans)
+	} else {
+		g.timer.Reset(wait)
+	}
+}
+
+// expireOrphans lets go of the orphans expired, and re-arms for the next.
+func (t *inflight) expireOrphans() {
+	now := time.Now().UnixNano()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.orphans.armed = false
+	t.orphans.expireLocked(now)
+	t.armOrphansLocked(now)
+}
+
+// stopOrphans stops the expiry timer; what is kept stays until collected.
+func (t *inflight) stopOrphans() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.orphans.timer != nil {
+		t.orphans.timer.Stop()
+	}
+	t.orphans.armed = true // never again
 }
 
 // adopt answers with o the request open here under o's id, returning it,
@@ -135,7 +202,7 @@ func (t *inflight) adopt(o *orphan) (r *request, attempts int, cancel []*member)
 		t.finishLocked(r)
 		return r, attempts, cancel
 	}
-	t.orphans.putLocked(o, o.at)
+	t.keepOrphanLocked(o)
 	return nil, 0, nil
 }
 
@@ -159,8 +226,12 @@ func (d *Dispatcher) onOrphan(m *nats.Msg) {
 		d.orphansRefused.Add(1)
 		return
 	}
+	if len(id) > wire.MaxRequestIDLen || wire.CheckRequestHeaders(m.Header) != nil {
+		d.orphansRefused.Add(1)
+		return
+	}
 	now := time.Now()
-	o := &orphan{id: id, hdr: m.Header, data: m.Data, at: now.UnixNano()}
+	o := &orphan{id: id, hdr: m.Header, data: bytes.Clone(m.Data), at: now.UnixNano()}
 	r, attempts, cancel := d.inflight.adopt(o)
 	if r == nil {
 		return // kept for the resend

@@ -1,12 +1,16 @@
 package dispatcher
 
 import (
+	"bytes"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -105,5 +109,84 @@ func TestOrphanageBounds(t *testing.T) {
 	// first a was replaced, not expired; the second was answered.
 	if e, a := g.expired.Load(), g.answered.Load(); e != 6 || a != 1 {
 		t.Errorf("expired %d, answered %d; want 6, 1", e, a)
+	}
+}
+
+// TestOrphanAccounting: what the orphanage counts for its orphans is at
+// least what they really cost in memory, for one-byte replies (the flood
+// that a byte count of payloads and headers alone let through) and for
+// larger ones; and a flood of them stays within maxOrphans and
+// maxOrphanBytes.
+func TestOrphanAccounting(t *testing.T) {
+	for _, size := range []int{1, 100, 4000} {
+		var g orphanage
+		data := strings.Repeat("x", size)
+		for i := range 2 * maxOrphans {
+			id := fmt.Sprintf("%036d", i)
+			hdr := nats.Header{}
+			hdr.Set(wire.HdrRequestID, id)
+			hdr.Set(wire.HdrWorker, "w-0123456789abcdef")
+			g.putLocked(&orphan{id: id, hdr: hdr, data: bytes.Clone([]byte(data)), at: t0.UnixNano()}, t0.UnixNano())
+		}
+		if len(g.byID) > maxOrphans || g.bytes > maxOrphanBytes {
+			t.Fatalf("%d-byte replies: %d kept, %d bytes; want at most %d and %d", size, len(g.byID), g.bytes, maxOrphans, maxOrphanBytes)
+		}
+		t.Logf("%d-byte replies: %d kept, %d bytes counted each", size, len(g.byID), g.bytes/len(g.byID))
+	}
+	// The whole cost, measured from nothing: orphans made and kept.
+	before := heapInUse()
+	var g orphanage
+	for i := range 10000 {
+		id := fmt.Sprintf("%036d", i)
+		m := nats.NewMsg("x")
+		m.Header.Set(wire.HdrRequestID, id)
+		m.Header.Set(wire.HdrWorker, "w-0123456789abcdef")
+		g.putLocked(&orphan{id: id, hdr: m.Header, data: bytes.Clone([]byte("1")), at: t0.UnixNano()}, t0.UnixNano())
+	}
+	used := heapInUse() - before
+	if counted := uint64(g.bytes); counted < used {
+		t.Fatalf("10,000 one-byte orphans counted as %d bytes; they take %d", counted, used)
+	}
+	t.Logf("10,000 one-byte orphans: %d bytes counted, %d in use", g.bytes, used)
+	runtime.KeepAlive(&g)
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestOrphanExpiresOnItsOwn: an orphan kept is let go once it expires,
+// with no other arriving after it; the same id handed over again and
+// again keeps one entry, and fifo stays bounded.
+func TestOrphanExpiresOnItsOwn(t *testing.T) {
+	old := orphanKeep
+	orphanKeep = 50 * time.Millisecond
+	t.Cleanup(func() { orphanKeep = old })
+	tab := testTable(&member{id: "a"})
+	t.Cleanup(tab.stopOrphans)
+	now := time.Now()
+	for range 3 * maxOrphans {
+		tab.adopt(testOrphan("same", now, "1"))
+	}
+	tab.mu.Lock()
+	kept, fifo := len(tab.orphans.byID), len(tab.orphans.fifo)
+	tab.mu.Unlock()
+	if kept != 1 || fifo > 2*maxOrphans+1 {
+		t.Fatalf("%d kept, fifo of %d; want 1 and at most %d", kept, fifo, 2*maxOrphans+1)
+	}
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		tab.mu.Lock()
+		defer tab.mu.Unlock()
+		if n, b := len(tab.orphans.byID), tab.orphans.bytes; n != 0 || b != 0 {
+			return fmt.Errorf("%d orphans of %d bytes kept after they expired", n, b)
+		}
+		return nil
+	})
+	if n := tab.orphans.expired.Load(); n == 0 {
+		t.Fatal("none counted expired")
 	}
 }

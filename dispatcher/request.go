@@ -61,6 +61,8 @@ type request struct {
 	// keyed: its client chose its id, and it is in inflight.byID while
 	// open, so that a resend joins it.
 	keyed bool
+	// cost: its bytes counted in inflight.bytes (limits.go).
+	cost int64
 
 	tried    []*member // workers tried, in order
 	from     int       // tried[from:] are skipped; set when held requests are sent again
