@@ -330,7 +330,6 @@ func (w *Worker) shutdown(ctx context.Context) error {
 	return err
 }
 
-
 // Stats are the worker's counters.
 type Stats struct {
 	Served, Errors uint64
