@@ -61,6 +61,7 @@ func (c *Core) progress(ev Event, now int64) {
 			a.heard = now
 			a.w.hear(now)
 			a.w.tick(now)
+			c.revive(a)
 		}
 		return
 	}
@@ -69,6 +70,7 @@ func (c *Core) progress(ev Event, now int64) {
 		if a := c.shared[attemptKey{ev.Worker, id}]; a != nil {
 			a.heard = now
 			w = a.w
+			c.revive(a)
 		}
 	}
 	if w != nil {
