@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,6 +124,9 @@ type Worker struct {
 	inboxes    wire.Inboxes
 	refused    atomic.Uint64
 	refusedLog loglimit.Limit
+	// Publishes that failed, reported at most once a second (limits.go).
+	publishFailed atomic.Uint64
+	failedLog     loglimit.Limit
 
 	stopWatch func() // ends watchReconnects
 
@@ -335,8 +337,6 @@ func (w *Worker) shutdown(ctx context.Context) error {
 	return err
 }
 
-func parseMillis(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
-
 // Stats are the worker's counters.
 type Stats struct {
 	Served, Errors uint64
@@ -347,9 +347,12 @@ type Stats struct {
 	// RefusedReplies counts the messages dropped unanswered because
 	// their reply subject is not an inbox.
 	RefusedReplies uint64
+	// PublishFailed counts replies and progress messages that could not
+	// be published (too large for the connection, or it closed).
+	PublishFailed uint64
 }
 
 // Stats returns the worker's counters.
 func (w *Worker) Stats() Stats {
-	return Stats{Served: w.served.Load(), Errors: w.errs.Load(), Inflight: w.inflight.Load(), HandedOver: w.handedOver.Load(), RefusedReplies: w.refused.Load()}
+	return Stats{Served: w.served.Load(), Errors: w.errs.Load(), Inflight: w.inflight.Load(), HandedOver: w.handedOver.Load(), RefusedReplies: w.refused.Load(), PublishFailed: w.publishFailed.Load()}
 }

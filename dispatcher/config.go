@@ -70,6 +70,10 @@ type Config struct {
 	// MaxInflight caps requests in flight; beyond it the dispatcher answers
 	// 503 at once instead of queueing. 0 = 10000.
 	MaxInflight int
+	// MaxInflightBytes caps what the requests in flight cost the
+	// dispatcher in memory: payloads, headers, reply subjects and each
+	// request's own overhead; beyond it, 503 at once. 0 = 256 MiB.
+	MaxInflightBytes int64
 	// MaxWorkers caps the table of workers: a heartbeat from a new id
 	// when it is full takes the place of a worker that is down, or is
 	// refused and logged. It bounds the memory and the status reply that
@@ -137,6 +141,7 @@ func DefaultConfig() Config {
 		RetryBudget:       0.2,
 		MinRetries:        10,
 		MaxInflight:       10000,
+		MaxInflightBytes:  256 << 20,
 		MaxWorkers:        10000,
 		Strategy:          RoundRobin,
 		Outlier: OutlierConfig{
@@ -150,7 +155,7 @@ func DefaultConfig() Config {
 }
 
 // orDefault sets *v to def when it is zero or negative.
-func orDefault[T int | float64 | time.Duration](v *T, def T) {
+func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}
@@ -186,6 +191,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.RetryBudget, def.RetryBudget)
 	orDefault(&c.MinRetries, def.MinRetries)
 	orDefault(&c.MaxInflight, def.MaxInflight)
+	orDefault(&c.MaxInflightBytes, def.MaxInflightBytes)
 	orDefault(&c.MaxWorkers, def.MaxWorkers)
 	if c.Strategy == "" {
 		c.Strategy = def.Strategy

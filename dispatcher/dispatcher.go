@@ -147,7 +147,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.events.init(cfg.Conn)
 	d.metrics.init(d)
 	d.inflight.core = flight.New(flight.Config{
-		ID: cfg.ID, MaxInflight: cfg.MaxInflight, MaxAttempts: cfg.MaxAttempts,
+		ID: cfg.ID, MaxInflight: cfg.MaxInflight, MaxInflightBytes: cfg.MaxInflightBytes, MaxAttempts: cfg.MaxAttempts,
 		AttemptTimeout: cfg.AttemptTimeout, HedgeAfter: cfg.HedgeAfter, ProgressEvery: cfg.ProgressInterval,
 		MuteFor: cfg.DeadAfter, HoldFor: cfg.HoldFor,
 		Budget: flight.Budget(cfg.retryBudget()),
@@ -209,6 +209,7 @@ func (d *Dispatcher) Start() error {
 			return err
 		}
 	}
+	d.limitSideBacklogs()
 	conns := []*nats.Conn{d.nc}
 	if d.cfg.HeartbeatConn != d.nc {
 		conns = append(conns, d.cfg.HeartbeatConn)

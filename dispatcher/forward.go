@@ -36,11 +36,11 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 		}
 		r.id, r.client, r.timeout = v[0], v[1], v[2]
 		progress = v[3] != ""
-		if v[4] != "" { // ParseInt's error for "" would allocate
-			if ms, err := strconv.ParseInt(v[4], 10, 64); err == nil && ms > 0 {
-				hedge = time.Duration(ms) * time.Millisecond
-			}
+		if e := checkHeaders(r, &v); e != nil { // limits.go
+			d.fail(r, e)
+			return
 		}
+		hedge = wire.Millis(v[4], d.cfg.MaxRequestTimeout)
 	}
 	keyed := r.id != ""
 	if r.id == "" {
@@ -52,9 +52,10 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 		}
 	}
 	timeout := d.cfg.RequestTimeout
-	if ms, err := strconv.ParseInt(r.timeout, 10, 64); err == nil && ms > 0 {
-		timeout = min(time.Duration(ms)*time.Millisecond, d.cfg.MaxRequestTimeout)
+	if t := wire.Millis(r.timeout, d.cfg.MaxRequestTimeout); t > 0 {
+		timeout = t // clamped: a huge value is the cap, not an overflow
 	}
+	r.fr.Cost = requestCost(r)
 	r.fr.ID, r.fr.Client, r.fr.Keyed, r.fr.Progress, r.fr.Hedge, r.fr.Timeout = r.id, r.client, keyed, progress, hedge, timeout
 	d.run(flight.Event{Kind: flight.EvRequest, Now: now.UnixNano(), Req: &r.fr})
 }

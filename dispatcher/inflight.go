@@ -22,6 +22,7 @@ type inflight struct {
 	inbox         string        // "<inbox>." prefix of forward reply subjects; set by Start
 
 	count   atomic.Int64 // requests open or parked, read without the lock
+	bytes   atomic.Int64 // what they cost (limits.go), read without the lock
 	nParked atomic.Int64
 }
 
@@ -46,6 +47,7 @@ func (d *Dispatcher) step(ev flight.Event) *[]flight.Action {
 func (d *Dispatcher) noteLocked(acts []flight.Action) {
 	t := &d.inflight
 	t.count.Store(int64(t.core.Inflight()))
+	t.bytes.Store(t.core.InflightBytes())
 	t.nParked.Store(int64(t.core.Parked()))
 	if n := len(acts); n > 0 && acts[n-1].Kind == flight.ActWake {
 		at := acts[n-1].At

@@ -118,6 +118,7 @@ var (
 	descDuration = desc(MetricRequestDuration,
 		"Time from a request's arrival to its answer, whatever its status.")
 	descInflight       = desc("bilancia_dispatcher_requests_in_flight", "Requests admitted and not yet answered.")
+	descInflightBytes  = desc("bilancia_dispatcher_requests_in_flight_bytes", "What the requests in flight cost in memory, as counted against --max-inflight-bytes.")
 	descRetrying       = desc("bilancia_dispatcher_requests_retrying", "Requests in flight with a retry after a timeout outstanding.")
 	descRetries        = desc("bilancia_dispatcher_retries_total", "Attempts sent after a worker's silence, a timeout or a hedge.")
 	descSilence        = desc("bilancia_dispatcher_silence_retries_total", "Of the retries, those sent on because their worker fell silent on every request it held.")
@@ -144,7 +145,7 @@ var workerStates = [...]string{wire.StateUp, wire.StateDraining, wire.StateEject
 type collector struct{ d *Dispatcher }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descRetrying, descRetries,
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descInflightBytes, descRetrying, descRetries,
 		descSilence, descDenied, descRedispatched, descOrphans, descRefused, descLogDropped, descStart, descWorkers, descDrained, descWorkerState,
 		descWorkerForwards, descWorkerErrors, descWorkerInflight, descWorkerEjected, descWorkerAge} {
 		ch <- d
@@ -163,6 +164,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descInflight, float64(st.Inflight))
+	gauge(descInflightBytes, float64(d.inflight.bytes.Load()))
 	core, retrying := d.coreStats()
 	gauge(descRetrying, float64(retrying))
 	counter(descRetries, st.Retries)

@@ -1,8 +1,10 @@
 package dispatcher
 
 import (
+	"bytes"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 
@@ -27,29 +29,29 @@ import (
 // A 500 or 503 is not kept: another worker may do better, and the resend
 // finds one.
 
-// onOrphan takes a reply a worker handed over.
-func (d *Dispatcher) onOrphan(m *nats.Msg) {
-	ev := flight.Event{Kind: flight.EvOrphan, Now: time.Now().UnixNano(), Payload: m,
-		Code: replyCode(m.Header), Size: orphanSize(m)}
+// onOrphan takes a reply a worker handed over. What the core may keep is
+// a copy of the payload alone, not the buffer it came in; one with no
+// payload, or headers beyond their bounds, is refused (Size 0).
+func (d *Dispatcher) onOrphan(m *nats.Msg) { d.run(orphanEvent(m, time.Now().UnixNano())) }
+
+// orphanEvent is the core's event for m, handed over at now.
+func orphanEvent(m *nats.Msg, now int64) flight.Event {
+	ev := flight.Event{Kind: flight.EvOrphan, Now: now, Code: replyCode(m.Header)}
 	if m.Header != nil {
 		ev.ID, ev.Worker = m.Header.Get(wire.HdrRequestID), m.Header.Get(wire.HdrWorker)
 	}
-	if len(m.Data) == 0 {
-		ev.Size = 0 // no reply in it: refused
+	if len(m.Data) > 0 && ev.ID != "" && len(ev.ID) <= wire.MaxRequestIDLen && wire.CheckRequestHeaders(m.Header) == nil {
+		kept := &nats.Msg{Header: m.Header, Data: bytes.Clone(m.Data)}
+		ev.Payload, ev.Size = kept, orphanCost(ev.ID, kept)
 	}
-	d.run(ev)
+	return ev
 }
 
-// orphanSize is what keeping m costs: its payload and headers.
-func orphanSize(m *nats.Msg) int {
-	n := len(m.Data)
-	for k, vs := range m.Header {
-		n += len(k)
-		for _, v := range vs {
-			n += len(v)
-		}
-	}
-	return n
+// orphanCost is what keeping m, a reply handed over for request id,
+// costs the dispatcher: its payload, headers and message (the core adds
+// its own share, flight.Config.OrphanBytes).
+func orphanCost(id string, m *nats.Msg) int {
+	return int(unsafe.Sizeof(nats.Msg{})) + len(id) + cap(m.Data) + int(headerCost(m.Header))
 }
 
 // replyCode is a reply's error code, 0 for a result.

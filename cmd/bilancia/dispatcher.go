@@ -30,6 +30,7 @@ type DispatcherFlags struct {
 	HoldFor           time.Duration `help:"When every live worker falls silent at once (a partition?), hold requests this long before answering 503 (default 2 × dead-after; negative = never)."`
 	MaxAttempts       int           `default:"3" help:"Workers tried per request on silence, hedges or 5xx."`
 	MaxInflight       int           `default:"10000" help:"Requests in flight before answering 503."`
+	MaxInflightBytes  int64         `default:"268435456" help:"Bytes of requests in flight (payloads, headers, overhead) before answering 503."`
 	Strategy          string        `default:"round-robin" enum:"round-robin,peak-ewma,least-inflight" help:"Balancing strategy: round-robin (cyclic, passing over slow, failing and full workers), peak-ewma (two random draws, the lower latency × pending wins) or least-inflight."`
 	EjectAfter        int           `default:"5" help:"Eject a worker after this many timeouts or 5xx in a row (-1 = never)."`
 	EjectFor          time.Duration `default:"5s" help:"Base ejection time; it grows with each ejection."`
@@ -53,6 +54,7 @@ func (f *DispatcherFlags) config(d *dispatcher.Config) {
 	d.HoldFor = f.HoldFor
 	d.MaxAttempts = f.MaxAttempts
 	d.MaxInflight = f.MaxInflight
+	d.MaxInflightBytes = f.MaxInflightBytes
 	d.Strategy = f.Strategy
 	d.Outlier = dispatcher.OutlierConfig{Consecutive: f.EjectAfter, BaseEjection: f.EjectFor}
 	d.LogRequests = f.LogRequests

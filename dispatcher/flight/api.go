@@ -10,6 +10,9 @@ type Config struct {
 	// MaxInflight bounds the requests in flight; past it a request is
 	// answered 503 at once. 0 = no bound.
 	MaxInflight int
+	// MaxInflightBytes bounds what the requests in flight cost, each its
+	// Request.Cost; past it, 503 at once. 0 = no bound.
+	MaxInflightBytes int64
 	// MaxAttempts bounds the workers tried for one request because of
 	// timeouts and faults. 0 = 1.
 	MaxAttempts int
@@ -32,10 +35,12 @@ type Config struct {
 	// Budget bounds the requests being retried after a timeout.
 	Budget Budget
 	// OrphanKeep is how long a reply handed over waits for its request's
-	// resend; 0 = DefaultOrphanKeep. OrphanBytes bounds the replies kept;
-	// 0 = DefaultOrphanBytes.
+	// resend; 0 = DefaultOrphanKeep. OrphanBytes and OrphanMax bound the
+	// replies kept, in bytes (each its Event.Size and the core's own
+	// overhead) and in number; 0 = DefaultOrphanBytes, DefaultOrphanMax.
 	OrphanKeep  time.Duration
 	OrphanBytes int
+	OrphanMax   int
 	// Bugs: for the simulator's tests only; the zero value has none.
 	Bugs Bugs
 }
@@ -128,6 +133,7 @@ type Request struct {
 	Progress bool          // the client asked for progress messages
 	Hedge    time.Duration // the client's Calc-Hedge-Ms; 0 = Config.HedgeAfter
 	Timeout  time.Duration // the request's time, from now; capped by the shell
+	Cost     int64         // what it costs the shell in memory while in flight
 	Ref      any
 	// ----
 	state    ReqState
@@ -210,8 +216,9 @@ const (
 	// in rotation any more.
 	EvWorkerDown
 	// EvOrphan: a reply handed over on the orphan subject for request
-	// ID by worker Worker (AckTo: its bounce subject), Payload the
-	// message, Code its error code, Size its bytes.
+	// ID by worker Worker, Payload the message (a copy the core may keep),
+	// Code its error code, Size what keeping it costs; Size 0: not a
+	// reply worth keeping (no payload, bad headers), refused.
 	EvOrphan
 	// EvTick: time passed; timers due at Now fire. Backlog says the
 	// shell has messages received and not yet handled, so that silence

@@ -27,6 +27,7 @@ type Core struct {
 	cfg     Config
 	pool    Pool
 	reqs    []*Request // open and parked
+	bytes   int64      // their Cost
 	parked  []*Request
 	pending map[uint64]*Attempt
 	shared  map[attemptKey]*Attempt // attempts on their worker's shared reply subject
@@ -59,10 +60,14 @@ func New(cfg Config, pool Pool) *Core {
 	if cfg.OrphanBytes <= 0 {
 		cfg.OrphanBytes = DefaultOrphanBytes
 	}
+	if cfg.OrphanMax <= 0 {
+		cfg.OrphanMax = DefaultOrphanMax
+	}
 	c := &Core{cfg: cfg, pool: pool, pending: make(map[uint64]*Attempt),
 		shared: make(map[attemptKey]*Attempt), byID: make(map[string]*Request)}
 	c.holdEnd.idx = -1
-	c.orphans.keep, c.orphans.maxBytes = int64(cfg.OrphanKeep), cfg.OrphanBytes
+	c.orphans.keep, c.orphans.maxBytes, c.orphans.max = int64(cfg.OrphanKeep), cfg.OrphanBytes, cfg.OrphanMax
+	c.orphans.due.idx = -1
 	return c
 }
 
@@ -116,6 +121,9 @@ func (c *Core) emit(a Action) { c.out = append(c.out, a) }
 
 // Inflight is how many requests are open or parked.
 func (c *Core) Inflight() int { return len(c.reqs) }
+
+// InflightBytes is what the requests open or parked cost (their Cost).
+func (c *Core) InflightBytes() int64 { return c.bytes }
 
 // Parked is how many requests wait for a worker.
 func (c *Core) Parked() int { return len(c.parked) }

@@ -145,6 +145,47 @@ func TestSilentWithNoOtherWorkerIsParked(t *testing.T) {
 	}
 }
 
+// A worker whose heartbeats stopped reaching the dispatcher, but which
+// named an attempt within its silence, keeps it: the request is not sent
+// on while the worker computes it.
+func TestDownSilentKeepsAttemptHeard(t *testing.T) {
+	a, b := &Worker{ID: "a"}, &Worker{ID: "b"}
+	every := 100 * time.Millisecond
+	g := newRig(t, Config{MaxAttempts: 3, ProgressEvery: every, MuteFor: time.Second, Budget: Budget{Min: 10}}, a, b)
+	g.step(Event{Kind: EvWorkerUp, W: a, Every: every})
+	g.step(Event{Kind: EvWorkerUp, W: b, Every: every})
+	r := req("r", time.Minute)
+	g.want(g.step(Event{Kind: EvRequest, Req: r}), "forward r to a")
+	g.step(Event{Kind: EvProgress, Now: 100 * ms, Worker: "a", IDs: []string{"r"}})
+	g.pool.remove(a)
+	g.want(g.step(Event{Kind: EvWorkerDown, Now: 150 * ms, W: a, Cause: DownSilent}), "")
+	if r.open[0].state != AttLive {
+		t.Fatalf("attempt %v; want live", r.open[0].state)
+	}
+	// Heard no more: its watch sends r on.
+	g.want(g.step(Event{Kind: EvTick, Now: 500 * ms}), "failure a; silent a; forward r to b")
+}
+
+// An attempt its worker names again after the request went on is alive
+// again: the parked request waits on it instead of going out again.
+func TestSilentAttemptHeardAgainRevives(t *testing.T) {
+	a := &Worker{ID: "a"}
+	every := 100 * time.Millisecond
+	g := newRig(t, Config{MaxAttempts: 1, ProgressEvery: every, MuteFor: time.Second}, a)
+	g.step(Event{Kind: EvWorkerUp, W: a, Every: every})
+	r := req("r", time.Minute)
+	g.want(g.step(Event{Kind: EvRequest, Req: r}), "forward r to a")
+	g.pool.live = nil // a out of rotation: r stays parked
+	g.want(g.step(Event{Kind: EvTick, Now: 400 * ms}), "failure a; silent a")
+	if r.State() != ReqParked {
+		t.Fatalf("r %v; want parked", r.State())
+	}
+	g.want(g.step(Event{Kind: EvProgress, Now: 450 * ms, Worker: "a", IDs: []string{"r"}}), "")
+	if r.State() != ReqOpen || r.open[0].state != AttLive {
+		t.Fatalf("r %v, attempt %v; want open, live", r.State(), r.open[0].state)
+	}
+}
+
 // A worker silent on everything is mute: its requests go on at once, to
 // another worker, the silent attempts staying open for a late reply.
 func TestSilentWorker(t *testing.T) {

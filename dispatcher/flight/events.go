@@ -61,6 +61,7 @@ func (c *Core) progress(ev Event, now int64) {
 			a.heard = now
 			a.w.hear(now)
 			a.w.tick(now)
+			c.revive(a)
 		}
 		return
 	}
@@ -69,6 +70,7 @@ func (c *Core) progress(ev Event, now int64) {
 		if a := c.shared[attemptKey{ev.Worker, id}]; a != nil {
 			a.heard = now
 			w = a.w
+			c.revive(a)
 		}
 	}
 	if w != nil {
@@ -100,6 +102,9 @@ func (c *Core) tick(now int64, backlog bool) {
 		switch {
 		case tm == &c.holdEnd:
 			c.holdOver()
+		case tm == &c.orphans.due:
+			c.orphans.expire(now, &c.counts)
+			c.orphans.rearm(&c.timers)
 		case tm.att == nil:
 			c.deadline(tm.req, now)
 		default:
@@ -153,5 +158,6 @@ func (c *Core) orphan(ev Event, now int64) {
 		return
 	}
 	c.orphans.put(&kept{id: ev.ID, payload: ev.Payload, worker: ev.Worker, code: ev.Code, size: ev.Size, at: now}, now, &c.counts)
+	c.orphans.rearm(&c.timers)
 	c.counts.OrphansKept++
 }

@@ -51,6 +51,12 @@ func (c *Core) arrive(r *Request, now int64) {
 			Msg: fmt.Sprintf("dispatcher %s is at capacity (%d requests in flight)", c.cfg.ID, c.cfg.MaxInflight)})
 		return
 	}
+	if c.cfg.MaxInflightBytes > 0 && c.bytes+r.Cost > c.cfg.MaxInflightBytes {
+		r.state = ReqDone
+		c.emit(Action{Kind: ActError, Req: r, Code: CodeUnavailable,
+			Msg: fmt.Sprintf("dispatcher %s is at capacity (%d bytes of requests in flight)", c.cfg.ID, c.cfg.MaxInflightBytes)})
+		return
+	}
 	r.deadline = now + int64(r.Timeout)
 	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
 	if r.Keyed {
@@ -64,7 +70,7 @@ func (c *Core) arrive(r *Request, now int64) {
 			return
 		} else if o != nil {
 			r.Keyed = false // another client's id: served on its own
-		} else if kept := c.orphans.take(r, now); kept != nil {
+		} else if kept := c.orphans.take(r, now, &c.counts); kept != nil {
 			r.state = ReqDone
 			c.counts.OrphansAnswered++
 			c.emit(Action{Kind: ActRelay, Req: r, Payload: kept.payload, Worker: kept.worker, Code: kept.code})
@@ -76,6 +82,7 @@ func (c *Core) arrive(r *Request, now int64) {
 	r.state = ReqOpen
 	r.idx = len(c.reqs)
 	c.reqs = append(c.reqs, r)
+	c.bytes += r.Cost
 	r.dl = timer{at: r.deadline, req: r, idx: -1}
 	if r.Progress && c.cfg.ProgressEvery > 0 {
 		r.dl.at = min(r.deadline, now+int64(c.cfg.ProgressEvery))
@@ -215,6 +222,7 @@ func (c *Core) finish(r *Request, a Action) {
 		r.retrying = false
 		c.nRetrying--
 	}
+	c.bytes -= r.Cost
 	last := c.reqs[len(c.reqs)-1]
 	c.reqs[r.idx], last.idx = last, r.idx
 	c.reqs[len(c.reqs)-1] = nil

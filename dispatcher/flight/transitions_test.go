@@ -241,36 +241,71 @@ func TestOrphans(t *testing.T) {
 	}
 }
 
-// Kept replies expire after OrphanKeep, the oldest go past OrphanBytes,
-// and the same id kept twice keeps the later.
+// Kept replies expire after OrphanKeep, the oldest go past OrphanBytes
+// or OrphanMax, and the same id kept twice keeps the later.
 func TestOrphanStoreBounds(t *testing.T) {
 	var n Counts
-	s := orphanStore{keep: int64(DefaultOrphanKeep), maxBytes: 1000}
-	k := func(id string, at int64, size int, payload string) *kept {
+	size := 250 - keptOverhead // each costs 250 with the overhead
+	s := orphanStore{keep: int64(DefaultOrphanKeep), maxBytes: 1000, max: 10}
+	k := func(id string, at int64, payload string) *kept {
 		return &kept{id: id, at: at, size: size, payload: payload}
 	}
-	s.put(k("old", 0, 1, "1"), 0, &n)
-	if got := s.take(&Request{ID: "old"}, int64(DefaultOrphanKeep)); got != nil {
+	s.put(k("old", 0, "1"), 0, &n)
+	if got := s.take(&Request{ID: "old"}, int64(DefaultOrphanKeep), &n); got != nil {
 		t.Fatal("took a reply past OrphanKeep")
 	}
-	s.put(k("a", 0, 5, "first"), 0, &n)
-	s.put(k("a", 0, 6, "second"), 0, &n)
-	if got := s.take(&Request{ID: "a"}, 0); got == nil || got.payload != "second" {
+	s.put(k("a", 0, "first"), 0, &n)
+	s.put(k("a", 0, "second"), 0, &n)
+	if got := s.take(&Request{ID: "a"}, 0, &n); got == nil || got.payload != "second" {
 		t.Fatalf("took %v; want the later of two", got)
 	}
 	for _, id := range []string{"b1", "b2", "b3", "b4", "b5"} {
-		s.put(k(id, 0, 250, id), 0, &n)
+		s.put(k(id, 0, id), 0, &n)
 	}
 	if s.bytes > 1000 || s.byID["b1"] != nil || s.byID["b5"] == nil {
 		t.Fatalf("kept %d bytes, b1 %v, b5 %v; want at most 1000, the oldest gone", s.bytes, s.byID["b1"] != nil, s.byID["b5"] != nil)
 	}
 	later := int64(DefaultOrphanKeep)
-	s.put(k("c", later, 1, "c"), later, &n)
+	s.put(k("c", later, "c"), later, &n)
 	if len(s.byID) != 1 || s.byID["c"] == nil || len(s.fifo) != 1 {
 		t.Fatalf("kept %d (fifo %d) after OrphanKeep; want c alone", len(s.byID), len(s.fifo))
 	}
-	if n.OrphansExpired != 5 {
-		t.Errorf("expired %d; want 5 (b1; b2 to b5 at c's arrival)", n.OrphansExpired)
+	// old (taken too late); b1 past the bytes; b2 to b5 at c's arrival.
+	if n.OrphansExpired != 6 {
+		t.Errorf("expired %d; want 6", n.OrphansExpired)
+	}
+	big := orphanStore{keep: int64(DefaultOrphanKeep), maxBytes: 1 << 30, max: 3}
+	for i := range 5 {
+		big.put(&kept{id: fmt.Sprint(i), size: 1}, 0, &n)
+	}
+	if len(big.byID) != 3 || big.byID["1"] != nil || big.byID["4"] == nil {
+		t.Fatalf("kept %d past OrphanMax 3; want the newest 3", len(big.byID))
+	}
+}
+
+// A reply kept is let go once it expires, with no other arriving after
+// it (its own timer); the same id handed over again and again keeps one
+// entry, and the queue behind it stays bounded.
+func TestOrphanExpiresOnItsOwn(t *testing.T) {
+	g := newRig(t, Config{OrphanMax: 100}, &Worker{ID: "a"})
+	for i := range 300 {
+		g.step(Event{Kind: EvOrphan, Now: int64(i), ID: "same", Worker: "w", Size: 10})
+	}
+	if n, _ := g.c.OrphansKept(); n != 1 || len(g.c.orphans.fifo) > 2*100+1 {
+		t.Fatalf("%d kept, queue of %d; want 1 and at most 201", n, len(g.c.orphans.fifo))
+	}
+	at, ok := g.c.NextTimer()
+	if !ok || at != int64(DefaultOrphanKeep)+299 {
+		t.Fatalf("next timer %v, %v; want the one kept's expiry, 10s after it came", at, ok)
+	}
+	for now := at; ; now = at {
+		g.step(Event{Kind: EvTick, Now: now})
+		if at, ok = g.c.NextTimer(); !ok {
+			break
+		}
+	}
+	if n, b := g.c.OrphansKept(); n != 0 || b != 0 || g.c.Counts().OrphansExpired != 1 {
+		t.Fatalf("%d kept (%d bytes), %d expired; want none kept, 1 expired", n, b, g.c.Counts().OrphansExpired)
 	}
 }
 
