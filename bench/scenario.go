@@ -252,5 +252,5 @@ func pct(a, b uint64) string {
 	if b == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.0f%%", 100*float64(a)/float64(b))
+	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(b))
 }

@@ -186,26 +186,27 @@ func toWeight(share float64) uint32 {
 	return uint32(min(max(math.Round(share*weightOne), 1), weightOne))
 }
 
-// slots is how many attempts w may hold before its turn passes: its
-// announced concurrency, or no bound when it announces none.
-func slots(s *Stats) int64 {
-	if c := s.conc.Load(); c > 0 {
+// slots is how many attempts a worker of weight may hold before its turn
+// passes: its announced concurrency, scaled by its weight, at least one;
+// no bound for a worker at full weight that announces none.
+func slots(s *Stats, weight uint32) int64 {
+	c := s.conc.Load()
+	switch {
+	case weight >= weightOne && c > 0:
 		return c
+	case weight >= weightOne:
+		return math.MaxInt64
 	}
-	return math.MaxInt64
+	return max(1, c*int64(weight)/weightOne)
 }
 
-// wait is the expected wait of one more attempt on w: its pending and
-// the new one, through its slots, at its latency, over its weight.
-func (b *base[W]) wait(w W, weight uint32) float64 {
-	s := w.Stats()
-	lat := s.lat.value()
-	if s.lat.at.Load() == 0 {
-		lat = b.medianLat
-	}
-	lat = max(lat, float64(latencyFloor))
-	c := max(s.conc.Load(), 1)
-	return float64(w.Pending()+1) * lat / float64(c) * weightOne / float64(weight)
+// load is how full w would be with one more attempt: its pending and the
+// new one over its slots and its weight. Its own latency counts only
+// through its weight, when it is an outlier: among workers of about the
+// same speed, an EWMA's noise would herd the requests from one to another.
+func load[W Worker](w W, weight uint32) float64 {
+	c := max(w.Stats().conc.Load(), 1)
+	return float64(w.Pending()+1) / float64(c) * weightOne / float64(weight)
 }
 
 // draw returns two distinct indices of ws, neither skipped when there are

@@ -7,10 +7,10 @@
 //
 //   - RoundRobin, the default, keeps the exact cyclic order among equal,
 //     healthy workers, and sees load: a worker's turn is taken only while
-//     it has a free slot (pending below its announced concurrency) and its
-//     weight lets it (weights thin a worker's turns); when no worker in
-//     the cycle may take it, the one with the least expected wait takes
-//     it. A worker's weight falls when it is slow against the fleet's
+//     it has a free slot (pending below its announced concurrency, scaled
+//     by its weight) and its weight lets it (weights thin a worker's
+//     turns); when no worker in the cycle may take it, the less loaded
+//     for its slots and weight of two drawn at random takes it. A worker's weight falls when it is slow against the fleet's
 //     median latency, when it fails, and while it ramps back (slow start).
 //   - PeakEWMA, opt-in: the power of two choices over the peak EWMA of
 //     latency × (pending + 1), as Finagle and Linkerd do, a failure

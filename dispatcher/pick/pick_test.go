@@ -104,7 +104,7 @@ func TestRoundRobinOrder(t *testing.T) {
 }
 
 // Equal workers keep the exact order under load too, while each has a
-// free slot; with none free, the least expected wait wins.
+// free slot; with none free, the less loaded of two draws wins.
 func TestRoundRobinSlots(t *testing.T) {
 	p := newPicker(t, RoundRobin, Config[*tw]{})
 	ws := fleet("abc", 4)
@@ -130,10 +130,13 @@ func TestRoundRobinSlots(t *testing.T) {
 		t.Fatalf("picks with b full = %q; want acacac: b passed over, its turns spent", got)
 	}
 	ws[0].pending, ws[1].pending, ws[2].pending = 9, 5, 7 // all full
-	for range 3 {
-		if i := p.Pick(ws, nil, now); ws[i].id != "b" {
-			t.Fatalf("pick with every slot taken = %s; want b, the least expected wait", ws[i].id)
-		}
+	got = ""
+	for range 300 {
+		got += ws[p.Pick(ws, nil, now)].id
+	}
+	// The less loaded of two draws: a loses every draw it is in.
+	if a, b := strings.Count(got, "a"), strings.Count(got, "b"); a != 0 || b < 150 {
+		t.Fatalf("picks with every slot taken: a %d, b %d of 300; want a never, b in every draw it is in", a, b)
 	}
 }
 
@@ -172,6 +175,26 @@ func TestRoundRobinPassesOver(t *testing.T) {
 				t.Errorf("a and b picked %d and %d; want what c leaves shared evenly", got["a"], got["b"])
 			}
 		})
+	}
+}
+
+// A slow worker's slots shrink with its weight: while the others are
+// full, its probes do not pile up on it.
+func TestRoundRobinSlowSlots(t *testing.T) {
+	p := newPicker(t, RoundRobin, Config[*tw]{})
+	ws := fleet("abc", 16)
+	now := 100 * sec
+	observe(ws[0], now, 50, 2*time.Millisecond, false)
+	observe(ws[1], now, 50, 2*time.Millisecond, false)
+	observe(ws[2], now, 50, 100*time.Millisecond, false)
+	ws[0].pending, ws[1].pending, ws[2].pending = 20, 20, 1
+	got := shares(p, ws, now, 3000)
+	if got["c"] != 0 {
+		t.Fatalf("slow c holding one picked %d of 3000 while a and b are full; want 0 (%v)", got["c"], got)
+	}
+	ws[2].pending = 0
+	if got := shares(p, ws, now, 3000); got["c"] == 0 || got["c"] > 100 {
+		t.Fatalf("idle slow c picked %d of 3000; want a probe now and then (%v)", got["c"], got)
 	}
 }
 

@@ -1,14 +1,16 @@
 package pick
 
 import (
-	"math"
 	"sync/atomic"
 )
 
 // roundRobin is an atomic counter over the workers: consecutive picks land
 // on consecutive workers, each tried at most once per pick. A worker's
 // turn passes to the next when it has no free slot or its weight thins it
-// out; when every turn passes, the least expected wait wins.
+// out (its slots shrink with its weight too, so that a slow worker's
+// probes do not pile up on it while the others are full); when every turn
+// passes, the less loaded for its slots and weight of two drawn at
+// random wins.
 type roundRobin[W Worker] struct {
 	base[W]
 	n atomic.Uint64
@@ -22,7 +24,6 @@ func (r *roundRobin[W]) Pick(ws []W, skip func(W) bool, _ int64) int {
 		return -1
 	}
 	start := r.n.Add(1) - 1
-	best, bestWait := -1, math.Inf(1)
 	var passed uint64
 	for i := range n {
 		k := start + i
@@ -33,18 +34,22 @@ func (r *roundRobin[W]) Pick(ws []W, skip func(W) bool, _ int64) int {
 		}
 		s := w.Stats()
 		weight := s.turnWeight()
-		if w.Pending() < slots(s) && takesTurn(k/n, weight) {
+		if w.Pending() < slots(s, weight) && takesTurn(k/n, weight) {
 			// A turn passed is spent, so that it does not fall to the
 			// next worker as an extra one.
 			r.n.Add(passed)
 			return x
 		}
 		passed++
-		if d := r.wait(w, weight); d < bestWait {
-			best, bestWait = x, d
-		}
 	}
-	return best
+	// Every turn passed: the less loaded of two drawn at random, not the
+	// least loaded of all, which would send every request to the worker
+	// whose replies came in last, in bursts.
+	i, j := r.draw(ws, skip)
+	if j >= 0 && load(ws[j], ws[j].Stats().turnWeight()) < load(ws[i], ws[i].Stats().turnWeight()) {
+		return j
+	}
+	return i
 }
 
 // takesTurn tells whether a worker of weight takes its turn in cycle c:
