@@ -12,7 +12,8 @@ type ReqState uint8
 // the functions of this file.
 //
 //	from     to       by          when
-//	new      done     arrive      over MaxInflight (503); a resend of a
+//	new      done     arrive      over MaxInflight or MaxInflightBytes
+//	                              (503); a resend of a
 //	                              request open here (joined: that one
 //	                              answers both); a resend of a request
 //	                              whose reply was handed over (relayed)
@@ -24,6 +25,8 @@ type ReqState uint8
 //	parked   open     resume      a worker came up, or one in rotation
 //	                              is heard again: sendOn, any worker
 //	                              again
+//	parked   open     revive      its worker names one of its attempts
+//	                              again (attempts.go): it waits on it
 //	open     done     finish      a reply relayed; a 504 at the deadline;
 //	parked   done     finish      a 503 with no worker left and nothing
 //	                              open; at the end of a hold; a failed
