@@ -63,7 +63,8 @@ func (c *Core) arrive(r *Request, now int64) {
 	r.deadline = now + int64(r.Timeout)
 	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
 	if r.Keyed {
-		if o := c.byID[r.ID]; o != nil && o.Reply == r.Reply && !c.cfg.Bugs.ResendForwarded {
+		o := c.byID[r.ID]
+		if o != nil && o.Reply == r.Reply && !c.cfg.Bugs.ResendForwarded {
 			// A resend of a request open here: that one answers both.
 			r.state = ReqDone
 			c.counts.Joined++
@@ -71,13 +72,19 @@ func (c *Core) arrive(r *Request, now int64) {
 				c.emit(Action{Kind: ActProgress, Req: r}) // its client found us silent: say so at once
 			}
 			return
-		} else if o != nil {
+		}
+		// A reply handed over for it: with the id open here for another
+		// client, only one that names r's reply subject.
+		if o == nil || c.orphans.names(r) {
+			if kept := c.orphans.take(r, now, &c.counts); kept != nil {
+				r.state = ReqDone
+				c.counts.OrphansAnswered++
+				c.emit(Action{Kind: ActRelay, Req: r, Payload: kept.payload, Worker: kept.worker, Code: kept.code})
+				return
+			}
+		}
+		if o != nil {
 			r.Keyed = false // another client's id: served on its own
-		} else if kept := c.orphans.take(r, now, &c.counts); kept != nil {
-			r.state = ReqDone
-			c.counts.OrphansAnswered++
-			c.emit(Action{Kind: ActRelay, Req: r, Payload: kept.payload, Worker: kept.worker, Code: kept.code})
-			return
 		} else {
 			c.byID[r.ID] = r
 		}
