@@ -218,7 +218,9 @@ const (
 	// EvOrphan: a reply handed over on the orphan subject for request
 	// ID by worker Worker, Payload the message (a copy the core may keep),
 	// Code its error code, Size what keeping it costs; Size 0: not a
-	// reply worth keeping (no payload, bad headers), refused.
+	// reply worth keeping (no payload, bad headers), refused. Client, if
+	// set, is the reply subject of the request it answers, as the forward
+	// named it: it answers a request to that subject alone.
 	EvOrphan
 	// EvTick: time passed; timers due at Now fire. Backlog says the
 	// shell has messages received and not yet handled, so that silence
@@ -246,6 +248,7 @@ type Event struct {
 	Token    uint64
 	Worker   string // a worker's id, on its shared subject
 	ID       string // a request id
+	Client   string // a client's reply subject
 	IDs      []string
 	W        *Worker
 	Code     int

@@ -13,9 +13,9 @@ const (
 
 // Counts are the core's counters since New.
 type Counts struct {
-	Retries, Denied, Redispatched, Silenced, Joined int
-	OrphansKept, OrphansRelayed, OrphansAnswered    int
-	OrphansRefused, OrphansExpired                  int
+	Retries, Denied, Redispatched, Silenced, Joined   int
+	OrphansKept, OrphansRelayed, OrphansAnswered      int
+	OrphansRefused, OrphansExpired, OrphansMismatched int
 }
 
 type attemptKey struct{ worker, id string }

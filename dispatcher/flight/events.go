@@ -152,12 +152,12 @@ func (c *Core) orphan(ev Event, now int64) {
 		c.counts.OrphansRefused++
 		return
 	}
-	if r := c.byID[ev.ID]; r != nil && r.state != ReqDone {
+	if r := c.byID[ev.ID]; r != nil && r.state != ReqDone && (ev.Client == "" || ev.Client == r.Reply) {
 		c.counts.OrphansRelayed++
 		c.finish(r, Action{Kind: ActRelay, Payload: ev.Payload, Worker: ev.Worker, Code: ev.Code})
 		return
 	}
-	c.orphans.put(&kept{id: ev.ID, payload: ev.Payload, worker: ev.Worker, code: ev.Code, size: ev.Size, at: now}, now, &c.counts)
+	c.orphans.put(&kept{id: ev.ID, client: ev.Client, payload: ev.Payload, worker: ev.Worker, code: ev.Code, size: ev.Size, at: now}, now, &c.counts)
 	c.orphans.rearm(&c.timers)
 	c.counts.OrphansKept++
 }

@@ -25,6 +25,7 @@ const (
 // kept is a reply handed over, kept for its request's resend.
 type kept struct {
 	id      string
+	client  string // the reply subject of the request it answers; "" any
 	payload any
 	worker  string
 	code    int
@@ -107,11 +108,16 @@ func (s *orphanStore) drop(k *kept) {
 	k.payload = nil
 }
 
-// take returns and forgets the reply kept for r's id, if one is and it
-// has not expired at now.
+// take returns and forgets the reply kept for r's id, if one is for a
+// request to r's reply subject (or names none) and it has not expired at
+// now.
 func (s *orphanStore) take(r *Request, now int64, n *Counts) *kept {
 	k := s.byID[r.ID]
 	if k == nil {
+		return nil
+	}
+	if k.client != "" && k.client != r.Reply {
+		n.OrphansMismatched++ // another client's: its own resend may still come
 		return nil
 	}
 	taken := *k
@@ -121,6 +127,12 @@ func (s *orphanStore) take(r *Request, now int64, n *Counts) *kept {
 		return nil
 	}
 	return &taken
+}
+
+// names tells whether the reply kept for r's id names r's reply subject.
+func (s *orphanStore) names(r *Request) bool {
+	k := s.byID[r.ID]
+	return k != nil && k.client == r.Reply
 }
 
 // rearm arms due for the oldest reply kept, or disarms it with none.

@@ -12,7 +12,8 @@ type ReqState uint8
 // the functions of this file.
 //
 //	from     to       by          when
-//	new      done     arrive      over MaxInflight (503); a resend of a
+//	new      done     arrive      over MaxInflight or MaxInflightBytes
+//	                              (503); a resend of a
 //	                              request open here (joined: that one
 //	                              answers both); a resend of a request
 //	                              whose reply was handed over (relayed)
@@ -24,6 +25,8 @@ type ReqState uint8
 //	parked   open     resume      a worker came up, or one in rotation
 //	                              is heard again: sendOn, any worker
 //	                              again
+//	parked   open     revive      its worker names one of its attempts
+//	                              again (attempts.go): it waits on it
 //	open     done     finish      a reply relayed; a 504 at the deadline;
 //	parked   done     finish      a 503 with no worker left and nothing
 //	                              open; at the end of a hold; a failed
@@ -60,7 +63,8 @@ func (c *Core) arrive(r *Request, now int64) {
 	r.deadline = now + int64(r.Timeout)
 	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
 	if r.Keyed {
-		if o := c.byID[r.ID]; o != nil && o.Reply == r.Reply && !c.cfg.Bugs.ResendForwarded {
+		o := c.byID[r.ID]
+		if o != nil && o.Reply == r.Reply && !c.cfg.Bugs.ResendForwarded {
 			// A resend of a request open here: that one answers both.
 			r.state = ReqDone
 			c.counts.Joined++
@@ -68,13 +72,19 @@ func (c *Core) arrive(r *Request, now int64) {
 				c.emit(Action{Kind: ActProgress, Req: r}) // its client found us silent: say so at once
 			}
 			return
-		} else if o != nil {
+		}
+		// A reply handed over for it: with the id open here for another
+		// client, only one that names r's reply subject.
+		if o == nil || c.orphans.names(r) {
+			if kept := c.orphans.take(r, now, &c.counts); kept != nil {
+				r.state = ReqDone
+				c.counts.OrphansAnswered++
+				c.emit(Action{Kind: ActRelay, Req: r, Payload: kept.payload, Worker: kept.worker, Code: kept.code})
+				return
+			}
+		}
+		if o != nil {
 			r.Keyed = false // another client's id: served on its own
-		} else if kept := c.orphans.take(r, now, &c.counts); kept != nil {
-			r.state = ReqDone
-			c.counts.OrphansAnswered++
-			c.emit(Action{Kind: ActRelay, Req: r, Payload: kept.payload, Worker: kept.worker, Code: kept.code})
-			return
 		} else {
 			c.byID[r.ID] = r
 		}

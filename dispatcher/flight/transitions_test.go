@@ -336,3 +336,21 @@ func TestSchedule(t *testing.T) {
 		t.Fatal("timers left")
 	}
 }
+
+// A reply handed over that names its request's reply subject answers a
+// request to that subject alone: another client's request of the same id
+// is neither answered with it nor takes it.
+func TestOrphanAnswersItsOwnClientOnly(t *testing.T) {
+	a := &Worker{ID: "a"}
+	g := newRig(t, Config{MaxAttempts: 3}, a)
+	g.want(g.step(Event{Kind: EvOrphan, ID: "id-1", Client: "inbox.id-1", Worker: "w", Size: 5}), "")
+	other := req("id-1", time.Minute)
+	other.Reply = "inbox.other"
+	g.want(g.step(Event{Kind: EvRequest, Req: other}), "forward id-1 to a")
+	g.want(g.step(Event{Kind: EvRequest, Req: req("id-1", time.Minute)}), "relay id-1 from w after 0")
+	// Open here for another client: a hand-over for id-1 does not answer it.
+	g.want(g.step(Event{Kind: EvOrphan, ID: "id-1", Client: "inbox.id-1", Worker: "w", Size: 5}), "")
+	if other.State() != ReqOpen || g.c.Counts().OrphansMismatched != 1 {
+		t.Fatalf("other %v, mismatched %d; want open, 1", other.State(), g.c.Counts().OrphansMismatched)
+	}
+}
