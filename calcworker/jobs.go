@@ -74,8 +74,8 @@ func (w *Worker) newJob(m *nats.Msg) *job {
 // its arrival), and false if j was cancelled while it waited.
 func (w *Worker) begin(j *job) (context.Context, context.CancelFunc, bool) {
 	ctx, cancel := w.ctx, context.CancelFunc(func() {})
-	if ms, err := parseMillis(headerGet(j.m, wire.HdrTimeout)); err == nil && ms > 0 {
-		ctx, cancel = context.WithDeadline(ctx, j.since.Add(time.Duration(ms)*time.Millisecond))
+	if d := wire.Millis(headerGet(j.m, wire.HdrTimeout), maxDeadline); d > 0 {
+		ctx, cancel = context.WithDeadline(ctx, j.since.Add(d))
 	} else if j.held {
 		ctx, cancel = context.WithCancel(ctx)
 	}
@@ -142,16 +142,14 @@ func (w *Worker) progressTick() {
 		w.pgTimer.Reset(w.cfg.Progress)
 	}
 	w.jobMu.Unlock()
+	budget := w.progressBudget()
 	for reply, ids := range byReply {
-		for len(ids) > 0 {
-			n := min(len(ids), maxIDsPerProgress)
-			m := &nats.Msg{Subject: reply, Header: nats.Header{
+		for _, batch := range progressBatches(ids, budget) {
+			w.publish(&nats.Msg{Subject: reply, Header: nats.Header{
 				wire.HdrProgress:  {"1"},
-				wire.HdrRequestID: ids[:n],
-				wire.HdrWorker:    {w.cfg.ID},
-			}}
-			_ = w.nc.PublishMsg(m) // one beat lost; the next follows
-			ids = ids[n:]
+				wire.HdrRequestID: batch,
+				wire.HdrWorker:    w.idValue,
+			}}, "progress message")
 		}
 	}
 }

@@ -6,7 +6,6 @@ package calcworker
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -34,7 +33,7 @@ func (w *Worker) take(m *nats.Msg) *job {
 			return nil
 		}
 	}
-	if !w.accept(m) {
+	if !w.replyOK(m) || !w.checkRequest(m) || !w.accept(m) {
 		return nil
 	}
 	return w.newJob(m)
@@ -49,8 +48,8 @@ func (w *Worker) accept(m *nats.Msg) bool {
 		// dispatcher treats 503 from a worker as "try the next one".
 		w.mu.RUnlock()
 		if m.Reply != "" {
-			_ = w.nc.PublishMsg(withSubject(wire.ErrorMsg(headerGet(m, wire.HdrRequestID),
-				wire.NewError(wire.CodeUnavailable, "worker "+w.cfg.ID+" is shutting down")), m.Reply))
+			w.publish(withSubject(wire.ErrorMsg(headerGet(m, wire.HdrRequestID),
+				wire.NewError(wire.CodeUnavailable, "worker "+w.cfg.ID+" is shutting down")), m.Reply), "reply")
 		}
 		return false
 	}
@@ -127,9 +126,7 @@ func (w *Worker) handle(j *job) {
 	}
 	w.served.Add(1)
 	w.busy.Add(int64(held))
-	if err := w.nc.PublishMsg(out); err != nil && w.cfg.OnError != nil {
-		w.cfg.OnError(fmt.Errorf("calcworker: reply: %w", err))
-	}
+	w.publish(out, "reply")
 }
 
 // failing tells whether to answer this request with a 500 at once

@@ -41,7 +41,7 @@ type Config struct {
 	// (no progress_ms in its heartbeat) may stay silent before the request
 	// is also sent to the next worker (the first attempt stays open).
 	// A worker that sends them has failed an attempt after
-	// silentAfterBeats of its progress intervals without a sign of life
+	// flight.SilentAfterBeats of its progress intervals without a sign of life
 	// (400ms at its default 100ms), however long the job. 0 = 1s.
 	AttemptTimeout time.Duration
 	// HedgeAfter, if set, also sends a request to the next worker once it
@@ -71,11 +71,22 @@ type Config struct {
 	// MaxInflight caps requests in flight; beyond it the dispatcher answers
 	// 503 at once instead of queueing. 0 = 10000.
 	MaxInflight int
+	// MaxInflightBytes caps what the requests in flight cost the
+	// dispatcher in memory: payloads, headers, reply subjects and each
+	// request's own overhead; beyond it, 503 at once. 0 = 256 MiB.
+	MaxInflightBytes int64
 	// MaxWorkers caps the table of workers: a heartbeat from a new id
 	// when it is full takes the place of a worker that is down, or is
 	// refused and logged. It bounds the memory and the status reply that
 	// heartbeats from anyone can grow. 0 = 10000.
 	MaxWorkers int
+	// InboxPrefixes are the reply subjects' prefixes accepted beyond
+	// wire.DefaultInboxPrefixes ("_INBOX." and "_INBOX_CLIENT."): those
+	// of clients, and of workers' bounce inboxes, set with their own
+	// --inbox-prefix. A request whose reply subject is under none of them
+	// is refused unanswered (replies.go). Each must be a literal subject
+	// outside Prefix and the "$" subjects. nil = none beyond the defaults.
+	InboxPrefixes []string
 	// Strategy is RoundRobin, PeakEWMA or LeastInflight. "" = RoundRobin.
 	Strategy string
 	// Outlier tunes passive outlier detection; its zero fields mean the
@@ -113,12 +124,6 @@ type OutlierConfig struct {
 // down, when Config.DeadAfter is not set.
 const deadAfterBeats = 3
 
-// silentAfterBeats is how many of its progress intervals a worker that
-// announces them may stay silent on an attempt before the attempt has
-// failed: the request goes to the next worker, and it counts against the
-// worker.
-const silentAfterBeats = 4
-
 // DefaultConfig returns the settings for a real run: every default in one
 // place. Conn must still be set; ID, Subject, HeartbeatConn and the
 // loggers are derived from the other fields by New when left empty.
@@ -137,6 +142,7 @@ func DefaultConfig() Config {
 		RetryBudget:       0.2,
 		MinRetries:        10,
 		MaxInflight:       10000,
+		MaxInflightBytes:  256 << 20,
 		MaxWorkers:        10000,
 		Strategy:          RoundRobin,
 		Outlier: OutlierConfig{
@@ -150,7 +156,7 @@ func DefaultConfig() Config {
 }
 
 // orDefault sets *v to def when it is zero or negative.
-func orDefault[T int | float64 | time.Duration](v *T, def T) {
+func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}
@@ -186,6 +192,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.RetryBudget, def.RetryBudget)
 	orDefault(&c.MinRetries, def.MinRetries)
 	orDefault(&c.MaxInflight, def.MaxInflight)
+	orDefault(&c.MaxInflightBytes, def.MaxInflightBytes)
 	orDefault(&c.MaxWorkers, def.MaxWorkers)
 	if c.Strategy == "" {
 		c.Strategy = def.Strategy

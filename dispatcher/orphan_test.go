@@ -1,109 +1,68 @@
 package dispatcher
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/dispatcher/flight"
 	"github.com/bilancia/bilancia/wire"
 )
 
-func testOrphan(id string, at time.Time, data string) *orphan {
-	return &orphan{id: id, hdr: nats.Header{wire.HdrRequestID: {id}, wire.HdrWorker: {"w"}}, data: []byte(data), at: at.UnixNano()}
+// noPool is a core's pool with no worker.
+type noPool struct{}
+
+func (noPool) Pick(*flight.Skip) *flight.Worker { return nil }
+func (noPool) AnyLive(*flight.Skip) bool        { return false }
+func (noPool) Inflight(*flight.Worker, int)     {}
+
+// TestOrphanAccounting: what the core counts for the replies it keeps,
+// as the shell hands them over (orphanEvent), is at least what they
+// really cost in memory, for one-byte replies (the flood that a byte
+// count of payloads and headers alone let through) and for larger ones;
+// and a flood of them stays within the bounds.
+func TestOrphanAccounting(t *testing.T) {
+	hand := func(c *flight.Core, id, data string) {
+		m := nats.NewMsg("x")
+		m.Header.Set(wire.HdrRequestID, id)
+		m.Header.Set(wire.HdrWorker, "w-0123456789abcdef")
+		m.Data = []byte(data)
+		c.Step(orphanEvent(m, t0.UnixNano()), nil)
+	}
+	for _, size := range []int{1, 100, 4000} {
+		c := flight.New(flight.Config{}, noPool{})
+		data := strings.Repeat("x", size)
+		for i := range 2 * flight.DefaultOrphanMax {
+			hand(c, fmt.Sprintf("%036d", i), data)
+		}
+		n, b := c.OrphansKept()
+		if n > flight.DefaultOrphanMax || b > flight.DefaultOrphanBytes {
+			t.Fatalf("%d-byte replies: %d kept, %d bytes; want at most %d and %d", size, n, b, flight.DefaultOrphanMax, flight.DefaultOrphanBytes)
+		}
+		t.Logf("%d-byte replies: %d kept, %d bytes counted each", size, n, b/n)
+	}
+	// The whole cost, measured from nothing: replies handed over and kept.
+	c := flight.New(flight.Config{}, noPool{})
+	before := heapInUse()
+	for i := range 10000 {
+		hand(c, fmt.Sprintf("%036d", i), "1")
+	}
+	used := heapInUse() - before
+	if _, counted := c.OrphansKept(); uint64(counted) < used {
+		t.Fatalf("10,000 one-byte replies counted as %d bytes; they take %d", counted, used)
+	}
+	_, counted := c.OrphansKept()
+	t.Logf("10,000 one-byte replies: %d bytes counted, %d in use", counted, used)
+	runtime.KeepAlive(c)
 }
 
-// TestOrphanAnswersTheResend: an orphan with no request open here is
-// kept; the resend of its request (keyed) is answered with it, uncounted
-// and unforwarded, once; a request whose id the dispatcher gave it never
-// takes one.
-func TestOrphanAnswersTheResend(t *testing.T) {
-	a := &member{id: "a"}
-	tab := testTable(a)
-	if r, _, _ := tab.adopt(testOrphan("id-1", t0, `{"result":5}`)); r != nil {
-		t.Fatalf("adopt with nothing open returned %v; want it kept", r)
-	}
-	unkeyed := newRequest("inbox.0", nil, t0)
-	unkeyed.id = "id-1" // as if the dispatcher had drawn the same id
-	tab.admit(10)
-	if s := tab.open(unkeyed, t0, time.Minute); s.kind != stepSend {
-		t.Fatalf("open(unkeyed) = %+v; want an attempt of its own", s)
-	}
-	r := newRequest("inbox.1", nil, t0.Add(time.Second))
-	r.id, r.keyed = "id-1", true
-	tab.admit(10)
-	s := tab.open(r, t0.Add(time.Second), time.Minute)
-	if s.kind != stepOrphan || string(s.orphan.data) != `{"result":5}` {
-		t.Fatalf("open(resend) = %+v; want the orphan", s)
-	}
-	if n := tab.count.Load(); n != 1 || len(r.tried) != 0 || a.inflight.Load() != 1 {
-		t.Fatalf("count %d, tried %d, a in flight %d; want 1 (the unkeyed one), 0, 1", n, len(r.tried), a.inflight.Load())
-	}
-	r2 := newRequest("inbox.1", nil, t0.Add(time.Second))
-	r2.id, r2.keyed = "id-1", true
-	tab.admit(10)
-	if s := tab.open(r2, t0.Add(time.Second), time.Minute); s.kind != stepSend {
-		t.Fatalf("open(second resend) = %+v; want an attempt: the orphan answers once", s)
-	}
-}
-
-// TestOrphanFinishesTheOpenRequest: an orphan for a request open here
-// (its resend came first) answers it, and its attempts end.
-func TestOrphanFinishesTheOpenRequest(t *testing.T) {
-	a := &member{id: "a"}
-	tab := testTable(a)
-	r := newRequest("inbox.1", nil, t0)
-	r.id, r.keyed = "id-1", true
-	tab.admit(10)
-	if s := tab.open(r, t0, time.Minute); s.kind != stepSend {
-		t.Fatalf("open = %+v; want an attempt", s)
-	}
-	got, attempts, _ := tab.adopt(testOrphan("id-1", t0, `{"result":5}`))
-	if got != r || attempts != 1 || !r.done {
-		t.Fatalf("adopt = %v, %d attempts, done %v; want r, 1, done", got, attempts, r.done)
-	}
-	if tab.count.Load() != 0 || a.inflight.Load() != 0 || len(tab.pending) != 0 || len(tab.orphans.byID) != 0 {
-		t.Fatalf("count %d, a in flight %d, pending %d, kept %d; want all 0",
-			tab.count.Load(), a.inflight.Load(), len(tab.pending), len(tab.orphans.byID))
-	}
-	if _, kind, _, _ := tab.reply(1, attemptKey{}, false, false, 3); kind != replyLate {
-		t.Fatalf("the worker's own reply after the orphan = %v; want late", kind)
-	}
-}
-
-// TestOrphanageBounds: orphans expire after orphanKeep, the oldest go
-// past maxOrphanBytes, and the same id kept twice keeps the later.
-func TestOrphanageBounds(t *testing.T) {
-	var g orphanage
-	g.putLocked(testOrphan("old", t0, "1"), t0.UnixNano())
-	later := t0.Add(orphanKeep)
-	if o := g.takeLocked("old", later.UnixNano()); o != nil {
-		t.Fatalf("took an orphan %v old; want it expired", orphanKeep)
-	}
-	g.putLocked(testOrphan("a", t0, "first"), t0.UnixNano())
-	g.putLocked(testOrphan("a", t0, "second"), t0.UnixNano())
-	if o := g.takeLocked("a", t0.UnixNano()); o == nil || string(o.data) != "second" {
-		t.Fatalf("took %v; want the later of two", o)
-	}
-	big := strings.Repeat("x", maxOrphanBytes/4)
-	for _, id := range []string{"b1", "b2", "b3", "b4", "b5"} {
-		g.putLocked(testOrphan(id, t0, big), t0.UnixNano())
-	}
-	if g.bytes > maxOrphanBytes || g.byID["b1"] != nil || g.byID["b5"] == nil {
-		t.Fatalf("kept %d bytes, b1 %v, b5 %v; want at most %d, the oldest gone, the newest kept",
-			g.bytes, g.byID["b1"] != nil, g.byID["b5"] != nil, maxOrphanBytes)
-	}
-	g.putLocked(testOrphan("c", later, "1"), later.UnixNano())
-	if len(g.byID) != 1 || g.byID["c"] == nil || len(g.fifo) != 1 {
-		t.Fatalf("kept %d (fifo %d) after orphanKeep; want c alone", len(g.byID), len(g.fifo))
-	}
-	if n := g.kept.Load(); n != 9 {
-		t.Errorf("kept counted %d; want 9", n)
-	}
-	// old; b1 and b2 past the bound; b3 to b5 at c's arrival. The
-	// first a was replaced, not expired; the second was answered.
-	if e, a := g.expired.Load(), g.answered.Load(); e != 6 || a != 1 {
-		t.Errorf("expired %d, answered %d; want 6, 1", e, a)
-	}
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MaxHeartbeatSize bounds a heartbeat's payload in bytes. A worker's is
@@ -75,4 +76,82 @@ func cutAt(s string, max int) int {
 		}
 	}
 	return max // not UTF-8 anyway; any cut will do
+}
+
+// Bounds on the headers of a request that a role keeps while it holds the
+// request, in bytes. A request beyond them is refused with a 400: an id
+// is repeated in every progress message and log line about its request,
+// and a request is kept, headers and all, until its reply.
+const (
+	MaxRequestIDLen = 128 // Calc-Request-Id: a client's are 36
+	MaxClientLen    = 128 // Calc-Client
+	MaxNumberLen    = 20  // Calc-Timeout-Ms, Calc-Hedge-Ms, Calc-Progress: an int64's digits
+	// MaxHeaderBytes bounds all of a request's headers, names and values.
+	MaxHeaderBytes = 8 << 10
+)
+
+// ErrHeaderTooLong reports a request header beyond its bound.
+var ErrHeaderTooLong = errors.New("wire: request header too long")
+
+// headerBound is the bound of a request header a role keeps, 0 for one it
+// does not read.
+func headerBound(key string) int {
+	switch key {
+	case HdrRequestID:
+		return MaxRequestIDLen
+	case HdrClient:
+		return MaxClientLen
+	case HdrTimeout, HdrHedge, HdrProgress:
+		return MaxNumberLen
+	}
+	return 0
+}
+
+// CheckHeader tells whether value is within the bound of request header
+// key; the error names the header and its length, not its value.
+func CheckHeader(key, value string) error {
+	if max := headerBound(key); max > 0 && len(value) > max {
+		return fmt.Errorf("%w: %s of %d bytes (at most %d)", ErrHeaderTooLong, key, len(value), max)
+	}
+	return nil
+}
+
+// CheckRequestHeaders tells whether a request's headers h are within
+// their bounds: each that a role keeps (CheckHeader, every value), and all
+// of them together MaxHeaderBytes.
+func CheckRequestHeaders(h map[string][]string) error {
+	n := 0
+	for k, vs := range h {
+		n += len(k)
+		for _, v := range vs {
+			if err := CheckHeader(k, v); err != nil {
+				return err
+			}
+			n += len(v)
+		}
+	}
+	if n > MaxHeaderBytes {
+		return fmt.Errorf("%w: %d bytes of headers (at most %d)", ErrHeaderTooLong, n, MaxHeaderBytes)
+	}
+	return nil
+}
+
+// Millis is a count of milliseconds from a header as a duration, clamped
+// to max: Calc-Timeout-Ms of 9.2e12 and more would overflow a Duration.
+// A value of 0 or less, or not a number, is 0.
+func Millis(v string, max time.Duration) time.Duration {
+	if v == "" {
+		return 0 // ParseInt's error would allocate, and this is the hot path
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if errors.Is(err, strconv.ErrRange) && ms > 0 {
+		return max // beyond an int64: as large as allowed
+	}
+	if err != nil || ms <= 0 {
+		return 0
+	}
+	if ms >= int64(max/time.Millisecond) {
+		return max
+	}
+	return time.Duration(ms) * time.Millisecond
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckHeartbeat(t *testing.T) {
@@ -79,4 +80,48 @@ func FuzzCheckHeartbeat(f *testing.F) {
 			t.Fatalf("passed: subject %q, %+v", subject, hb)
 		}
 	})
+}
+
+func TestCheckRequestHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    map[string][]string
+		ok   bool
+	}{
+		{"none", nil, true},
+		{"a client's", map[string][]string{HdrRequestID: {"cbb07a76-1a2b-4c3d-8e9f-0123456789ab"}, HdrClient: {"alice"}, HdrTimeout: {"5000"}, HdrProgress: {"1"}}, true},
+		{"an id at the bound", map[string][]string{HdrRequestID: {strings.Repeat("i", MaxRequestIDLen)}}, true},
+		{"an id beyond it", map[string][]string{HdrRequestID: {strings.Repeat("i", MaxRequestIDLen+1)}}, false},
+		{"a second id beyond it", map[string][]string{HdrRequestID: {"a", strings.Repeat("i", 500<<10)}}, false},
+		{"a long client", map[string][]string{HdrClient: {strings.Repeat("c", 200)}}, false},
+		{"a long timeout", map[string][]string{HdrTimeout: {strings.Repeat("9", 21)}}, false},
+		{"a long hedge", map[string][]string{HdrHedge: {strings.Repeat("9", 21)}}, false},
+		{"others within", map[string][]string{"X-Trace": {strings.Repeat("t", 4000)}}, true},
+		{"others beyond", map[string][]string{"X-Trace": {strings.Repeat("t", MaxHeaderBytes)}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckRequestHeaders(tc.h)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrHeaderTooLong)) {
+				t.Fatalf("CheckRequestHeaders = %v; want ok %v", err, tc.ok)
+			}
+			if err != nil && len(err.Error()) > 200 {
+				t.Fatalf("error of %d bytes: it quotes the value", len(err.Error()))
+			}
+		})
+	}
+}
+
+func TestMillis(t *testing.T) {
+	const max = 5 * time.Minute
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"x", 0}, {"0", 0}, {"-5", 0}, {"250", 250 * time.Millisecond},
+		{"300000", max}, {"9300000000000", max}, {"9223372036854775807", max}, {"99999999999999999999", max}, {"-99999999999999999999", 0},
+	} {
+		if got := Millis(tc.in, max); got != tc.want {
+			t.Errorf("Millis(%q) = %v; want %v", tc.in, got, tc.want)
+		}
+	}
 }
