@@ -31,10 +31,9 @@ type record struct {
 	c        *client
 	r        *creq
 	sends    int
-	answers  []string // the dispatcher lives that answered it
-	workers  []string // the workers that started it, in order
-	ran      Time     // when the first worker started it
-	failed   bool     // a worker answered it 500
+	answers  []*flight.Request // the sends answered, each by its dispatcher
+	workers  []string          // the workers that started it, in order
+	failed   bool              // a worker answered it 500
 	closed   bool
 	code     int
 	closedAt Time
@@ -81,13 +80,12 @@ func (k *checker) answered(d *dispatcher, req *flight.Request, code int, text st
 	if rec == nil {
 		return
 	}
-	life := fmt.Sprintf("%s/%d", d.id, d.life)
 	for _, a := range rec.answers {
-		if a == life {
-			k.fail("%s answered %s twice", d.id, req.ID)
+		if a == req {
+			k.fail("%s answered one send of %s twice", d.id, req.ID)
 		}
 	}
-	rec.answers = append(rec.answers, life)
+	rec.answers = append(rec.answers, req)
 	if code == 0 && result != resultOf(rec.r.arg) {
 		k.fail("%s relayed result %d for %s (from %s); want %d", d.id, result, req.ID, worker, resultOf(rec.r.arg))
 	}
@@ -137,10 +135,8 @@ func (s *Sim) jobStarted(w *worker, m *Msg) {
 			return // the same worker again: a forward sent again, not a second worker
 		}
 	}
-	if len(rec.workers) == 0 {
-		rec.ran = s.clock.now
-	} else if rec.r.hedge == 0 && !rec.failed && k.calm(rec.ran) {
-		k.fail("%s runs %s, which runs on %s already, with no fault since it started", w.id, m.ID, strings.Join(rec.workers, ","))
+	if len(rec.workers) > 0 && rec.r.hedge == 0 && !rec.failed && k.calm(rec.r.start) {
+		k.fail("%s runs %s, which ran on %s already, with no fault since it was sent", w.id, m.ID, strings.Join(rec.workers, ","))
 	}
 	rec.workers = append(rec.workers, w.id)
 	if len(rec.workers) > 1 {

@@ -110,7 +110,7 @@ func (f *faults) schedule() {
 
 // begin records a fault injected; its heal runs after length, or at the
 // end of the fault phase.
-func (f *faults) begin(k FaultKind, what string, length Time, heal func()) {
+func (f *faults) begin(k FaultKind, what string, length Time, heal func()) (healNow func()) {
 	f.s.stats.faults[k]++
 	f.active++
 	f.last = f.s.clock.now
@@ -132,6 +132,7 @@ func (f *faults) begin(k FaultKind, what string, length Time, heal func()) {
 		f.s.clock.after(length, h)
 	}
 	f.s.net.recheck()
+	return h
 }
 
 func (f *faults) healAll() {
@@ -219,11 +220,7 @@ func (f *faults) worker(k FaultKind, w *worker, length Time) {
 		f.begin(k, w.id, length, w.start)
 	case FWorkerRestart:
 		w.crash()
-		f.begin(k, w.id, 0, func() {})
-		f.s.clock.after(f.s.pick(span{0, 100 * Millisecond}), func() {
-			w.start()
-			f.heals[len(f.heals)-1]()
-		})
+		f.begin(k, w.id, f.s.pick(span{0, 100 * Millisecond}), w.start)
 	case FWorkerHang:
 		w.hang()
 		f.begin(k, w.id, length, w.resume)

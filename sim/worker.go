@@ -54,6 +54,7 @@ func (w *worker) start() {
 	w.restart()
 	w.started, w.seq, w.state, w.fail500 = w.s.clock.now, 0, "", false
 	w.jobs, w.bounces = nil, make(map[string]*Msg)
+	w.hb, w.pgt = nil, nil // the last life's timers are void
 	w.token = fmt.Sprintf("%s-%d", w.id, w.life)
 	claimReply := "calc.claim." + w.id + "." + w.token
 	w.s.net.subscribe(w.node, claimReply, "")
@@ -161,6 +162,7 @@ func (w *worker) schedule() {
 			continue
 		}
 		j.started, running = true, running+1
+		w.s.tracef("%s starts %s", w.id, j.m.ID)
 		w.s.jobStarted(w, j.m)
 		work := Time(float64(j.m.Work) * w.slow)
 		left := j.arrived + j.m.Timeout - w.s.clock.now

@@ -80,16 +80,18 @@ func hunt(out *bufio.Writer, from, n uint64, par, show int, bugs sim.Bugs) int {
 	}()
 	var total sim.Stats
 	var failed []uint64
+	first := map[uint64]string{}
 	for r := range results {
 		total.Add(&r.Stats)
 		if r.Failed() {
 			failed = append(failed, r.Seed)
+			first[r.Seed] = r.Failures[0]
 		}
 	}
 	sortSeeds(failed)
 	for i, s := range failed {
 		if i >= show {
-			fmt.Fprintf(out, "FAIL seed %d\n", s)
+			fmt.Fprintf(out, "FAIL seed %d: %s\n", s, first[s])
 			continue
 		}
 		// Replayed with its trace kept: the same run, now with its story.
