@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/client/resend"
 	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
 )
@@ -121,6 +123,7 @@ type Client struct {
 	inbox   string // "<inbox>." prefix of reply subjects
 	sub     *nats.Subscription
 	budget  natsutil.RetryBudget // cfg.RetryBudget and MinRetries
+	policy  resend.Policy        // when a request is sent again (package resend)
 
 	mu      sync.Mutex
 	pending map[string]*call
@@ -168,6 +171,8 @@ func Connect(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, subj: wire.Subjects{Prefix: cfg.Prefix}, pending: make(map[string]*call), done: make(chan struct{})}
 	c.budget = natsutil.RetryBudget{Ratio: cfg.RetryBudget, Min: cfg.MinRetries}
+	c.policy = resend.Policy{Silence: cfg.ProgressSilence, AttemptWait: cfg.AttemptTimeout,
+		MaxAttempts: cfg.MaxAttempts, Rand: rand.Int64N}
 	c.reqSubj = cfg.Subject
 	if c.reqSubj == "" {
 		c.reqSubj = c.subj.Request()
@@ -276,26 +281,12 @@ func (c *Client) onReply(m *nats.Msg) {
 }
 
 // learnGap feeds the gap between two progress messages of one request
-// into the average; a gap over 2s is a pause, not a pace.
-func (c *Client) learnGap(gap int64) {
-	if gap <= 0 || gap > int64(2*time.Second) {
-		return
-	}
-	avg := c.pgap.Load()
-	if avg == 0 {
-		avg = gap
-	}
-	c.pgap.Store(avg + (gap-avg)/8)
-}
+// into the average (resend.NextGap).
+func (c *Client) learnGap(gap int64) { c.pgap.Store(resend.NextGap(c.pgap.Load(), gap)) }
 
 // silence is how long a request's dispatcher may stay silent before the
-// request is sent again: ProgressSilence, or 2.5 of the progress
-// messages' average gap if that is longer (a dispatcher, broker or
-// machine running late), up to 3 × ProgressSilence.
-func (c *Client) silence() time.Duration {
-	base := c.cfg.ProgressSilence
-	return min(max(base, 5*time.Duration(c.pgap.Load())/2), 3*base)
-}
+// request is sent again (resend.Silence).
+func (c *Client) silence() time.Duration { return resend.Silence(c.cfg.ProgressSilence, c.pgap.Load()) }
 
 // Status asks every dispatcher for its view of the workers and returns the
 // answers that arrive within wait after the first one (0 = 150ms).

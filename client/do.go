@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
+	"github.com/bilancia/bilancia/client/resend"
 	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
 )
@@ -57,12 +57,8 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 		}
 	}()
 
-	// With progress messages, a send is repeated only after silence
-	// without a sign of life from the dispatcher; without, after
-	// attemptWait, doubling.
+	// When to send again and when to give up: the resend core.
 	progress := c.cfg.ProgressSilence > 0
-	silence := c.cfg.ProgressSilence
-	lastSend := start
 	send := func() error {
 		m := nats.NewMsg(c.reqSubj)
 		m.Reply = c.inbox + token
@@ -75,111 +71,56 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 		}
 		return c.nc.PublishMsg(m)
 	}
+	call, act := resend.Start(c.policy, start.UnixNano(), deadline.UnixNano())
 	if err := send(); err != nil {
 		return nil, c.sendErr(err)
 	}
-	sends := 1
-	attemptWait := c.cfg.AttemptTimeout
-	if progress {
-		attemptWait = silence
-	}
-	backoff := 5 * time.Millisecond
-	// backingOff: the last answer was "no responders", and the next send
-	// ends the backoff. noDispatcher: no dispatcher took the request, so
-	// running out of time is a 503, not a 504.
-	backingOff, noDispatcher := false, false
-	// kicked: the connection came back since the last send; the next send
-	// goes at once, silence or not.
-	kicked := false
-	// One timer serves both the deadline and the next send.
-	nextSend := start.Add(attemptWait)
-	timer := time.NewTimer(attemptWait)
+	timer := time.NewTimer(time.Until(time.Unix(0, act.Wake)))
 	defer timer.Stop()
-	rearm := func(now time.Time) { timer.Reset(min(nextSend.Sub(now), deadline.Sub(now))) }
-	rearm(start)
-
 	for {
 		select {
 		case m := <-cl.ch:
 			if natsutil.IsNoResponders(m) {
-				// No dispatcher listens right now (restarting, or a
-				// reconnect in progress): back off and send again.
-				backingOff, noDispatcher = true, true
-				now := time.Now()
-				nextSend = now.Add(jitter(backoff))
-				backoff = min(backoff*2, 500*time.Millisecond)
-				rearm(now)
-				continue
+				act = call.NoResponders(time.Now().UnixNano())
+				break
 			}
-			return c.result(m, id, sends, start)
+			return c.result(m, id, call.Sends(), start)
 		case now := <-timer.C:
-			if !now.Before(deadline) {
-				return nil, c.timeoutErr(noDispatcher, start, sends)
+			call.Progress(cl.heard.Load())
+			act = call.Timer(now.UnixNano(), c.silence(), call.Retrying() || c.budget.Allows(c.inflight.Load(), c.retrying.Load()))
+			switch act.Done {
+			case resend.OutcomeDeadline:
+				return nil, c.timeoutErr(false, start, call.Sends())
+			case resend.OutcomeNoDispatcher:
+				return nil, c.timeoutErr(true, start, call.Sends())
 			}
-			if now.Before(nextSend) {
-				rearm(now)
-				continue
+			if act.Denied {
+				c.stats.denied.Add(1)
 			}
-			if progress && !backingOff && !kicked {
-				// Silent since the last send or progress message?
-				last := max(lastSend.UnixNano(), cl.heard.Load())
-				if quiet := time.Unix(0, last).Add(c.silence()); now.Before(quiet) {
-					nextSend = quiet
-					rearm(now)
-					continue
-				}
-			}
-			// A request no dispatcher has ever said it holds may have
-			// gone where nobody answers (a route or broker cut off):
-			// it is sent again after each silence until its deadline.
-			// Once held, MaxAttempts bounds the sends (1: no resend
-			// at all).
-			if !backingOff && sends >= c.cfg.MaxAttempts && (!progress || c.cfg.MaxAttempts == 1 || cl.heard.Load() != 0) {
-				nextSend = deadline // no more sends: wait for a reply
-				rearm(now)
-				continue
-			}
-			if !retrying {
-				if !c.budget.Allows(c.inflight.Load(), c.retrying.Load()) {
-					c.stats.denied.Add(1)
-					nextSend = now.Add(attemptWait)
-					rearm(now)
-					continue
-				}
+			if act.Counted {
 				retrying = true
 				c.retrying.Add(1)
 			}
-			if err := send(); err != nil {
-				return nil, c.sendErr(err)
+			if act.Send {
+				if err := send(); err != nil {
+					return nil, c.sendErr(err)
+				}
+				c.stats.retries.Add(1)
 			}
-			c.stats.retries.Add(1)
-			sends++
-			lastSend, kicked = now, false
-			if backingOff {
-				backingOff = false
-			} else if !progress {
-				attemptWait *= 2
-			}
-			nextSend = now.Add(attemptWait)
-			rearm(now)
 		case <-reconnected:
-			// Lost and back, perhaps on another broker: what was on its
-			// way may be lost, and the dispatcher with the broker.
 			c.mu.Lock()
 			reconnected = c.reconnected
 			c.mu.Unlock()
-			kicked = true
-			now := time.Now()
-			nextSend = now
-			rearm(now)
+			act = call.Reconnected(time.Now().UnixNano())
 		case <-c.done:
 			return nil, ErrClosed
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, c.timeoutErr(noDispatcher, start, sends)
+				return nil, c.timeoutErr(call.NoDispatcher(), start, call.Sends())
 			}
 			return nil, ctx.Err()
 		}
+		timer.Reset(time.Until(time.Unix(0, act.Wake)))
 	}
 }
 
@@ -226,7 +167,3 @@ func (c *Client) result(m *nats.Msg, id string, sends int, start time.Time) (*Re
 // progressValue is Calc-Progress's value on a request; shared, since
 // nats.go only reads it.
 var progressValue = []string{"1"}
-
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
-}

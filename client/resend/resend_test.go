@@ -1,0 +1,102 @@
+package resend
+
+import (
+	"testing"
+	"time"
+)
+
+const ms = int64(time.Millisecond)
+
+func policy(silence time.Duration, max int) Policy {
+	return Policy{Silence: silence, AttemptWait: 2 * time.Second, MaxAttempts: max,
+		Rand: func(n int64) int64 { return n - 1 }}
+}
+
+// A request no dispatcher said it holds is sent again after each silence,
+// past MaxAttempts; once one holds it, MaxAttempts bounds the sends.
+func TestResendAfterSilence(t *testing.T) {
+	c, a := Start(policy(250*time.Millisecond, 2), 0, 10000*ms)
+	if !a.Send || a.Wake != 250*ms {
+		t.Fatalf("Start = %+v; want a send, wake at 250ms", a)
+	}
+	for i, now := range []int64{250, 500, 750} {
+		a = c.Timer(now*ms, 250*time.Millisecond, true)
+		if !a.Send || !a.Retry || a.Counted != (i == 0) {
+			t.Fatalf("Timer(%dms) = %+v; want a resend (counted the first time)", now, a)
+		}
+	}
+	c.Progress(800 * ms)
+	if a = c.Timer(1000*ms, 250*time.Millisecond, true); a.Send || a.Wake != 1050*ms {
+		t.Fatalf("Timer(1000ms), heard at 800 = %+v; want to wait until 1050ms", a)
+	}
+	if a = c.Timer(1050*ms, 250*time.Millisecond, true); a.Send || a.Wake != 10000*ms {
+		t.Fatalf("Timer(1050ms), held, 4 sends of 2 = %+v; want no more sends", a)
+	}
+	if a = c.Timer(10000*ms, 250*time.Millisecond, true); a.Done != OutcomeDeadline {
+		t.Fatalf("Timer at the deadline = %+v; want 504", a)
+	}
+	if c.Sends() != 4 {
+		t.Fatalf("sends %d; want 4", c.Sends())
+	}
+}
+
+func TestBudgetDenies(t *testing.T) {
+	c, _ := Start(policy(250*time.Millisecond, 4), 0, 10000*ms)
+	if a := c.Timer(250*ms, 250*time.Millisecond, false); a.Send || !a.Denied || a.Wake != 500*ms {
+		t.Fatalf("Timer, budget spent = %+v; want denied, wake at 500ms", a)
+	}
+	if a := c.Timer(500*ms, 250*time.Millisecond, true); !a.Send || !a.Counted {
+		t.Fatalf("Timer, budget back = %+v; want a counted resend", a)
+	}
+}
+
+// Without progress messages: resend after AttemptWait, doubling.
+func TestAttemptWaitDoubles(t *testing.T) {
+	c, a := Start(policy(-1, 3), 0, 100000*ms)
+	for _, want := range []int64{2000, 6000, 14000, 100000} {
+		if a.Wake != want*ms {
+			t.Fatalf("wake %d; want %dms", a.Wake/ms, want)
+		}
+		a = c.Timer(a.Wake, 0, true)
+	}
+}
+
+// "No responders" backs off, jittered, and a timeout then is a 503; the
+// connection back sends at once.
+func TestNoRespondersAndReconnect(t *testing.T) {
+	c, _ := Start(policy(250*time.Millisecond, 4), 0, 1000*ms)
+	if a := c.NoResponders(10 * ms); a.Wake != 10*ms+int64(5*time.Millisecond) {
+		t.Fatalf("NoResponders = %+v; want wake after the backoff", a)
+	}
+	if a := c.Timer(15*ms, 250*time.Millisecond, true); !a.Send {
+		t.Fatalf("Timer after the backoff = %+v; want a send, silence or not", a)
+	}
+	if a := c.Reconnected(20 * ms); a.Wake != 20*ms {
+		t.Fatalf("Reconnected = %+v; want wake now", a)
+	}
+	if a := c.Timer(20*ms, 250*time.Millisecond, true); !a.Send {
+		t.Fatalf("Timer after a reconnect = %+v; want a send", a)
+	}
+	if a := c.Timer(1000*ms, 250*time.Millisecond, true); a.Done != OutcomeNoDispatcher {
+		t.Fatalf("Timer at the deadline = %+v; want 503", a)
+	}
+}
+
+func TestSilenceAndGap(t *testing.T) {
+	base := 250 * time.Millisecond
+	for _, tc := range []struct {
+		gap  int64
+		want time.Duration
+	}{{0, base}, {100 * ms, base}, {200 * ms, 500 * time.Millisecond}, {1000 * ms, 3 * base}} {
+		if got := Silence(base, tc.gap); got != tc.want {
+			t.Errorf("Silence(%v) = %v; want %v", time.Duration(tc.gap), got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ avg, gap, want int64 }{
+		{0, 100 * ms, 100 * ms}, {100 * ms, 180 * ms, 110 * ms}, {100 * ms, 3000 * ms, 100 * ms}, {100 * ms, 0, 100 * ms},
+	} {
+		if got := NextGap(tc.avg, tc.gap); got != tc.want {
+			t.Errorf("NextGap(%v, %v) = %v; want %v", tc.avg, tc.gap, got, tc.want)
+		}
+	}
+}

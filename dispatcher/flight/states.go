@@ -1,0 +1,378 @@
+package flight
+
+import (
+	"fmt"
+	"time"
+)
+
+// ReqState is where a request is in its life.
+type ReqState uint8
+
+// A request's states. Every change of a request's state is made by one of
+// the functions of this file.
+//
+//	from     to       by          when
+//	new      done     arrive      over MaxInflight (503); a resend of a
+//	                              request open here (joined: that one
+//	                              answers both); a resend of a request
+//	                              whose reply was handed over (relayed)
+//	new      open     arrive      then sendOn
+//	open     open     sendOn      a worker picked: one more attempt
+//	open     parked   hold        no worker left and no attempt alive,
+//	                              during a hold or with attempts still
+//	                              open on workers silent on it
+//	parked   open     resume      a worker came up, or one in rotation
+//	                              is heard again: sendOn, any worker
+//	                              again
+//	open     done     finish      a reply relayed; a 504 at the deadline;
+//	parked   done     finish      a 503 with no worker left and nothing
+//	                              open; at the end of a hold; a failed
+//	                              publish; the shutdown
+const (
+	ReqNew    ReqState = iota // made by the shell, not yet arrived
+	ReqOpen                   // waiting on attempts, or about to send one
+	ReqParked                 // no attempt alive, no worker to send it to: waiting for one
+	ReqDone                   // answered exactly once (or joined to the request that answers it)
+)
+
+var reqStateNames = [...]string{"new", "open", "parked", "done"}
+
+func (s ReqState) String() string { return reqStateNames[s] }
+
+// AttState is where an attempt is in its life.
+type AttState uint8
+
+// An attempt's states. Live and hedged attempts are alive: the request
+// waits on them. The others stay open, so that a late reply still
+// counts, but the request no longer waits on them.
+//
+//	from            to       by              when
+//	-               live     openAttempt     sendOn picked its worker
+//	live            hedged   watch           still making progress past the hedge time: sent on
+//	live, hedged    silent   workerSilent    its worker said nothing on anything past its silence: sent on
+//	live, hedged    expired  watch           silent on it at the request's last attempt
+//	live, hedged,   gone     workerDown      its worker left rotation: sent on (a silent one is not sent on again)
+//	  expired
+//	any             ended    endAttempt      its reply, a failed publish, or its request done
+const (
+	AttLive    AttState = iota // sent, watched
+	AttHedged                  // alive, and a hedge was sent for it
+	AttSilent                  // its worker fell silent: the request went on
+	AttExpired                 // silent on it with no attempt left to try
+	AttGone                    // its worker left rotation: the request went on
+	AttEnded                   // out of the table
+)
+
+var attStateNames = [...]string{"live", "hedged", "silent", "expired", "gone", "ended"}
+
+func (s AttState) String() string { return attStateNames[s] }
+
+// alive tells whether the request still waits on an attempt in s.
+func (s AttState) alive() bool { return s == AttLive || s == AttHedged }
+
+// arrive takes a new request in.
+func (c *Core) arrive(r *Request, now int64) {
+	if r.state != ReqNew {
+		return
+	}
+	r.start = now
+	if c.cfg.MaxInflight > 0 && len(c.reqs) >= c.cfg.MaxInflight {
+		r.state = ReqDone
+		c.emit(Action{Kind: ActError, Req: r, Code: CodeUnavailable,
+			Msg: fmt.Sprintf("at capacity (%d requests in flight)", c.cfg.MaxInflight)})
+		return
+	}
+	r.deadline = now + int64(r.Timeout)
+	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
+	if r.Keyed {
+		if o := c.byID[r.ID]; o != nil && o.Reply == r.Reply {
+			// A resend of a request open here: that one answers both.
+			r.state = ReqDone
+			c.counts.Joined++
+			if r.Progress {
+				c.emit(Action{Kind: ActProgress, Req: r}) // its client found us silent: say so at once
+			}
+			return
+		} else if o != nil {
+			r.Keyed = false // another client's id: served on its own
+		} else if kept := c.orphans.take(r, now); kept != nil {
+			r.state = ReqDone
+			c.counts.OrphansAnswered++
+			c.emit(Action{Kind: ActRelay, Req: r, Payload: kept.payload, Worker: kept.worker, Code: kept.code})
+			return
+		} else {
+			c.byID[r.ID] = r
+		}
+	}
+	r.state = ReqOpen
+	r.idx = len(c.reqs)
+	c.reqs = append(c.reqs, r)
+	r.dl = timer{at: r.deadline, req: r, idx: -1}
+	if r.Progress && c.cfg.ProgressEvery > 0 {
+		r.dl.at = min(r.deadline, now+int64(c.cfg.ProgressEvery))
+	}
+	c.timers.arm(&r.dl)
+	c.sendOn(r, now)
+}
+
+// sendOn sends r to a worker it has not tried, or when none is left,
+// decides whether it waits (hold). It is the one place that opens an
+// attempt.
+func (c *Core) sendOn(r *Request, now int64) {
+	if r.state == ReqDone {
+		return
+	}
+	w := c.pick(r, now)
+	if w == nil {
+		c.hold(r, now)
+		return
+	}
+	if r.state == ReqParked {
+		c.unpark(r)
+	}
+	c.openAttempt(r, w, now)
+}
+
+// hold decides the fate of r, which found no worker to go to: it waits
+// on its attempts still alive; it is parked while it has attempts open
+// on workers silent on it, or during a hold; otherwise it is answered
+// 503. It is the one place that parks a request.
+func (c *Core) hold(r *Request, now int64) {
+	switch {
+	case r.hasAlive():
+		// Its open attempts may still answer.
+	case r.hasOpenNotGone() || c.holding(now):
+		c.park(r)
+	default:
+		msg := "no worker available"
+		if n := len(r.tried); n > 0 {
+			msg = fmt.Sprintf("no worker available after %d attempts", n)
+		}
+		c.finish(r, Action{Kind: ActError, Code: CodeUnavailable, Msg: msg})
+	}
+}
+
+func (c *Core) park(r *Request) {
+	if r.state != ReqOpen {
+		return
+	}
+	r.state = ReqParked
+	r.pidx = len(c.parked)
+	c.parked = append(c.parked, r)
+}
+
+func (c *Core) unpark(r *Request) {
+	if r.state != ReqParked {
+		return
+	}
+	r.state = ReqOpen
+	last := c.parked[len(c.parked)-1]
+	c.parked[r.pidx], last.pidx = last, r.pidx
+	c.parked = c.parked[:len(c.parked)-1]
+}
+
+// resume ends the hold, a worker being back, and sends the parked
+// requests out again, to any worker, those tried before included: their
+// forwards may have been lost in a partition.
+func (c *Core) resume(now int64) {
+	c.endHold()
+	if len(c.parked) == 0 {
+		return
+	}
+	c.emit(Action{Kind: ActResume, Attempts: len(c.parked)})
+	reqs := append(c.scratch[:0], c.parked...)
+	for _, r := range reqs {
+		c.unpark(r)
+		r.from = len(r.tried)
+		c.sendOn(r, now)
+	}
+	clear(reqs)
+	c.scratch = reqs[:0]
+}
+
+// startHold holds requests for d from now, unless a hold runs already.
+func (c *Core) startHold(d time.Duration, now int64, why string) {
+	if d <= 0 || c.holdEnd.idx >= 0 {
+		return
+	}
+	c.holdLen = d
+	c.holdEnd = timer{at: now + int64(d), idx: -1}
+	c.timers.arm(&c.holdEnd)
+	c.emit(Action{Kind: ActHold, At: int64(d), Msg: why})
+}
+
+func (c *Core) holding(now int64) bool { return c.holdEnd.idx >= 0 && now < c.holdEnd.at }
+
+func (c *Core) endHold() { c.timers.disarm(&c.holdEnd) }
+
+// holdOver ends a hold that ran out with no worker back: the parked
+// requests with nothing open but on workers gone get their 503.
+func (c *Core) holdOver() {
+	reqs := append(c.scratch[:0], c.parked...)
+	for _, r := range reqs {
+		if !r.hasOpenNotGone() {
+			c.finish(r, Action{Kind: ActError, Code: CodeUnavailable,
+				Msg: fmt.Sprintf("no worker available (held %v for one to come back)", c.holdLen)})
+		}
+	}
+	clear(reqs)
+	c.scratch = reqs[:0]
+}
+
+// finish answers r with the action a (its Req and Attempts filled in
+// here), tells the workers of its other open attempts to stop, and takes
+// it out of the table. It is the one place a request is answered.
+func (c *Core) finish(r *Request, a Action) {
+	if r.state == ReqDone {
+		return
+	}
+	a.Req, a.Attempts = r, len(r.tried)
+	c.emit(a)
+	for _, at := range r.open {
+		if at != c.answering && at.silence > 0 {
+			c.emit(Action{Kind: ActCancel, Req: r, W: at.w})
+		}
+	}
+	c.unpark(r)
+	r.state = ReqDone
+	if r.Keyed && c.byID[r.ID] == r {
+		delete(c.byID, r.ID)
+	}
+	c.timers.disarm(&r.dl)
+	for len(r.open) > 0 {
+		c.endAttempt(r.open[0])
+	}
+	if r.retrying {
+		r.retrying = false
+		c.nRetrying--
+	}
+	last := c.reqs[len(c.reqs)-1]
+	c.reqs[r.idx], last.idx = last, r.idx
+	c.reqs[len(c.reqs)-1] = nil
+	c.reqs = c.reqs[:len(c.reqs)-1]
+}
+
+// openAttempt sends r to w.
+func (c *Core) openAttempt(r *Request, w *Worker, now int64) {
+	c.nextTok++
+	a := &r.first
+	if len(r.tried) > 0 {
+		a = new(Attempt)
+	}
+	*a = Attempt{req: r, w: w, tok: c.nextTok, state: AttLive, sent: now, heard: now, widx: len(w.atts)}
+	a.silence = baseSilence(w.progress)
+	a.to = timer{req: r, att: a, idx: -1}
+	c.pending[a.tok] = a
+	key := attemptKey{w.ID, r.ID}
+	if _, dup := c.shared[key]; !dup {
+		a.shared = true
+		c.shared[key] = a
+	}
+	w.atts = append(w.atts, a)
+	w.inflight++
+	r.open = append(r.open, a)
+	r.tried = append(r.tried, w)
+	if at := watchAt(a.sent, a.heard, a.silence, c.hedgeOf(r), c.cfg.AttemptTimeout, false); at < r.deadline {
+		a.to.at = at
+		c.timers.arm(&a.to)
+	}
+	c.emit(Action{Kind: ActForward, Req: r, W: w, Token: a.tok, Shared: a.shared, LeftMS: leftMS(r.deadline, now)})
+}
+
+// endAttempt takes a out of the table: its reply came, its publish
+// failed, or its request is done.
+func (c *Core) endAttempt(a *Attempt) {
+	if a.state == AttEnded {
+		return
+	}
+	a.state = AttEnded
+	delete(c.pending, a.tok)
+	if a.shared {
+		delete(c.shared, attemptKey{a.w.ID, a.req.ID})
+	}
+	c.timers.disarm(&a.to)
+	w := a.w
+	last := w.atts[len(w.atts)-1]
+	w.atts[a.widx], last.widx = last, a.widx
+	w.atts[len(w.atts)-1] = nil
+	w.atts = w.atts[:len(w.atts)-1]
+	w.inflight--
+	r := a.req
+	for i, o := range r.open {
+		if o == a {
+			r.open = append(r.open[:i], r.open[i+1:]...)
+			break
+		}
+	}
+}
+
+// workerDown marks gone the attempts on w, which left rotation, and
+// sends their requests on: each request once per worker lost. An attempt
+// silent on it was sent on already.
+func (c *Core) workerDown(w *Worker, cause DownCause, noneLive bool, now int64) {
+	if noneLive {
+		why := "every live worker fell silent at once"
+		if cause == DownNoResponders {
+			why = "the last live worker answered no responders"
+		}
+		c.startHold(holdLength(cause, c.cfg.HoldFor), now, why)
+	}
+	reqs := c.scratch[:0]
+	for _, a := range w.atts {
+		if a.state.alive() || a.state == AttExpired {
+			a.state = AttGone
+			c.timers.disarm(&a.to)
+			reqs = append(reqs, a.req)
+		}
+	}
+	c.counts.Redispatched += len(reqs)
+	for _, r := range reqs {
+		c.sendOn(r, now)
+	}
+	clear(reqs)
+	c.scratch = reqs[:0]
+}
+
+// workerSilent marks silent the attempts on w, which said nothing about
+// anything past its silence, and sends their requests on.
+func (c *Core) workerSilent(w *Worker, now int64) {
+	reqs := c.scratch2[:0]
+	for _, a := range w.atts {
+		if a.state.alive() || a.state == AttExpired {
+			a.state = AttSilent
+			c.timers.disarm(&a.to)
+			reqs = append(reqs, a.req)
+		}
+	}
+	if len(reqs) > 0 {
+		c.emit(Action{Kind: ActSilent, W: w, Attempts: len(reqs)})
+	}
+	c.counts.Silenced += len(reqs)
+	c.counts.Retries += len(reqs)
+	for _, r := range reqs {
+		c.sendOn(r, now)
+	}
+	clear(reqs)
+	c.scratch2 = reqs[:0]
+}
+
+// hasAlive tells whether r waits on an attempt alive.
+func (r *Request) hasAlive() bool {
+	for _, a := range r.open {
+		if a.state.alive() {
+			return true
+		}
+	}
+	return false
+}
+
+// hasOpenNotGone tells whether r has an attempt open on a worker still in
+// rotation (alive, silent or expired).
+func (r *Request) hasOpenNotGone() bool {
+	for _, a := range r.open {
+		if a.state != AttGone {
+			return true
+		}
+	}
+	return false
+}
