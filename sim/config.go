@@ -38,12 +38,14 @@ type Config struct {
 	AckWait    Time // a long job's reply waits this long for its ack
 	DrainGrace Time
 
-	// Load: requests per client, the gap between them, their work.
+	// Load: requests per client, the gap between them (set from Busy),
+	// their work.
 	Requests  int
 	Gap       span
 	ShortWork span
 	LongWork  span
 	LongShare float64 // of the requests that are long
+	Busy      float64 // how busy the load keeps the workers, with every fault healed
 	Timeout   Time    // the clients' deadline
 	HedgeAsk  float64 // share of the requests that ask for a hedge
 
@@ -76,10 +78,10 @@ func drawConfig(rng *rand.Rand) Config {
 		DrainGrace: 500 * Millisecond,
 
 		Requests:  10 + rng.IntN(40),
-		Gap:       span{20 * Millisecond, 400 * Millisecond},
 		ShortWork: span{1 * Millisecond, 60 * Millisecond},
 		LongWork:  span{200 * Millisecond, 2500 * Millisecond},
 		LongShare: []float64{0, 0.1, 0.3, 0.6}[rng.IntN(4)],
+		Busy:      []float64{0.1, 0.3, 0.5}[rng.IntN(3)],
 		Timeout:   10 * Second,
 		HedgeAsk:  []float64{0, 0, 0.2}[rng.IntN(3)],
 

@@ -5,11 +5,13 @@ import "strings"
 // The simulated bus: a cluster of brokers joined by routes, and nodes
 // (clients, dispatchers, workers) each connected to one broker. A message
 // goes node → its broker → (a route) → the subscriber's broker → the
-// subscriber, each hop with its delay and jitter. A hop that is cut drops
-// what crosses it; a broker learns that a route or a connection is gone
-// only after a detection delay, and until then it still routes to the
-// subscriptions behind it, as a real cluster does while its pings go
-// unanswered. Subjects and queue groups work as NATS delivers them: a
+// subscriber, each hop with its delay and jitter. A hop that is cut holds
+// what crosses it, as a TCP connection does: delivered if the hop heals
+// while its connection lives, lost with the connection when the broker
+// (or the node) gives up on it. A broker learns that a route or a
+// connection is gone only after a detection delay, and until then it
+// still routes to the subscriptions behind it, as a real cluster does
+// while its pings go unanswered. Subjects and queue groups work as NATS delivers them: a
 // queue group gives each message to one member, picked at random among
 // the subscriptions the publisher's broker sees; a message with a reply
 // subject that no subscription matches gets "no responders" back.
@@ -39,7 +41,8 @@ type network struct {
 	routeCut [][]bool // cut by a fault, beside sides
 	known    [][]bool // the route is up as the brokers know it
 	pendRt   [][]*task
-	lastArr  [][]Time // per receiver, per sender: FIFO unless reordering
+	rheld    [][][]func() // what waits on a cut route, for its heal
+	lastArr  [][]Time     // per receiver, per sender: FIFO unless reordering
 }
 
 func newNetwork(s *Sim, brokers int) *network {
@@ -50,6 +53,7 @@ func newNetwork(s *Sim, brokers int) *network {
 	n.routeCut = grid[bool](brokers)
 	n.known = grid[bool](brokers)
 	n.pendRt = grid[*task](brokers)
+	n.rheld = grid[[]func()](brokers)
 	for i := range n.known {
 		for j := range n.known[i] {
 			n.known[i][j] = true
@@ -141,7 +145,8 @@ func (n *network) publish(x *node, m *Msg) {
 	b := x.conn
 	n.s.tracef("%s: %s", x.name, m)
 	if !n.linkUp(x, b) {
-		n.s.tracef("drop %s: %s cut from broker b%d", m, x.name, b)
+		n.s.tracef("held %s: %s cut from broker b%d", m, x.name, b)
+		x.hold(func() { n.publish(x, m) })
 		return
 	}
 	var match []*sub
@@ -201,7 +206,20 @@ func (n *network) deliverFromBroker(b int, x *node, m *Msg) {
 func (n *network) send(x *node, b int, y *node, m *Msg) {
 	c := y.conn
 	if !n.routeUp(b, c) {
-		n.s.tracef("drop %s to %s: route b%d-b%d cut", m, y.name, b, c)
+		if !n.brokers[b].alive || !n.brokers[c].alive {
+			n.s.tracef("drop %s to %s: broker dead", m, y.name)
+			return
+		}
+		n.s.tracef("held %s to %s: route b%d-b%d cut", m, y.name, b, c)
+		i, j := min(b, c), max(b, c)
+		ep := y.epoch
+		n.rheld[i][j] = append(n.rheld[i][j], func() {
+			if y.epoch != ep {
+				n.s.tracef("drop %s to %s: connection gone", m, y.name)
+				return
+			}
+			n.send(x, b, y, m)
+		})
 		return
 	}
 	f := n.s.faults
@@ -232,13 +250,19 @@ func (n *network) arrive(y, from *node, c int, m *Msg, d Time) {
 		*last = at
 	}
 	epoch := y.epoch
-	n.s.clock.at(at, func() {
-		if y.epoch != epoch || y.conn != c || !n.linkUp(y, c) {
+	var deliver func()
+	deliver = func() {
+		switch {
+		case y.epoch != epoch || y.conn != c:
 			n.s.tracef("drop %s to %s: connection gone", m, y.name)
-			return
+		case !n.linkUp(y, c):
+			n.s.tracef("held %s to %s: cut from broker b%d", m, y.name, c)
+			y.hold(deliver)
+		default:
+			y.receive(m)
 		}
-		y.receive(m)
-	})
+	}
+	n.s.clock.at(at, deliver)
 }
 
 // recheck compares what the brokers know of routes with what holds now,
@@ -248,6 +272,13 @@ func (n *network) recheck() {
 	for i := range n.brokers {
 		for j := i + 1; j < len(n.brokers); j++ {
 			up := n.routeUp(i, j)
+			if up && len(n.rheld[i][j]) > 0 { // healed in time: delivered now
+				held := n.rheld[i][j]
+				n.rheld[i][j] = nil
+				for _, fn := range held {
+					fn()
+				}
+			}
 			if up == n.known[i][j] || n.pendRt[i][j] != nil {
 				continue
 			}
@@ -261,6 +292,10 @@ func (n *network) recheck() {
 				if now != n.known[i][j] {
 					n.known[i][j], n.known[j][i] = now, now
 					n.s.tracef("route b%d-b%d known %s", i, j, upDown(now))
+					if !now && len(n.rheld[i][j]) > 0 { // the route closed: what it held is lost
+						n.s.tracef("route b%d-b%d closed: %d messages lost", i, j, len(n.rheld[i][j]))
+						n.rheld[i][j] = nil
+					}
 				}
 				n.recheck()
 			})

@@ -18,6 +18,7 @@ type node struct {
 	isolated     bool // cut from every broker by a fault
 	side         int  // partition side
 	stale        *task
+	held         []func() // what waits on a cut connection, for its heal
 	retry        *task
 
 	subs []*sub
@@ -130,6 +131,10 @@ func (x *node) disconnect(why string) {
 	old := x.conn
 	x.conn = -1
 	x.epoch++
+	if len(x.held) > 0 {
+		x.s.tracef("%s: %d messages lost with the connection", x.name, len(x.held))
+		x.held = nil
+	}
 	cancel(x.stale)
 	x.stale = nil
 	if x.dead {
@@ -146,6 +151,9 @@ func (x *node) disconnect(why string) {
 	x.retry = x.after(x.s.pick(x.s.cfg.ReconnectDelay), func() { x.tryConnect(true) })
 }
 
+// hold keeps fn, a message crossing x's cut connection, for its heal.
+func (x *node) hold(fn func()) { x.held = append(x.held, fn) }
+
 // recheckLink closes x's connection at once if its broker died, or after
 // the stale delay while it is cut from it or hung.
 func (x *node) recheckLink() {
@@ -156,6 +164,13 @@ func (x *node) recheckLink() {
 	if !n.brokers[x.conn].alive {
 		x.disconnect("broker died")
 		return
+	}
+	if n.linkUp(x, x.conn) {
+		held := x.held
+		x.held = nil
+		for _, fn := range held { // healed in time: delivered now
+			fn()
+		}
 	}
 	if n.linkUp(x, x.conn) && !x.hung {
 		cancel(x.stale)

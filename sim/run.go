@@ -68,6 +68,7 @@ func Run(seed uint64, opt Options) *Result {
 	for i := 1; i <= s.cfg.Workers; i++ {
 		s.newWorker(i)
 	}
+	s.pace()
 	for i := 1; i <= s.cfg.Dispatchers; i++ {
 		s.newDispatcher(i)
 	}
@@ -111,6 +112,22 @@ func Run(seed uint64, opt Options) *Result {
 	}
 	res.Stats = s.stats
 	return res
+}
+
+// pace sets the gap between a client's requests so that, all faults
+// healed, the workers are busy a fraction of the time: this simulator
+// looks for requests lost, not for the queues of a fleet overloaded.
+func (s *Sim) pace() {
+	slots := 0
+	for _, w := range s.workers {
+		slots += w.conc
+	}
+	c := &s.cfg
+	mean := func(sp span) float64 { return float64(sp.lo+sp.hi) / 2 }
+	work := (1-c.LongShare)*mean(c.ShortWork) + c.LongShare*mean(c.LongWork)
+	gap := Time(work * float64(c.Clients) / (c.Busy * float64(slots)))
+	gap = max(gap, 20*Millisecond)
+	c.Gap = span{gap / 2, gap * 3 / 2}
 }
 
 // addCounts adds a dispatcher core's own counters (of its last life).
