@@ -81,7 +81,7 @@ func drawConfig(rng *rand.Rand) Config {
 		ShortWork: span{1 * Millisecond, 60 * Millisecond},
 		LongWork:  span{200 * Millisecond, 2500 * Millisecond},
 		LongShare: []float64{0, 0.1, 0.3, 0.6}[rng.IntN(4)],
-		Busy:      []float64{0.1, 0.3, 0.5}[rng.IntN(3)],
+		Busy:      []float64{0.1, 0.2, 0.3}[rng.IntN(3)],
 		Timeout:   10 * Second,
 		HedgeAsk:  []float64{0, 0, 0.2}[rng.IntN(3)],
 

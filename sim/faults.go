@@ -228,8 +228,8 @@ func (f *faults) worker(k FaultKind, w *worker, length Time) {
 		if w.slow > 1 {
 			return
 		}
-		w.slow = float64(2 + f.s.rng.IntN(8))
-		f.begin(k, fmt.Sprintf("%s x%.0f", w.id, w.slow), length, func() { w.slow = 1 })
+		w.setSlow(float64(2 + f.s.rng.IntN(8)))
+		f.begin(k, fmt.Sprintf("%s x%.0f", w.id, w.slow), length, func() { w.setSlow(1) })
 	case FWorker500:
 		if w.fail500 {
 			return

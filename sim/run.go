@@ -118,10 +118,13 @@ func Run(seed uint64, opt Options) *Result {
 // healed, the workers are busy a fraction of the time: this simulator
 // looks for requests lost, not for the queues of a fleet overloaded.
 func (s *Sim) pace() {
-	slots := 0
+	// Round robin gives each worker its share, whatever its slots: the
+	// worker with the fewest sets the pace.
+	least := s.workers[0].conc
 	for _, w := range s.workers {
-		slots += w.conc
+		least = min(least, w.conc)
 	}
+	slots := least * len(s.workers)
 	c := &s.cfg
 	mean := func(sp span) float64 { return float64(sp.lo+sp.hi) / 2 }
 	work := (1-c.LongShare)*mean(c.ShortWork) + c.LongShare*mean(c.LongWork)

@@ -17,6 +17,9 @@ type job struct {
 	arrived Time
 	started bool
 	done    *task
+	// left: the work still to do, at full speed, as of mark.
+	left Time
+	mark Time
 }
 
 // worker is one worker process model.
@@ -164,13 +167,37 @@ func (w *worker) schedule() {
 		j.started, running = true, running+1
 		w.s.tracef("%s starts %s", w.id, j.m.ID)
 		w.s.jobStarted(w, j.m)
-		work := Time(float64(j.m.Work) * w.slow)
-		left := j.arrived + j.m.Timeout - w.s.clock.now
-		jj := j
-		if work > left {
-			j.done = w.after(max(left, 0), func() { w.finish(jj, 504, "deadline exceeded") })
-		} else {
-			j.done = w.after(work, func() { w.finish(jj, 0, "") })
+		j.left, j.mark = j.m.Work, w.s.clock.now
+		w.plan(j)
+	}
+}
+
+// plan arms j's end at the worker's speed: its result, or its deadline.
+func (w *worker) plan(j *job) {
+	cancel(j.done)
+	now := w.s.clock.now
+	work := Time(float64(j.left) * w.slow)
+	left := j.arrived + j.m.Timeout - now
+	if work > left {
+		j.done = w.after(max(left, 0), func() { w.finish(j, 504, "deadline exceeded") })
+	} else {
+		j.done = w.after(work, func() { w.finish(j, 0, "") })
+	}
+}
+
+// setSlow changes the worker's speed; the jobs running go on at the new one.
+func (w *worker) setSlow(f float64) {
+	now := w.s.clock.now
+	for _, j := range w.jobs {
+		if j.started {
+			j.left -= Time(float64(now-j.mark) / w.slow)
+			j.left, j.mark = max(j.left, 0), now
+		}
+	}
+	w.slow = f
+	for _, j := range w.jobs {
+		if j.started {
+			w.plan(j)
 		}
 	}
 }
