@@ -68,7 +68,8 @@ func (k *checker) opened(c *client, r *creq) *record {
 	return rec
 }
 
-// calm tells whether no fault was active, nor began or healed, since t.
+// calm tells whether no fault was active, nor began or healed, and no
+// connection or route changed, since t.
 func (k *checker) calm(t Time) bool {
 	f := k.s.faults
 	return f.active == 0 && f.last < t

@@ -70,6 +70,10 @@ func newFaults(s *Sim) *faults {
 	return f
 }
 
+// touch records a disturbance that follows from a fault (a connection
+// lost or made, a route found down or up): calm starts again after it.
+func (f *faults) touch() { f.last = f.s.clock.now }
+
 func (f *faults) lossy() bool       { return f.loss > 0 && f.s.rng.Float64() < f.pLoss }
 func (f *faults) duplicating() bool { return f.dup > 0 && f.s.rng.Float64() < f.pDup }
 func (f *faults) reordering() bool  { return f.reorder > 0 }

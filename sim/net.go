@@ -291,6 +291,7 @@ func (n *network) recheck() {
 				now := n.routeUp(i, j)
 				if now != n.known[i][j] {
 					n.known[i][j], n.known[j][i] = now, now
+					n.s.faults.touch()
 					n.s.tracef("route b%d-b%d known %s", i, j, upDown(now))
 					if !now && len(n.rheld[i][j]) > 0 { // the route closed: what it held is lost
 						n.s.tracef("route b%d-b%d closed: %d messages lost", i, j, len(n.rheld[i][j]))

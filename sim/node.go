@@ -104,6 +104,7 @@ func (x *node) tryConnect(again bool) {
 		if n.linkUp(x, b) {
 			x.conn = b
 			x.epoch++
+			x.s.faults.touch()
 			x.reconnecting = false
 			x.s.tracef("%s connected to b%d", x.name, b)
 			buf := x.buffered
@@ -130,6 +131,7 @@ func (x *node) disconnect(why string) {
 	x.s.tracef("%s disconnected from b%d: %s", x.name, x.conn, why)
 	old := x.conn
 	x.conn = -1
+	x.s.faults.touch()
 	x.epoch++
 	if len(x.held) > 0 {
 		x.s.tracef("%s: %d messages lost with the connection", x.name, len(x.held))
