@@ -136,8 +136,11 @@ func (s *Sim) jobStarted(w *worker, m *Msg) {
 			return // the same worker again: a forward sent again, not a second worker
 		}
 	}
-	if len(rec.workers) > 0 && rec.r.hedge == 0 && !rec.failed && k.calm(rec.r.start) {
-		k.fail("%s runs %s, which ran on %s already, with no fault since it was sent", w.id, m.ID, strings.Join(rec.workers, ","))
+	// A dispatcher's view of its workers lags their heartbeats by up to
+	// DeadAfter and an interval: a fault's echo.
+	lag := s.cfg.DeadAfter + s.cfg.Heartbeat
+	if len(rec.workers) > 0 && rec.r.hedge == 0 && !rec.failed && k.calm(rec.r.start-lag) {
+		k.fail("%s runs %s, which ran on %s already, with no fault since %v before it was sent", w.id, m.ID, strings.Join(rec.workers, ","), lag)
 	}
 	rec.workers = append(rec.workers, w.id)
 	if len(rec.workers) > 1 {

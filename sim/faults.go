@@ -243,8 +243,10 @@ func (f *faults) worker(k FaultKind, w *worker, length Time) {
 	case FWorkerDrain:
 		w.drain()
 		f.begin(k, w.id, length, func() {
-			if w.dead && w.state == "" {
+			if w.dead {
 				w.start()
+			} else {
+				w.comeBack = true
 			}
 		})
 	}

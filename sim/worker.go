@@ -33,6 +33,7 @@ type worker struct {
 	pg       Time
 	interval Time
 	fail500  bool
+	comeBack bool // its drain healed: it starts again once it exits
 	token    string
 	nBounce  int
 	jobs     []*job
@@ -296,4 +297,8 @@ func (w *worker) exitWhenIdle() {
 	w.s.tracef("%s drained: exits", w.id)
 	w.state = ""
 	w.crash()
+	if w.comeBack {
+		w.comeBack = false
+		w.start()
+	}
 }
