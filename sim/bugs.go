@@ -3,21 +3,13 @@ package sim
 import (
 	"fmt"
 	"strings"
+
+	"github.com/bilancia/bilancia/dispatcher/flight"
 )
 
 // Bugs are past bugs the flight core can be made to have again, one at a
-// time, to show the simulator finds them (flight.Bugs).
-type Bugs struct {
-	// ParkForever: a request whose last attempt fell silent waits for
-	// its deadline instead of being parked to go out again (before 3a847f1).
-	ParkForever bool
-	// NoGoneHold: no hold when the last workers went down on "no
-	// responders" (before 900a110).
-	NoGoneHold bool
-	// ResendForwarded: a client's resend is forwarded again instead of
-	// joining the request held.
-	ResendForwarded bool
-}
+// time, to show that the simulator finds them.
+type Bugs = flight.Bugs
 
 var bugNames = []string{"park-forever", "no-gone-hold", "resend-forwarded"}
 

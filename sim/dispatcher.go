@@ -40,6 +40,7 @@ func (s *Sim) coreConfig() flight.Config {
 		MuteFor:        s.cfg.DeadAfter,
 		HoldFor:        2 * s.cfg.DeadAfter,
 		Budget:         flight.Budget{Ratio: 0.2, Min: 10},
+		Bugs:           s.bugs,
 	}
 }
 

@@ -91,6 +91,9 @@ func (ms *members) AnyLive(skip *flight.Skip) bool {
 	return false
 }
 
+// Inflight is told the attempts open on a worker; round robin ignores it.
+func (ms *members) Inflight(*flight.Worker, int) {}
+
 // heartbeat takes a heartbeat at now and returns the worker's change:
 // the event for the core, or none.
 func (ms *members) heartbeat(hb *Msg, now, deadAfter Time) (m *member, ev flight.EventKind, cause flight.DownCause) {

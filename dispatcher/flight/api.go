@@ -34,6 +34,8 @@ type Config struct {
 	// 0 = DefaultOrphanBytes.
 	OrphanKeep  time.Duration
 	OrphanBytes int
+	// Bugs: for the simulator's tests only; the zero value has none.
+	Bugs Bugs
 }
 
 // Budget bounds retries, so that they cannot multiply the load during an

@@ -333,15 +333,27 @@ func (c *Core) watch(a *Attempt, now int64, heardAll bool) {
 		c.counts.Denied++
 	}
 	if !hedge {
-		c.emit(Action{Kind: ActFailure, W: w, Msg: "repeated timeouts"})
-		if v == NoRetry && a.silence > 0 {
+		switch {
+		case v == RetryDenied:
+			// Another worker could be tried once the budget allows: look
+			// again then; this timeout is not counted yet.
+			r.timeouts--
+			c.rewatch(a, now+int64(max(silence, c.cfg.AttemptTimeout)/4))
+			return
+		case v == NoRetry && a.silence > 0 && !c.cfg.Bugs.ParkForever:
 			// Silent on it with no worker left to try: parked, it goes
 			// out again when a worker comes up or one is heard again.
 			a.state = AttExpired
 			if !r.hasAlive() {
 				c.park(r)
 			}
+		case v == RetryFirst || v == RetryAgain:
+			// Sent on: the request no longer waits on it (a late reply
+			// still answers it), so that with no other worker to take it,
+			// it is parked rather than left waiting on a silent attempt.
+			a.state = AttSilent
 		}
+		c.emit(Action{Kind: ActFailure, W: w, Msg: "repeated timeouts"})
 	}
 	if v == RetryFirst || v == RetryAgain {
 		c.counts.Retries++

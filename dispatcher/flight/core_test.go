@@ -27,7 +27,9 @@ func TestDeadlineAndDeniedRetry(t *testing.T) {
 	g := newRig(t, Config{MaxAttempts: 3, AttemptTimeout: time.Second}, a) // zero budget
 	r := req("r", 1500*time.Millisecond)
 	g.step(Event{Kind: EvRequest, Req: r})
-	g.want(g.step(Event{Kind: EvTick, Now: 20000 * ms}), "failure a; error r 504")
+	// The budget denies the retry: the watch looks again later (here
+	// past the deadline); a denied timeout counts against no one yet.
+	g.want(g.step(Event{Kind: EvTick, Now: 20000 * ms}), "error r 504")
 	if c := g.c.Counts(); c.Denied != 1 {
 		t.Fatalf("denied %d; want 1", c.Denied)
 	}
@@ -121,6 +123,25 @@ func TestSilentAtMaxAttemptsIsParked(t *testing.T) {
 	g.want(g.step(Event{Kind: EvTick, Now: 400 * ms}), "failure a; resume 1; forward r to a")
 	if len(r.open) != 2 || r.open[0].state != AttExpired || r.open[1].state != AttLive {
 		t.Fatalf("r's attempts %v; want expired, live", r.open)
+	}
+}
+
+// An attempt silent past its window with another try allowed but no
+// other worker to take it: the request is parked, not left waiting on
+// the silent attempt until its deadline, and resumes on a worker heard
+// (the simulator's seed 95: a reply lost with its dispatcher's
+// connection, one worker, the request answered 504 at its deadline).
+func TestSilentWithNoOtherWorkerIsParked(t *testing.T) {
+	a := &Worker{ID: "a"}
+	every := 100 * time.Millisecond
+	g := newRig(t, Config{MaxAttempts: 3, ProgressEvery: every, MuteFor: time.Second, Budget: Budget{Min: 10}}, a)
+	g.step(Event{Kind: EvWorkerUp, W: a, Every: every})
+	r := req("r", time.Minute)
+	g.want(g.step(Event{Kind: EvRequest, Req: r}), "forward r to a")
+	a.hear(399 * ms) // a speaks of other requests, not of r
+	g.want(g.step(Event{Kind: EvTick, Now: 400 * ms}), "failure a; resume 1; forward r to a")
+	if len(r.open) != 2 || r.open[0].state != AttSilent || r.open[1].state != AttLive || r.State() != ReqOpen {
+		t.Fatalf("r %v, attempts %v; want open, silent and live", r.State(), r.open)
 	}
 }
 

@@ -50,6 +50,7 @@ type AttState uint8
 //	-               live     openAttempt     sendOn picked its worker
 //	live            hedged   watch           still making progress past the hedge time: sent on
 //	live, hedged    silent   workerSilent    its worker said nothing on anything past its silence: sent on
+//	live, hedged    silent   watch           silent on it past its window, another try allowed: sent on
 //	live, hedged    expired  watch           silent on it at the request's last attempt
 //	live, hedged,   gone     workerDown      its worker left rotation: sent on (a silent one is not sent on again)
 //	  expired
@@ -85,7 +86,7 @@ func (c *Core) arrive(r *Request, now int64) {
 	r.deadline = now + int64(r.Timeout)
 	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
 	if r.Keyed {
-		if o := c.byID[r.ID]; o != nil && o.Reply == r.Reply {
+		if o := c.byID[r.ID]; o != nil && o.Reply == r.Reply && !c.cfg.Bugs.ResendForwarded {
 			// A resend of a request open here: that one answers both.
 			r.state = ReqDone
 			c.counts.Joined++
@@ -315,7 +316,11 @@ func (c *Core) workerDown(w *Worker, cause DownCause, noneLive bool, now int64) 
 		if cause == DownNoResponders {
 			why = "the last live worker answered no responders"
 		}
-		c.startHold(holdLength(cause, c.cfg.HoldFor), now, why)
+		d := holdLength(cause, c.cfg.HoldFor)
+		if c.cfg.Bugs.NoGoneHold && cause == DownNoResponders {
+			d = 0
+		}
+		c.startHold(d, now, why)
 	}
 	reqs := c.scratch[:0]
 	for _, a := range w.atts {
