@@ -63,6 +63,11 @@ type Call struct {
 	wait               time.Duration // until a resend, without progress messages
 	backoff            time.Duration
 	sends              int
+	// unheard: resends since the last progress message. Once a
+	// dispatcher held the request, MaxAttempts-1 of them in a row, with
+	// no word from any dispatcher, is the bound: one that speaks again
+	// (the request's resend reached another) starts a new count.
+	unheard int
 	// backingOff: the last answer was "no responders", and the next send
 	// ends the backoff. noDispatcher: so was one since the start, and
 	// running out of time is then a 503. kicked: the connection came back
@@ -92,7 +97,11 @@ func (c *Call) Retrying() bool { return c.retrying }
 func (c *Call) wake() int64 { return min(c.nextSend, c.deadline) }
 
 // Progress records a progress message at now: a dispatcher holds it.
-func (c *Call) Progress(now int64) { c.heard = now }
+func (c *Call) Progress(now int64) {
+	if now != c.heard {
+		c.heard, c.unheard = now, 0
+	}
+}
 
 // NoDispatcher tells whether "no responders" came since the start: no
 // dispatcher took the request.
@@ -141,8 +150,13 @@ func (c *Call) Timer(now int64, silence time.Duration, budgetAllows bool) Action
 			return Action{Wake: c.wake()}
 		}
 	}
-	if !c.backingOff && c.sends >= c.p.MaxAttempts && (!progress || c.p.MaxAttempts == 1 || c.heard != 0) {
-		c.nextSend = c.deadline // no more sends: wait for a reply
+	if !c.backingOff && !c.kicked && c.bounded(progress) {
+		// No more sends for now: wait for a reply, or (with progress
+		// messages) for a dispatcher to speak and fall silent again.
+		c.nextSend = c.deadline
+		if progress && c.p.MaxAttempts > 1 {
+			c.nextSend = now + int64(c.wait)
+		}
 		return Action{Wake: c.wake()}
 	}
 	a := Action{Send: true, Retry: true}
@@ -154,6 +168,7 @@ func (c *Call) Timer(now int64, silence time.Duration, budgetAllows bool) Action
 		c.retrying, a.Counted = true, true
 	}
 	c.sends++
+	c.unheard++
 	c.lastSend, c.kicked = now, false
 	if c.backingOff {
 		c.backingOff = false
@@ -163,6 +178,21 @@ func (c *Call) Timer(now int64, silence time.Duration, budgetAllows bool) Action
 	c.nextSend = now + int64(c.wait)
 	a.Wake = c.wake()
 	return a
+}
+
+// bounded tells whether the request was sent as often as it may be:
+// MaxAttempts times without progress messages; with them, once a
+// dispatcher said it holds the request, MaxAttempts-1 resends since the
+// last one said so. A send after the connection came back is never
+// bounded: what was sent before may be lost with the connection.
+func (c *Call) bounded(progress bool) bool {
+	switch {
+	case !progress || c.p.MaxAttempts == 1:
+		return c.sends >= c.p.MaxAttempts
+	case c.heard == 0:
+		return false
+	}
+	return c.unheard >= c.p.MaxAttempts-1
 }
 
 // jitter is d/2 plus a random part of d/2.

@@ -13,7 +13,8 @@ func policy(silence time.Duration, max int) Policy {
 }
 
 // A request no dispatcher said it holds is sent again after each silence,
-// past MaxAttempts; once one holds it, MaxAttempts bounds the sends.
+// past MaxAttempts; once one holds it, MaxAttempts-1 resends in a row
+// with no word from a dispatcher bound the sends.
 func TestResendAfterSilence(t *testing.T) {
 	c, a := Start(policy(250*time.Millisecond, 2), 0, 10000*ms)
 	if !a.Send || a.Wake != 250*ms {
@@ -29,14 +30,46 @@ func TestResendAfterSilence(t *testing.T) {
 	if a = c.Timer(1000*ms, 250*time.Millisecond, true); a.Send || a.Wake != 1050*ms {
 		t.Fatalf("Timer(1000ms), heard at 800 = %+v; want to wait until 1050ms", a)
 	}
-	if a = c.Timer(1050*ms, 250*time.Millisecond, true); a.Send || a.Wake != 10000*ms {
-		t.Fatalf("Timer(1050ms), held, 4 sends of 2 = %+v; want no more sends", a)
+	if a = c.Timer(1050*ms, 250*time.Millisecond, true); !a.Send {
+		t.Fatalf("Timer(1050ms), held, silent since = %+v; want one resend", a)
+	}
+	if a = c.Timer(1300*ms, 250*time.Millisecond, true); a.Send || a.Wake != 1550*ms {
+		t.Fatalf("Timer(1300ms), held, 1 resend of 1 since = %+v; want no more sends", a)
 	}
 	if a = c.Timer(10000*ms, 250*time.Millisecond, true); a.Done != OutcomeDeadline {
 		t.Fatalf("Timer at the deadline = %+v; want 504", a)
 	}
-	if c.Sends() != 4 {
-		t.Fatalf("sends %d; want 4", c.Sends())
+	if c.Sends() != 5 {
+		t.Fatalf("sends %d; want 5", c.Sends())
+	}
+}
+
+// A dispatcher that held the request and died: its silence earns the
+// resends again, and a progress message from the one that takes the
+// resend starts a new count (the simulator's seed 6: a request held, its
+// dispatcher crashed, no resend after the 4th send, 504 although the
+// system was whole for 5 s). The connection back always sends.
+func TestResendAfterHeldSilence(t *testing.T) {
+	c, _ := Start(policy(250*time.Millisecond, 3), 0, 10000*ms)
+	c.Progress(100 * ms)
+	sends := func(from, to int64) (n int) {
+		for now := from; now <= to; now += 250 {
+			if a := c.Timer(now*ms, 250*time.Millisecond, true); a.Send {
+				n++
+			}
+		}
+		return n
+	}
+	if n := sends(350, 2000); n != 2 {
+		t.Fatalf("resends after a dispatcher's silence: %d; want 2", n)
+	}
+	c.Progress(2100 * ms)
+	if n := sends(2350, 4000); n != 2 {
+		t.Fatalf("resends after another dispatcher's silence: %d; want 2", n)
+	}
+	c.Reconnected(4100 * ms)
+	if a := c.Timer(4100*ms, 250*time.Millisecond, true); !a.Send {
+		t.Fatalf("Timer after the connection came back = %+v; want a send", a)
 	}
 }
 
