@@ -63,10 +63,7 @@ type Call struct {
 	wait               time.Duration // until a resend, without progress messages
 	backoff            time.Duration
 	sends              int
-	// unheard: resends since the last progress message. Once a
-	// dispatcher held the request, MaxAttempts-1 of them in a row, with
-	// no word from any dispatcher, is the bound: one that speaks again
-	// (the request's resend reached another) starts a new count.
+	// unheard: resends since the last progress message (spacing).
 	unheard int
 	// backingOff: the last answer was "no responders", and the next send
 	// ends the backoff. noDispatcher: so was one since the start, and
@@ -150,14 +147,16 @@ func (c *Call) Timer(now int64, silence time.Duration, budgetAllows bool) Action
 			return Action{Wake: c.wake()}
 		}
 	}
-	if !c.backingOff && !c.kicked && c.bounded(progress) {
-		// No more sends for now: wait for a reply, or (with progress
-		// messages) for a dispatcher to speak and fall silent again.
-		c.nextSend = c.deadline
-		if progress && c.p.MaxAttempts > 1 {
-			c.nextSend = now + int64(c.wait)
+	if !c.backingOff && !c.kicked {
+		gap, stop := c.spacing(progress)
+		if stop {
+			c.nextSend = c.deadline // no more sends: wait for a reply
+			return Action{Wake: c.wake()}
 		}
-		return Action{Wake: c.wake()}
+		if next := c.lastSend + int64(gap); now < next {
+			c.nextSend = next
+			return Action{Wake: c.wake()}
+		}
 	}
 	a := Action{Send: true, Retry: true}
 	if !c.retrying {
@@ -180,19 +179,24 @@ func (c *Call) Timer(now int64, silence time.Duration, budgetAllows bool) Action
 	return a
 }
 
-// bounded tells whether the request was sent as often as it may be:
-// MaxAttempts times without progress messages; with them, once a
-// dispatcher said it holds the request, MaxAttempts-1 resends since the
-// last one said so. A send after the connection came back is never
-// bounded: what was sent before may be lost with the connection.
-func (c *Call) bounded(progress bool) bool {
+// spacing is how long after the last send the next may go, beyond the
+// silence, and whether none may. Without progress messages, MaxAttempts
+// sends in all. With them, before any dispatcher said it holds the
+// request, a send after each silence; once one did, MaxAttempts-1
+// resends in a row with no word from any dispatcher go after each
+// silence, and the next ones twice as far apart each time, up to 16
+// silences: a dispatcher that held the request may have died with it,
+// and resends swallowed by a cut route may have left nothing behind, so
+// the request is never given up before its deadline, but a client cut
+// off for long sends little. A progress message starts the count again.
+func (c *Call) spacing(progress bool) (gap time.Duration, stop bool) {
 	switch {
 	case !progress || c.p.MaxAttempts == 1:
-		return c.sends >= c.p.MaxAttempts
-	case c.heard == 0:
-		return false
+		return 0, c.sends >= c.p.MaxAttempts
+	case c.heard == 0 || c.unheard < c.p.MaxAttempts-1:
+		return 0, false
 	}
-	return c.unheard >= c.p.MaxAttempts-1
+	return c.wait << min(c.unheard-(c.p.MaxAttempts-1)+1, 4), false
 }
 
 // jitter is d/2 plus a random part of d/2.
