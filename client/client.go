@@ -64,11 +64,12 @@ type Config struct {
 	// long. 0 = 2s.
 	AttemptTimeout time.Duration
 	// MaxAttempts bounds the sends of one request. 0 = 4; 1 = no retries.
-	// Above 1, with progress messages, a request that no dispatcher has
-	// yet said it holds is sent again after each silence until its
-	// deadline (a route or broker cut off may swallow sends): a
-	// dispatcher that holds it already takes the resend as the same
-	// request.
+	// Above 1, with progress messages, a request is sent again after each
+	// silence until its deadline (a route or broker cut off may swallow
+	// sends, a dispatcher that held it may die): a dispatcher that holds
+	// it already takes the resend as the same request. Once one said it
+	// holds it, MaxAttempts-1 resends in a row with no word from any go
+	// after each silence, the next ones further and further apart.
 	MaxAttempts int
 	// RetryBudget is the fraction of in-flight requests that may be retries
 	// at any moment, so retries cannot multiply load during an outage.

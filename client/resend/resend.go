@@ -22,10 +22,11 @@ type Policy struct {
 	// is sent again after AttemptWait unanswered, doubling each time.
 	Silence     time.Duration
 	AttemptWait time.Duration
-	// MaxAttempts bounds the sends of a request a dispatcher said it
-	// holds (1: no resend). Until one says so, a request with progress
-	// messages is sent again after each silence until its deadline: a
-	// route or broker cut off may swallow sends.
+	// MaxAttempts bounds the sends without progress messages (1: no
+	// resend). With them, a request is sent again after each silence
+	// until its deadline, a route or broker cut off may swallow sends;
+	// once a dispatcher said it holds it, after MaxAttempts-1 resends in
+	// a row with no word from any, further and further apart (spacing).
 	MaxAttempts int
 	// Rand returns a number in [0, n): the backoff's jitter.
 	Rand func(n int64) int64
