@@ -46,10 +46,11 @@ type violation struct {
 }
 
 type checker struct {
-	s     *Sim
-	byID  map[string]*record
-	order []*record
-	fails []violation
+	s      *Sim
+	trails map[string]*[]fwd // forwards by dispatcher life and request (trail.go)
+	byID   map[string]*record
+	order  []*record
+	fails  []violation
 }
 
 func (k *checker) fail(format string, args ...any) {
@@ -77,6 +78,7 @@ func (k *checker) calm(t Time) bool {
 
 // answered checks a dispatcher's answer to req.
 func (k *checker) answered(d *dispatcher, req *flight.Request, code int, text string, result int64, worker string) {
+	delete(k.trails, d.inbox+req.ID) // its forwards are over; a later resend starts anew
 	rec := k.byID[req.ID]
 	if rec == nil {
 		return
@@ -92,6 +94,9 @@ func (k *checker) answered(d *dispatcher, req *flight.Request, code int, text st
 	}
 	if code == 500 {
 		rec.failed = true
+	}
+	if code == 503 {
+		k.unheld503(d, req.ID, text)
 	}
 	if code == 503 && !strings.Contains(text, "held") {
 		if w := k.idleReachable(d); w != nil {

@@ -68,7 +68,7 @@ func drawConfig(rng *rand.Rand) Config {
 
 		RouteDetect:    span{100 * Millisecond, 2 * Second},
 		StaleAfter:     span{500 * Millisecond, 3 * Second},
-		ReconnectDelay: span{5 * Millisecond, 300 * Millisecond},
+		ReconnectDelay: span{5 * Millisecond, 150 * Millisecond},
 		ReconnectWait:  span{100 * Millisecond, 1 * Second},
 
 		Heartbeat:  Second,

@@ -13,13 +13,14 @@ import (
 // actions turned into messages, as the dispatcher package's shell does.
 type dispatcher struct {
 	*node
-	id    string
-	inbox string // "_INBOX.<id>."
-	core  *flight.Core
-	mem   members
-	wake  *task
-	wakeT Time
-	sweep *task
+	id      string
+	inbox   string // "_INBOX.<id>."
+	core    *flight.Core
+	mem     members
+	wake    *task
+	wakeT   Time
+	started Time // this life's start
+	sweep   *task
 }
 
 func (s *Sim) newDispatcher(i int) *dispatcher {
@@ -54,21 +55,42 @@ func (d *dispatcher) start() {
 	d.mem = members{}
 	d.core = flight.New(d.s.coreConfig(), &d.mem)
 	d.wake, d.wakeT = nil, 0
+	d.started = d.s.clock.now
 	n := d.s.net
-	n.subscribe(d.node, "calc.request", "dispatchers")
+	// As the shell starts: heartbeats, replies and orphans first; the
+	// drains of the other dispatchers (a round trip, and 100 ms more for
+	// late answers when any answered); discover; then requests.
 	n.subscribe(d.node, "calc.heartbeat.>", "")
 	n.subscribe(d.node, "calc.orphan", "")
 	n.subscribe(d.node, d.inbox+">", "")
-	d.publish(&Msg{Subject: "calc.discover", Kind: KDiscover, From: d.id})
+	sync := 2 * d.s.hop()
+	for _, o := range d.s.dispatchers {
+		if o != d && !o.dead {
+			sync += 100 * Millisecond
+			break
+		}
+	}
+	d.after(sync, func() {
+		d.publish(&Msg{Subject: "calc.discover", Kind: KDiscover, From: d.id})
+		n.subscribe(d.node, "calc.request", "dispatchers")
+	})
 	d.sweepLoop()
 }
 
 // sweepLoop expires silent workers, as the shell's sweep does.
 func (d *dispatcher) sweepLoop() {
-	for _, m := range d.mem.expire(d.s.clock.now, d.s.cfg.DeadAfter) {
-		d.s.tracef("%s: %s down (no heartbeat)", d.id, m.id)
-		if m.silent {
-			d.step(flight.Event{Kind: flight.EvWorkerDown, W: m.fw, Cause: flight.DownSilent, NoneLive: !d.mem.anyUp()})
+	down := d.mem.expire(d.s.clock.now, d.s.cfg.DeadAfter)
+	for _, silent := range []bool{true, false} { // the silent first: a hold they start covers the rest
+		for _, m := range down {
+			if m.silent != silent {
+				continue
+			}
+			cause := flight.DownSilent
+			if !silent {
+				cause = flight.DownLeft
+			}
+			d.s.tracef("%s: %s down (no heartbeat)", d.id, m.id)
+			d.step(flight.Event{Kind: flight.EvWorkerDown, W: m.fw, Cause: cause, NoneLive: !d.mem.anyUp()})
 		}
 	}
 	d.sweep = d.after(100*Millisecond, d.sweepLoop)
@@ -114,6 +136,9 @@ func (d *dispatcher) fromWorker(m *Msg, rest string) {
 		tok, _ = strconv.ParseUint(rest[2:], 36, 64)
 		wid = ""
 	}
+	if m.Kind == KReply || m.Kind == KProgress {
+		d.s.check.heard(d, m)
+	}
 	switch m.Kind {
 	case KReply:
 		d.step(flight.Event{Kind: flight.EvReply, Token: tok, Worker: wid, ID: m.ID, Code: m.Code, Payload: m, AckTo: m.Reply})
@@ -133,6 +158,7 @@ func (d *dispatcher) act(a flight.Action) {
 		if !a.Shared {
 			reply = d.inbox + "t." + strconv.FormatUint(a.Token, 36)
 		}
+		s.check.forwarded(d, a.Req, a.W.ID)
 		s.stats.forwards++
 		if len(a.Req.Tried()) > 1 {
 			s.stats.reforwards++
@@ -158,14 +184,18 @@ func (d *dispatcher) act(a flight.Action) {
 		d.wakeAt(Time(a.At))
 	case flight.ActWorkerGone:
 		m := d.mem.get(a.Worker)
-		if m == nil || m.state == "down" && !m.silent {
+		if m == nil {
 			return
 		}
-		cause := flight.DownNoResponders
-		if m.state == "draining" {
-			cause = flight.DownLeft
+		if m.state == "down" {
+			// Already down (tried as a suspect): nothing sent its
+			// requests on yet, as the shell does.
+			d.step(flight.Event{Kind: flight.EvWorkerDown, W: m.fw, Cause: flight.DownLeft, NoneLive: !d.mem.anyUp()})
+			return
 		}
+		cause := flight.DownNoResponders // a draining one's too, as the shell has it
 		m.state, m.silent = "down", false
+		m.noResp, m.downAt = cause == flight.DownNoResponders, d.s.clock.now
 		d.s.tracef("%s: %s down (no responders)", d.id, m.id)
 		d.step(flight.Event{Kind: flight.EvWorkerDown, W: m.fw, Cause: cause, NoneLive: !d.mem.anyUp()})
 	case flight.ActSilent:

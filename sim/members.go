@@ -17,6 +17,8 @@ type member struct {
 	fw       *flight.Worker
 	state    string // up, draining, down
 	silent   bool   // down only because its heartbeats stopped
+	noResp   bool   // down on "no responders"
+	downAt   Time
 	lastSeen Time
 	started  Time
 	seq      uint64
@@ -109,13 +111,10 @@ func (ms *members) heartbeat(hb *Msg, now, deadAfter Time) (m *member, ev flight
 	m.pg = hb.Pg
 	switch {
 	case hb.State == "draining" && m.state != "draining":
-		was := m.state
-		m.state, m.silent = "draining", false
-		if was == "up" {
-			return m, flight.EvWorkerDown, flight.DownLeft
-		}
+		// Out of rotation; what it holds stays with it, as the shell has it.
+		m.state, m.silent, m.noResp = "draining", false, false
 	case hb.State == "up" && m.state != "up":
-		m.state, m.silent = "up", false
+		m.state, m.silent, m.noResp = "up", false, false
 		return m, flight.EvWorkerUp, 0
 	case pgChanged:
 		return m, flight.EvProgressEvery, 0
@@ -123,12 +122,13 @@ func (ms *members) heartbeat(hb *Msg, now, deadAfter Time) (m *member, ev flight
 	return m, flight.EvNone, 0
 }
 
-// expire marks down the workers silent past deadAfter and returns them.
+// expire marks down the workers silent past deadAfter and returns them:
+// silent, those that were up; the others left after draining.
 func (ms *members) expire(now, deadAfter Time) (down []*member) {
 	for _, m := range ms.list {
 		if m.state != "down" && m.state != "" && now-m.lastSeen > deadAfter {
 			m.silent = m.state == "up"
-			m.state = "down"
+			m.state, m.noResp, m.downAt = "down", false, now
 			down = append(down, m)
 		}
 	}

@@ -13,6 +13,7 @@ type node struct {
 
 	conn         int    // the broker it is connected to; -1: none
 	epoch        uint64 // counts connections, so that a message of an old one is dropped
+	connAt       Time   // when the connection was made
 	reconnecting bool
 	buffered     []*Msg
 	isolated     bool // cut from every broker by a fault
@@ -102,7 +103,7 @@ func (x *node) tryConnect(again bool) {
 	n := x.s.net
 	for _, b := range x.urls {
 		if n.linkUp(x, b) {
-			x.conn = b
+			x.conn, x.connAt = b, x.s.clock.now
 			x.epoch++
 			x.s.faults.touch()
 			x.reconnecting = false

@@ -118,15 +118,18 @@ func (w *worker) receive(m *Msg) {
 		w.heartbeat()
 	case KAck:
 		delete(w.bounces, m.Subject)
-	case KCancel:
-		for i, j := range w.jobs {
+	case KCancel: // every job of that id, whoever sent it, as calcworker does
+		kept := w.jobs[:0]
+		for _, j := range w.jobs {
 			if j.m.ID == m.ID {
 				cancel(j.done)
-				w.jobs = append(w.jobs[:i], w.jobs[i+1:]...)
-				w.schedule()
-				break
+				continue
 			}
+			kept = append(kept, j)
 		}
+		clear(w.jobs[len(kept):])
+		w.jobs = kept
+		w.schedule()
 	case KForward:
 		w.request(m)
 	}

@@ -208,6 +208,7 @@ func (c *Core) progress(ev Event, now int64) {
 			a.heard = now
 			a.w.hear(now)
 			a.w.tick(now)
+			c.revive(a)
 		}
 		return
 	}
@@ -216,6 +217,7 @@ func (c *Core) progress(ev Event, now int64) {
 		if a := c.shared[attemptKey{ev.Worker, id}]; a != nil {
 			a.heard = now
 			w = a.w
+			c.revive(a)
 		}
 	}
 	if w != nil {

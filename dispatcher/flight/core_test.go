@@ -145,6 +145,27 @@ func TestSilentWithNoOtherWorkerIsParked(t *testing.T) {
 	}
 }
 
+// A worker whose heartbeats stopped reaching the dispatcher, but which
+// named an attempt within its silence, keeps it: the request is not sent
+// on while the worker computes it.
+func TestDownSilentKeepsAttemptHeard(t *testing.T) {
+	a, b := &Worker{ID: "a"}, &Worker{ID: "b"}
+	every := 100 * time.Millisecond
+	g := newRig(t, Config{MaxAttempts: 3, ProgressEvery: every, MuteFor: time.Second, Budget: Budget{Min: 10}}, a, b)
+	g.step(Event{Kind: EvWorkerUp, W: a, Every: every})
+	g.step(Event{Kind: EvWorkerUp, W: b, Every: every})
+	r := req("r", time.Minute)
+	g.want(g.step(Event{Kind: EvRequest, Req: r}), "forward r to a")
+	g.step(Event{Kind: EvProgress, Now: 100 * ms, Worker: "a", IDs: []string{"r"}})
+	g.pool.remove(a)
+	g.want(g.step(Event{Kind: EvWorkerDown, Now: 150 * ms, W: a, Cause: DownSilent}), "")
+	if r.open[0].state != AttLive {
+		t.Fatalf("attempt %v; want live", r.open[0].state)
+	}
+	// Heard no more: its watch sends r on.
+	g.want(g.step(Event{Kind: EvTick, Now: 500 * ms}), "failure a; silent a; forward r to b")
+}
+
 // A worker silent on everything is mute: its requests go on at once, to
 // another worker, the silent attempts staying open for a late reply.
 func TestSilentWorker(t *testing.T) {

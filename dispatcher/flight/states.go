@@ -54,6 +54,8 @@ type AttState uint8
 //	live, hedged    expired  watch           silent on it at the request's last attempt
 //	live, hedged,   gone     workerDown      its worker left rotation: sent on (a silent one is not sent on again)
 //	  expired
+//	silent, expired live     revive          its worker names it again in a progress message
+//	  gone
 //	any             ended    endAttempt      its reply, a failed publish, or its request done
 const (
 	AttLive    AttState = iota // sent, watched
@@ -67,6 +69,26 @@ const (
 var attStateNames = [...]string{"live", "hedged", "silent", "expired", "gone", "ended"}
 
 func (s AttState) String() string { return attStateNames[s] }
+
+// revive makes a alive again, its worker having named it in a progress
+// message after the request stopped waiting on it (silent, expired or
+// gone): it is watched again, and its request, if parked, waits on it
+// rather than go out again to a worker, perhaps the same, while this one
+// computes it (the simulator's seeds 1 and 8).
+func (c *Core) revive(a *Attempt) {
+	switch a.state {
+	case AttSilent, AttExpired, AttGone:
+	default:
+		return
+	}
+	a.state = AttLive
+	silence := a.silence
+	if silence > 0 {
+		silence = silenceOf(silence, a.w.gap)
+	}
+	c.rewatch(a, watchAt(a.sent, a.heard, silence, c.hedgeOf(a.req), c.cfg.AttemptTimeout, false))
+	c.unpark(a.req)
+}
 
 // alive tells whether the request still waits on an attempt in s.
 func (s AttState) alive() bool { return s == AttLive || s == AttHedged }
@@ -324,6 +346,13 @@ func (c *Core) workerDown(w *Worker, cause DownCause, noneLive bool, now int64) 
 	}
 	reqs := c.scratch[:0]
 	for _, a := range w.atts {
+		if cause == DownSilent && a.state.alive() && a.silence > 0 && now-a.heard < int64(silenceOf(a.silence, w.gap)) {
+			// Its heartbeats stopped reaching us, but it named this
+			// attempt within its silence: it computes it (the simulator's
+			// seed 100: a dispatcher back on another broker had missed
+			// the heartbeat its worker sent when it moved).
+			continue
+		}
 		if a.state.alive() || a.state == AttExpired {
 			a.state = AttGone
 			c.timers.disarm(&a.to)
