@@ -53,7 +53,15 @@ func (s *Sim) newNode(name string) *node {
 // after runs fn d from now, in this life of the process, once it is not hung.
 func (x *node) after(d Time, fn func()) *task {
 	life := x.life
-	return x.s.clock.after(d, func() { x.run(life, fn) })
+	var tk *task
+	tk = x.s.clock.after(d, func() {
+		x.run(life, func() {
+			if !tk.dead { // cancelled while it waited for the process to resume
+				fn()
+			}
+		})
+	})
+	return tk
 }
 
 func (x *node) run(life uint64, fn func()) {
