@@ -20,7 +20,7 @@ import (
 func TestBounces(t *testing.T) {
 	var mu sync.Mutex
 	var handed []string
-	b, sub := newBounces(wire.Subjects{}, func(m *nats.Msg) {
+	b, sub := newBounces("_INBOX.w", func(m *nats.Msg) {
 		mu.Lock()
 		handed = append(handed, string(m.Data))
 		mu.Unlock()
@@ -29,13 +29,13 @@ func TestBounces(t *testing.T) {
 	msg := func(data string) *nats.Msg { return &nats.Msg{Data: []byte(data)} }
 	now := time.Now()
 	first := b.keep(msg("a"), now)
-	if !strings.HasPrefix(first, "calc.orphan.") || strings.Count(sub, ".") != strings.Count(first, ".") {
-		t.Fatalf("bounce subject %q, subscription %q; want calc.orphan.<token>.<n> under it", first, sub)
+	if !strings.HasPrefix(first, "_INBOX.w.") || sub != "_INBOX.w.*" || !wire.IsReplySubject(first, wire.DefaultInboxPrefixes) {
+		t.Fatalf("bounce subject %q, subscription %q; want an inbox <inbox>.<n> under it", first, sub)
 	}
 	if m := b.settle(first); m == nil || string(m.Data) != "a" {
 		t.Fatalf("settle(%q) = %v; want a", first, m)
 	}
-	for _, s := range []string{first, "calc.orphan.other.0", b.prefix + "zz!", "x"} {
+	for _, s := range []string{first, "_INBOX.other.0", b.prefix + "zz!", "x"} {
 		if m := b.settle(s); m != nil {
 			t.Errorf("settle(%q) = %q; want nothing", s, m.Data)
 		}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 
 	"github.com/bilancia/bilancia/wire"
 )
@@ -95,7 +94,9 @@ func CheckIDs(ctx context.Context, nc *nats.Conn, prefix string, ids []string) e
 		defer cancel()
 	}
 	subj := wire.Subjects{Prefix: prefix}
-	token := nuid.Next()
+	// The answers come to an inbox of ours, "<inbox>.<id>": a live
+	// worker answers nowhere else.
+	inbox := nc.NewInbox()
 	p := &probe{pending: make(map[string]bool, len(ids)), taken: map[string]wire.Heartbeat{}, done: make(chan struct{})}
 	var uniq []string // published while answers arrive: not ranging over pending
 	for _, id := range ids {
@@ -106,13 +107,13 @@ func CheckIDs(ctx context.Context, nc *nats.Conn, prefix string, ids []string) e
 	}
 	// A callback, not NextMsg: that turns a "no responders" into an error
 	// without its subject, which names the id.
-	sub, err := nc.Subscribe(subj.ClaimReplies(token), func(m *nats.Msg) { p.answer(claimID(m.Subject, subj, token), m) })
+	sub, err := nc.Subscribe(inbox+".*", func(m *nats.Msg) { p.answer(claimID(m.Subject, inbox), m) })
 	if err != nil {
 		return fmt.Errorf("calcworker: claim: %w", err)
 	}
 	defer sub.Unsubscribe()
 	for _, id := range uniq {
-		if err := nc.PublishRequest(subj.Claim(id), subj.Claim(id)+"."+token, nil); err != nil {
+		if err := nc.PublishRequest(subj.Claim(id), inbox+"."+id, nil); err != nil {
 			return fmt.Errorf("calcworker: claim %s: %w", id, err)
 		}
 	}
@@ -167,16 +168,10 @@ func (p *probe) answer(id string, m *nats.Msg) {
 	}
 }
 
-// claimID is the id a claim reply's subject names, "" if it names none.
-func claimID(subject string, subj wire.Subjects, token string) string {
-	rest, ok := strings.CutPrefix(subject, subj.Claim(""))
-	if !ok {
-		return ""
-	}
-	id, ok := strings.CutSuffix(rest, "."+token)
-	if !ok {
-		return ""
-	}
+// claimID is the id a claim reply's subject, "<inbox>.<id>", names; ""
+// if it names none.
+func claimID(subject, inbox string) string {
+	id, _ := strings.CutPrefix(subject, inbox+".")
 	return id
 }
 
@@ -218,7 +213,7 @@ func (w *Worker) answerClaims() error {
 
 // answerClaim answers a probe for the worker's id with its heartbeat.
 func (w *Worker) answerClaim(m *nats.Msg) {
-	if m.Reply == "" {
+	if m.Reply == "" || !w.replyOK(m) {
 		return
 	}
 	b, _ := json.Marshal(w.Heartbeat())

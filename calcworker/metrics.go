@@ -24,6 +24,7 @@ type Metrics struct {
 	other      *opMetrics            // an op outside calc's list, or a request that did not parse
 	heartbeats prometheus.Counter
 	handed     prometheus.Counter // replies handed over (orphan.go)
+	refused    prometheus.Counter // messages whose reply subject is not an inbox (replies.go)
 
 	mu      sync.Mutex
 	workers map[*Worker]struct{} // started and not yet stopped, for in flight
@@ -63,6 +64,10 @@ func NewMetrics() *Metrics {
 			Name: "bilancia_worker_heartbeats_total",
 			Help: "Heartbeats sent.",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bilancia_worker_replies_refused_total",
+			Help: "Messages left unanswered, and their work undone, because their reply subject is not an inbox.",
+		}),
 		handed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bilancia_worker_replies_handed_over_total",
 			Help: "Replies to long jobs handed over to the dispatchers because the one that forwarded the job was gone.",
@@ -86,12 +91,20 @@ func NewMetrics() *Metrics {
 		m.ops[op.Name] = resolve(op.Name)
 	}
 	m.other = resolve("other")
-	m.reg.MustRegister(requests, duration, m.heartbeats, m.handed, workersCollector{m})
+	m.reg.MustRegister(requests, duration, m.heartbeats, m.handed, m.refused, workersCollector{m})
 	return m
 }
 
 // Registry holds the metrics.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// refusedReply counts a message refused for its reply subject. A nil m
+// counts nothing.
+func (m *Metrics) refusedReply() {
+	if m != nil {
+		m.refused.Inc()
+	}
+}
 
 // handedOver counts a reply handed over. A nil m counts nothing.
 func (m *Metrics) handedOver() {

@@ -33,6 +33,7 @@ func (w *Worker) startMicro() error {
 		},
 		Endpoints: eps,
 		Subscribe: w.subscribeMicro,
+		ReplyOK:   func(subj string) bool { return w.replyOK(&nats.Msg{Subject: "$SRV", Reply: subj}) },
 	})
 	if err != nil {
 		return err

@@ -8,15 +8,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 
 	"github.com/bilancia/bilancia/internal/natsutil"
-	"github.com/bilancia/bilancia/wire"
 )
 
 // A long job's answer outlives the dispatcher that forwarded it. The
 // reply to a job held long enough to be named in a progress message is
-// published with a reply subject of the worker's own (wire.Bounce), and
+// published with a reply subject of the worker's own, "<its inbox>.<n>", and
 // the dispatcher that takes it acknowledges it there with an empty
 // message, after its relay. If the broker answers "no responders" instead
 // (the dispatcher's inbox is gone), or nothing comes within ackWait (the
@@ -44,7 +42,7 @@ const (
 // bounces keeps the replies sent with a bounce subject until they are
 // acknowledged or handed over.
 type bounces struct {
-	prefix   string          // wire.Bounce(token, n) less n
+	prefix   string          // the bounce subjects' "<inbox>."
 	handOver func(*nats.Msg) // publishes a reply on wire.Orphan
 	mu       sync.Mutex
 	next     uint64 // the next reply's n; kept holds n in [oldest, next)
@@ -62,11 +60,12 @@ type keptReply struct {
 	at time.Time
 }
 
-func newBounces(subj wire.Subjects, handOver func(*nats.Msg)) (*bounces, string) {
-	token := nuid.Next()
-	b := &bounces{kept: make(map[uint64]keptReply), handOver: handOver}
-	b.prefix = strings.TrimSuffix(subj.Bounce(token, 0), "0")
-	return b, subj.Bounces(token)
+// newBounces returns the bounces of a worker whose bounce subjects are
+// under inbox, "<inbox>.<n>", and the subject matching them all: an inbox,
+// so that the dispatcher's acknowledgement is a reply to an inbox too.
+func newBounces(inbox string, handOver func(*nats.Msg)) (*bounces, string) {
+	b := &bounces{kept: make(map[uint64]keptReply), handOver: handOver, prefix: inbox + "."}
+	return b, b.prefix + "*"
 }
 
 // keep records m, a reply about to be published at now, and returns the

@@ -33,7 +33,7 @@ func (w *Worker) take(m *nats.Msg) *job {
 			return nil
 		}
 	}
-	if !w.accept(m) {
+	if !w.replyOK(m) || !w.accept(m) {
 		return nil
 	}
 	return w.newJob(m)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/bilancia/bilancia/calcworker/calc"
+	"github.com/bilancia/bilancia/internal/loglimit"
 	"github.com/bilancia/bilancia/internal/microsvc"
 	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
@@ -66,6 +67,11 @@ type Config struct {
 	// and compute goroutines shared with other workers of the process,
 	// instead of goroutines of its own; Concurrency is then the Shared's.
 	Shared *Shared
+	// InboxPrefixes are the reply subjects' prefixes accepted beyond
+	// wire.DefaultInboxPrefixes: a message whose reply subject is under
+	// none of them gets no reply and no work (replies.go). Each must be a
+	// literal subject outside Prefix and the "$" subjects. nil = none.
+	InboxPrefixes []string
 	// Metrics, if set, counts the worker's requests and heartbeats; give
 	// the same to every worker of a process. nil = none.
 	Metrics *Metrics
@@ -110,6 +116,12 @@ type Worker struct {
 	bounceSub  *nats.Subscription
 	handedOver atomic.Uint64
 
+	// Where replies may go, and the messages refused for their reply
+	// subject (replies.go).
+	inboxes    wire.Inboxes
+	refused    atomic.Uint64
+	refusedLog loglimit.Limit
+
 	stopWatch func() // ends watchReconnects
 
 	stopOnce sync.Once
@@ -126,6 +138,10 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if !wire.ValidID(cfg.ID) {
 		return nil, fmt.Errorf("calcworker: id %q must be a single subject token", cfg.ID)
+	}
+	inboxes, err := wire.NewInboxes(cfg.Prefix, cfg.InboxPrefixes...)
+	if err != nil {
+		return nil, fmt.Errorf("calcworker: %w", err)
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Second
@@ -146,7 +162,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Shared != nil {
 		cfg.Concurrency = cfg.Shared.concurrency
 	}
-	w := &Worker{cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, idValue: []string{cfg.ID}}
+	w := &Worker{cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, idValue: []string{cfg.ID}, inboxes: inboxes}
 	w.jobs = make(chan *job, cfg.Queue)
 	w.held = make(map[*job]struct{})
 	w.state.Store(wire.StateUp)
@@ -203,7 +219,7 @@ func (w *Worker) Start() error {
 	if w.cfg.Progress > 0 {
 		// Before the worker's subject: every long reply can bounce.
 		var subj string
-		w.bounces, subj = newBounces(w.subj, w.handOver)
+		w.bounces, subj = newBounces(w.nc.NewInbox(), w.handOver)
 		var err error
 		if w.cfg.Shared != nil {
 			w.bounceSub, err = w.cfg.Shared.subscribeFunc(w, subj, w.bounced)
@@ -321,9 +337,12 @@ type Stats struct {
 	// HandedOver counts the replies handed over because the dispatcher
 	// that forwarded their job was gone.
 	HandedOver uint64
+	// RefusedReplies counts the messages dropped unanswered because
+	// their reply subject is not an inbox.
+	RefusedReplies uint64
 }
 
 // Stats returns the worker's counters.
 func (w *Worker) Stats() Stats {
-	return Stats{Served: w.served.Load(), Errors: w.errs.Load(), Inflight: w.inflight.Load(), HandedOver: w.handedOver.Load()}
+	return Stats{Served: w.served.Load(), Errors: w.errs.Load(), Inflight: w.inflight.Load(), HandedOver: w.handedOver.Load(), RefusedReplies: w.refused.Load()}
 }

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/bilancia/bilancia/broker/brokertest"
 	"github.com/bilancia/bilancia/client"
+	"github.com/bilancia/bilancia/internal/testutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -28,16 +30,24 @@ func TestUnheardRequestIsResentUntilAnswered(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Do = %v; want the seventh send answered", err)
 	}
-	if r.Sends != 7 || n.Load() != 7 {
-		t.Fatalf("sends %d, received %d; want 7, 7", r.Sends, n.Load())
+	// The seventh send is answered; on a loaded machine its answer may
+	// come after an eighth send went out.
+	if r.Sends < 7 {
+		t.Fatalf("sends %d; want 7 or more", r.Sends)
 	}
+	testutil.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		if got := n.Load(); got != int64(r.Sends) {
+			return fmt.Errorf("received %d; want the %d sent", got, r.Sends)
+		}
+		return nil
+	})
 }
 
 // TestHeardRequestResendsSpaceOut: once a dispatcher said it holds the
-// request (a progress message) and fell silent, MaxAttempts-1 resends go
-// after each silence and the next ones further and further apart: the
-// request is not given up (that dispatcher may have died with it), nor
-// sent after every silence.
+// request (a progress message), MaxAttempts-1 resends in a row with no
+// word go after each silence, and the next ones further and further
+// apart: the request is not given up (the dispatcher may have died with
+// it), but far fewer go than for a request never heard of.
 func TestHeardRequestResendsSpaceOut(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
 	nc := connect(t, url)
@@ -51,13 +61,15 @@ func TestHeardRequestResendsSpaceOut(t *testing.T) {
 		return p // held, then silent
 	})
 	c := newClient(t, url, client.Config{ProgressSilence: 10 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if _, err := c.Do(ctx, "add 2 3"); err == nil {
 		t.Fatal("Do succeeded; want a 504")
 	}
-	// 400 ms hold 40 silences: one send after each would be 41.
+	// A silence is 10ms: a request never heard of would go about 100
+	// times in the second; this one 4 times in the first 40ms, then
+	// after 20, 40, 80, 160ms, and every 160ms.
 	if got := n.Load(); got <= 4 || got >= 20 {
-		t.Fatalf("sent %d times; want more than MaxAttempts (4), far fewer than one a silence", got)
+		t.Fatalf("sent %d times; want more than MaxAttempts (4), spaced out (fewer than 20)", got)
 	}
 }

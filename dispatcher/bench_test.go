@@ -101,7 +101,7 @@ func BenchmarkPendingMemory(b *testing.B) {
 	for round := range b.N {
 		for i := range pending {
 			m := nats.NewMsg("calc.request")
-			m.Reply = fmt.Sprintf("sink.%d", i)
+			m.Reply = fmt.Sprintf("_INBOX.sink.%d", i)
 			m.Header.Set(wire.HdrRequestID, uuid.NewString())
 			m.Header.Set(wire.HdrClient, "bench")
 			m.Data = []byte("sleep 1000")

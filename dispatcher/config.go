@@ -40,7 +40,7 @@ type Config struct {
 	// (no progress_ms in its heartbeat) may stay silent before the request
 	// is also sent to the next worker (the first attempt stays open).
 	// A worker that sends them has failed an attempt after
-	// silentAfterBeats of its progress intervals without a sign of life
+	// flight.SilentAfterBeats of its progress intervals without a sign of life
 	// (400ms at its default 100ms), however long the job. 0 = 1s.
 	AttemptTimeout time.Duration
 	// HedgeAfter, if set, also sends a request to the next worker once it
@@ -75,6 +75,13 @@ type Config struct {
 	// refused and logged. It bounds the memory and the status reply that
 	// heartbeats from anyone can grow. 0 = 10000.
 	MaxWorkers int
+	// InboxPrefixes are the reply subjects' prefixes accepted beyond
+	// wire.DefaultInboxPrefixes ("_INBOX." and "_INBOX_CLIENT."): those
+	// of clients, and of workers' bounce inboxes, set with their own
+	// --inbox-prefix. A request whose reply subject is under none of them
+	// is refused unanswered (replies.go). Each must be a literal subject
+	// outside Prefix and the "$" subjects. nil = none beyond the defaults.
+	InboxPrefixes []string
 	// Strategy is RoundRobin or LeastInflight. "" = RoundRobin.
 	Strategy string
 	// Outlier tunes passive outlier detection; its zero fields mean the
@@ -111,12 +118,6 @@ type OutlierConfig struct {
 // deadAfterBeats is how many heartbeats a worker may miss before it is
 // down, when Config.DeadAfter is not set.
 const deadAfterBeats = 3
-
-// silentAfterBeats is how many of its progress intervals a worker that
-// announces them may stay silent on an attempt before the attempt has
-// failed: the request goes to the next worker, and it counts against the
-// worker.
-const silentAfterBeats = 4
 
 // DefaultConfig returns the settings for a real run: every default in one
 // place. Conn must still be set; ID, Subject, HeartbeatConn and the

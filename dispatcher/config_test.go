@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func TestWithDefaults(t *testing.T) {
 		{"zero config", Config{}, func(c Config) string {
 			want := DefaultConfig()
 			want.ID, want.Subject, want.Logger, want.RequestLogger = c.ID, "calc.request", c.Logger, c.Logger
-			if c != want {
+			if !reflect.DeepEqual(c, want) {
 				return "not DefaultConfig"
 			}
 			if c.Heartbeat != time.Second || c.DeadAfter != 3*time.Second || c.RequestTimeout != 5*time.Second ||

@@ -70,6 +70,9 @@ func (d *Dispatcher) onCtl(m *nats.Msg) {
 	if m.Reply == "" {
 		return // an operator always asks; a bare publish is nobody's
 	}
+	if !d.replyOK(respCtl, m.Reply) {
+		return // and a drain asked by a deputy is nobody's either
+	}
 	start := time.Now()
 	verb := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	reply := wire.CtlReply{Dispatcher: d.cfg.ID}

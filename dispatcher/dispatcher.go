@@ -17,15 +17,22 @@
 // request stay open until it is answered, so the first reply wins and a
 // slow attempt is never wasted; exactly one reply goes to the client.
 //
+// Every decision about a request, from its arrival to its one answer, is
+// made by the pure core in package flight, whose request and attempt
+// states and transitions are in flight/states.go. This package is its
+// shell: it turns messages into the core's events, carries out the
+// actions the core returns, and keeps membership, metrics, micro, ctl,
+// status and the request log.
+//
 // The files: config.go the settings and their defaults; dispatcher.go
-// starting and stopping; forward.go the hot path; request.go a request's
-// states and inflight.go the table of requests in flight, where every
-// change of state happens; timers.go the timer maths and sweep.go the loop
-// that acts on it; watch.go signs of life (progress messages from workers
-// and to clients, cancels); headers.go the pooled forward headers; events.go what
-// membership changes do; membership.go the table of workers; balance.go
-// the strategies; reqlog.go the request log; paced.go the heartbeat
-// connection's dialer.
+// starting and stopping; forward.go the hot path's messages made events;
+// inflight.go the core under its lock, and its view of the workers;
+// actions.go the actions carried out, the one place on the request path
+// that publishes; sweep.go the core's clock and the expiry of silent
+// workers, timers.go its maths; orphan.go replies handed over; events.go
+// what membership changes tell the core; headers.go the pooled forward
+// headers; membership.go the table of workers; balance.go the strategies;
+// reqlog.go the request log; paced.go the heartbeat connection's dialer.
 package dispatcher
 
 import (
@@ -33,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +48,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
+	"github.com/bilancia/bilancia/dispatcher/flight"
 	"github.com/bilancia/bilancia/internal/microsvc"
 	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
@@ -54,9 +63,9 @@ type Stats struct {
 // Dispatcher forwards requests to workers. Create it with New.
 type Dispatcher struct {
 	cfg     Config // with its defaults filled in
-	budget  natsutil.RetryBudget
 	nc      *nats.Conn
 	subj    wire.Subjects
+	inboxes wire.Inboxes // where replies may go (replies.go)
 	log     *slog.Logger
 	mem     *membership
 	pick    picker
@@ -65,12 +74,8 @@ type Dispatcher struct {
 
 	inflight inflight
 	stats    struct {
-		served, failed, retries, denied, redispatched atomic.Uint64
+		served, failed atomic.Uint64
 	}
-	// Orphans (orphan.go) answered at once, and refused; the orphanage
-	// counts the rest.
-	orphansRelayed, orphansRefused atomic.Uint64
-
 	reqlog *requestLog
 	events eventQueue        // publish.go
 	micro  *microsvc.Service // discovery (micro.go)
@@ -124,24 +129,33 @@ func New(cfg Config) (*Dispatcher, error) {
 	if !wire.ValidSubject(cfg.Subject) {
 		return nil, fmt.Errorf("dispatcher: subject %q must be a literal subject (dot-separated tokens, no wildcards)", cfg.Subject)
 	}
+	inboxes, err := newInboxes(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
 	p, err := newPicker(cfg.Strategy)
 	if err != nil {
 		return nil, err
 	}
 	d := &Dispatcher{
-		cfg: cfg, budget: cfg.retryBudget(), nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: boundLogger(cfg.Logger),
+		cfg: cfg, nc: cfg.Conn, subj: wire.Subjects{Prefix: cfg.Prefix}, log: boundLogger(cfg.Logger),
 		idValue: []string{cfg.ID},
 		mem:     newMembership(cfg.DeadAfter, cfg.Outlier),
 		pick:    p,
+		inboxes: inboxes,
 		quit:    make(chan struct{}),
 	}
 	d.mem.maxWorkers = cfg.MaxWorkers
 	d.events.init(cfg.Conn)
 	d.metrics.init(d)
-	d.inflight.init(d.choose, cfg.AttemptTimeout)
-	d.inflight.hedgeAfter, d.inflight.progressEvery = cfg.HedgeAfter, cfg.ProgressInterval
-	d.inflight.muteFor = cfg.DeadAfter
-	d.inflight.holdFor = cfg.HoldFor
+	d.inflight.core = flight.New(flight.Config{
+		ID: cfg.ID, MaxInflight: cfg.MaxInflight, MaxAttempts: cfg.MaxAttempts,
+		AttemptTimeout: cfg.AttemptTimeout, HedgeAfter: cfg.HedgeAfter, ProgressEvery: cfg.ProgressInterval,
+		MuteFor: cfg.DeadAfter, HoldFor: cfg.HoldFor,
+		Budget: flight.Budget(cfg.retryBudget()),
+	}, newPool(d))
+	d.inflight.wake = make(chan struct{}, 1)
+	d.inflight.next, d.inflight.planned = math.MaxInt64, math.MaxInt64
 	if cfg.LogRequests {
 		d.reqlog = newRequestLog(cfg.RequestLogger, cfg.RequestLog, cfg.LogQueue)
 	}
@@ -287,9 +301,7 @@ wait:
 		natsutil.Drain(ctx, sub.Subscription, sub.nc)
 	}
 	// Whatever is still open gets its one reply.
-	for _, r := range d.inflight.finishAll() {
-		d.fail(r, wire.NewError(wire.CodeUnavailable, "dispatcher "+d.cfg.ID+" shut down"))
-	}
+	d.run(flight.Event{Kind: flight.EvShutdown, Now: time.Now().UnixNano(), Msg: "dispatcher " + d.cfg.ID + " shut down"})
 	d.dispatcherEvent(wire.EventStop)
 	d.events.stop()
 	_ = d.nc.FlushTimeout(time.Second)
@@ -304,10 +316,11 @@ wait:
 
 // Stats returns the dispatcher's counters.
 func (d *Dispatcher) Stats() Stats {
+	c, _ := d.coreStats()
 	s := Stats{
 		Served: d.stats.served.Load(), Failed: d.stats.failed.Load(),
-		Retries: d.stats.retries.Load(), RetriesDenied: d.stats.denied.Load(),
-		Redispatched: d.stats.redispatched.Load(), Inflight: d.inflight.count.Load(),
+		Retries: uint64(c.Retries), RetriesDenied: uint64(c.Denied),
+		Redispatched: uint64(c.Redispatched), Inflight: d.inflight.count.Load(),
 	}
 	if d.reqlog != nil {
 		s.LogDropped = d.reqlog.dropped.Load()

@@ -7,16 +7,24 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/dispatcher/flight"
 	"github.com/bilancia/bilancia/wire"
 )
 
 // Membership events: what the workers' heartbeats and disappearances do
 // to the requests in flight, and the log lines they make.
 
-// changes logs membership changes and re-dispatches the requests waiting
-// on a worker that went down, instead of waiting for their timeouts.
-func (d *Dispatcher) changes(cs []change) {
-	back := false
+// changes logs membership changes and tells the core, which sends on the
+// requests waiting on a worker that went down, instead of waiting for
+// their timeouts, and the held requests to a worker that came up. cause
+// is why workers that went down did, for the hold (flight.DownCause).
+func (d *Dispatcher) changes(cs []change, cause flight.DownCause) {
+	if len(cs) == 0 {
+		return
+	}
+	noneLive := len(d.mem.Live()) == 0
+	now := time.Now().UnixNano()
+	var up []*member
 	for _, c := range cs {
 		attrs := []any{"worker", c.ID, "from", c.From, "to", c.To, "reason", c.Reason}
 		if !c.Until.IsZero() {
@@ -25,14 +33,33 @@ func (d *Dispatcher) changes(cs []change) {
 		d.log.Info("worker "+c.To, attrs...)
 		d.workerEvent(c)
 		d.metrics.changed(c)
-		if c.To == wire.StateDown {
-			d.redispatch(c.ID)
+		w := d.mem.Get(c.ID)
+		switch {
+		case w == nil:
+		case c.To == wire.StateDown:
+			d.run(flight.Event{Kind: flight.EvWorkerDown, Now: now, W: workerOf(w), Cause: cause, NoneLive: noneLive})
+		case c.To == wire.StateUp:
+			up = append(up, w)
 		}
-		back = back || c.To == wire.StateUp
 	}
-	if back {
-		d.workersBack() // held requests go to it (hold.go)
+	for _, w := range up {
+		w.told.Store(w.progress.Load())
+		d.run(flight.Event{Kind: flight.EvWorkerUp, Now: now, W: workerOf(w), Every: w.progressEvery()})
 	}
+}
+
+// progressChanged tells the core of a worker's new progress interval,
+// when a heartbeat changed it without a change of state.
+func (d *Dispatcher) progressChanged(hb wire.Heartbeat) {
+	w := d.mem.Get(hb.ID)
+	if w == nil {
+		return
+	}
+	p := w.progress.Load()
+	if w.told.Swap(p) == p {
+		return
+	}
+	d.run(flight.Event{Kind: flight.EvProgressEvery, Now: time.Now().UnixNano(), W: workerOf(w), Every: w.progressEvery()})
 }
 
 // workerGone handles "no responders" for a forward to a worker: it has no
@@ -43,34 +70,21 @@ func (d *Dispatcher) changes(cs []change) {
 // all are sent on, their attempts left open, since a draining worker still
 // answers what it holds.
 func (d *Dispatcher) workerGone(workerID string) {
-	var cs []change
-	if w := d.mem.Get(workerID); w != nil {
-		cs = d.mem.MarkDown(w, "no responders")
-	}
-	if len(cs) > 0 {
-		if len(d.mem.Live()) == 0 {
-			// Its broker may have died, and every worker be moving to
-			// another (hold.go).
-			if held := d.inflight.holdFrom(time.Now(), true); held > 0 {
-				d.log.Warn("holding requests: the last live worker answered no responders", "for", held.String())
-			}
-		}
-		d.changes(cs) // a worker going down is re-dispatched there
+	w := d.mem.Get(workerID)
+	if w == nil {
 		return
 	}
-	// Already down (tried as a suspect): nothing re-dispatched it yet.
-	d.redispatch(workerID)
+	if cs := d.mem.MarkDown(w, "no responders"); len(cs) > 0 {
+		d.changes(cs, flight.DownNoResponders)
+		return
+	}
+	// Already down (tried as a suspect): nothing sent its requests on yet.
+	d.run(flight.Event{Kind: flight.EvWorkerDown, Now: time.Now().UnixNano(), W: workerOf(w), Cause: flight.DownLeft})
 }
 
-// redispatch sends the requests waiting on a worker that went down to the
-// next worker; their attempts there stay open.
-func (d *Dispatcher) redispatch(workerID string) {
-	reqs := d.inflight.goneFrom(workerID)
-	now := time.Now()
-	for _, r := range reqs {
-		d.stats.redispatched.Add(1)
-		d.forward(r, now)
-	}
+// progressEvery is w's progress interval, from its heartbeats.
+func (w *member) progressEvery() time.Duration {
+	return time.Duration(w.progress.Load()) * time.Millisecond
 }
 
 // onHeartbeat takes a heartbeat into the table if it passes the checks:
@@ -99,7 +113,8 @@ func (d *Dispatcher) onHeartbeat(m *nats.Msg) {
 	if n != noticeNone {
 		d.heartbeatNotice(now, hb, n)
 	}
-	d.changes(cs)
+	d.changes(cs, flight.DownLeft)
+	d.progressChanged(hb)
 }
 
 func (d *Dispatcher) badHeartbeat(now time.Time, subject string, err error) {

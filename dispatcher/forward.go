@@ -1,8 +1,6 @@
 package dispatcher
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -10,35 +8,41 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
+	"github.com/bilancia/bilancia/dispatcher/flight"
 	"github.com/bilancia/bilancia/internal/natsutil"
 	"github.com/bilancia/bilancia/wire"
 )
 
 // The hot path: a client request comes in (onRequest), goes to a worker
-// (send), and the worker's reply goes back to the client (onReply). Each
-// takes the in-flight table's lock once and publishes without it.
+// (actions.go), and the worker's reply goes back to the client (onReply).
+// Each is one event for the core, under its lock; the actions are
+// published without it.
 
 // onRequest takes a client request and forwards it.
 func (d *Dispatcher) onRequest(m *nats.Msg) {
 	if m.Reply == "" {
 		return // nobody to answer; computing it would be wasted
 	}
+	if !d.replyOK(respRequest, m.Reply) {
+		return // no forward: its reply could go nowhere else
+	}
 	now := time.Now()
 	r := newRequest(m.Reply, m.Data, now)
+	progress, hedge := false, time.Duration(0)
 	if h := m.Header; h != nil {
 		var v [len(ourHeaders)]string
 		if ourHeaderValues(h, &v) {
 			r.hdr = h // forwarded as they came
 		}
 		r.id, r.client, r.timeout = v[0], v[1], v[2]
-		r.progress = v[3] != ""
+		progress = v[3] != ""
 		if v[4] != "" { // ParseInt's error for "" would allocate
 			if ms, err := strconv.ParseInt(v[4], 10, 64); err == nil && ms > 0 {
-				r.hedge = time.Duration(ms) * time.Millisecond
+				hedge = time.Duration(ms) * time.Millisecond
 			}
 		}
 	}
-	r.keyed = r.id != ""
+	keyed := r.id != ""
 	if r.id == "" {
 		// A request from a plain NATS client: give it an id, for the log
 		// and for the worker to echo.
@@ -51,188 +55,34 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 	if ms, err := strconv.ParseInt(r.timeout, 10, 64); err == nil && ms > 0 {
 		timeout = min(time.Duration(ms)*time.Millisecond, d.cfg.MaxRequestTimeout)
 	}
-	if !d.inflight.admit(d.cfg.MaxInflight) {
-		d.fail(r, wire.NewError(wire.CodeUnavailable,
-			fmt.Sprintf("dispatcher %s is at capacity (%d requests in flight)", d.cfg.ID, d.cfg.MaxInflight)))
-		return
-	}
-	d.send(r, d.inflight.open(r, now, timeout), now) // one lock for the deadline and the first attempt
+	r.fr.ID, r.fr.Client, r.fr.Keyed, r.fr.Progress, r.fr.Hedge, r.fr.Timeout = r.id, r.client, keyed, progress, hedge, timeout
+	d.run(flight.Event{Kind: flight.EvRequest, Now: now.UnixNano(), Req: &r.fr})
 }
 
-// forward sends r to the next live worker it has not tried. With none
-// left, r waits for its open attempts, or fails with 503 if it has none.
-func (d *Dispatcher) forward(r *request, now time.Time) {
-	d.send(r, d.inflight.next(r, now), now)
-}
-
-// choose picks the worker for a request's next attempt: a live one, or
-// when none is left a suspect. The in-flight table calls it with its lock
-// held.
-func (d *Dispatcher) choose(skip func(*member) bool) *member {
-	w := d.pick.pick(d.mem.Live(), skip)
-	if w == nil {
-		w = d.pick.pick(d.mem.Suspects(), skip)
-	}
-	return w
-}
-
-// send carries out s, a step of r decided by the in-flight table at now:
-// it publishes the attempt, with the time left to r's deadline, or answers
-// r when no worker is left.
-func (d *Dispatcher) send(r *request, s step, now time.Time) {
-	switch s.kind {
-	case stepWait, stepDone:
-		return
-	case stepOrphan:
-		d.relay(r, s.orphan, 0, now) // a resend: no worker tried here
-		return
-	case stepJoined:
-		// Its client found us silent, yet we hold it: say so at once.
-		if r.progress {
-			d.progress(r)
-		}
-		return
-	case stepNone:
-		msg := "no worker available"
-		if s.tried > 0 {
-			msg = fmt.Sprintf("no worker available after %d attempts", s.tried)
-		}
-		d.fail(r, wire.NewError(wire.CodeUnavailable, msg))
-		return
-	}
-	w := s.w
-	w.forwarded.Add(1)
-	fwd := &nats.Msg{Subject: w.subject, Data: r.data}
-	left := max((r.deadline-now.UnixNano())/int64(time.Millisecond), 1)
-	var fh *fwdHeader
-	if r.hdr == nil {
-		fh = newFwdHeader(r, left)
-		fwd.Header = fh.h
-	} else {
-		fwd.Header = fwdHeaderOf(r, left)
-	}
-	if s.replyTo != "" {
-		fwd.Reply = s.replyTo
-	} else {
-		fwd.Reply = d.inflight.tokenSubject(s.tok)
-	}
-	err := d.nc.PublishMsg(fwd)
-	if fh != nil {
-		fh.release() // the headers were encoded in PublishMsg
-	}
-	if err != nil && d.inflight.abort(r, s.tok) {
-		// The connection is closed or the payload too large for it: no
-		// worker can help, answer now.
-		code := wire.CodeInternal
-		if errors.Is(err, nats.ErrMaxPayload) {
-			code = wire.CodeTooLarge
-		}
-		d.fail(r, wire.NewError(code, "forward: "+err.Error()))
-	}
-}
-
-// onReply handles a worker's reply to a forward.
+// onReply turns a worker's message on the dispatcher's inbox into an
+// event: a reply, a progress message, or the broker's "no responders".
 func (d *Dispatcher) onReply(m *nats.Msg) {
 	rest := m.Subject[len(d.inflight.inbox):]
-	noResponders := natsutil.IsNoResponders(m)
-	var tok uint64
+	ev := flight.Event{Kind: flight.EvReply, Worker: rest}
 	if t, ok := strings.CutPrefix(rest, "t."); ok {
 		var err error
-		if tok, err = strconv.ParseUint(t, 36, 64); err != nil {
+		if ev.Token, err = strconv.ParseUint(t, 36, 64); err != nil || ev.Token == 0 {
 			return
 		}
-	} else if noResponders {
-		d.workerGone(rest) // no request id in the broker's status reply
-		return
+		ev.Worker = ""
 	}
-	if m.Header != nil && m.Header[wire.HdrProgress] != nil && len(m.Data) == 0 {
+	ev.Now = time.Now().UnixNano()
+	switch {
+	case natsutil.IsNoResponders(m):
+		ev.Kind = flight.EvNoResponders // no request id in the broker's status on a shared subject
+	case m.Header != nil && m.Header[wire.HdrProgress] != nil && len(m.Data) == 0:
 		// A worker still on it: its request ids, or the token, say which.
-		d.inflight.heard(tok, rest, m.Header[wire.HdrRequestID], time.Now())
-		return
+		ev.Kind, ev.IDs = flight.EvProgress, m.Header[wire.HdrRequestID]
+	default:
+		// A long job's reply (m.Reply set): its worker hands it over to
+		// the other dispatchers unless told that this one took it
+		// (orphan.go).
+		ev.ID, ev.Code, ev.Payload, ev.AckTo = m.Header.Get(wire.HdrRequestID), replyCode(m.Header), m, m.Reply
 	}
-	if m.Reply != "" {
-		// A long job's reply: its worker hands it over to the other
-		// dispatchers unless told that this one took it (orphan.go).
-		// Deferred, so that the relay is published first.
-		defer d.ack(m.Reply)
-	}
-	code := replyCode(m.Header)
-	// 500 and 503 say the worker failed or is leaving: another may do
-	// better. A 504 says the request's own time ran out: no retry helps.
-	workerFault := code == wire.CodeInternal || code == wire.CodeUnavailable
-	now := time.Now()
-	a, kind, attempts, cancel := d.inflight.reply(tok, attemptKey{rest, m.Header.Get(wire.HdrRequestID)},
-		noResponders, workerFault, d.cfg.MaxAttempts)
-	if a != nil && !noResponders {
-		a.w.sign.hear(now.UnixNano())
-	}
-	switch kind {
-	case replyLate:
-		return // the request was answered by another attempt
-	case replyNoResponders: // on an attempt's own subject
-		d.workerGone(a.w.id)
-		return
-	case replyRetry:
-		// A worker failing or shutting down: another one may do better.
-		d.changes(d.mem.Failure(now, a.w, "repeated "+strconv.Itoa(code)+" replies"))
-		d.forward(a.req, now)
-		return
-	}
-	r := a.req
-	if workerFault {
-		d.changes(d.mem.Failure(now, a.w, "repeated "+strconv.Itoa(code)+" replies"))
-	} else {
-		d.mem.Success(a.w)
-	}
-	d.deliver(r, m.Header, m.Data, a.w.id, attempts, code, now)
-	d.cancel(r, cancel)
-}
-
-// deliver relays to r's client the reply (hdr, data) of worker, status
-// code (0 for a result), r being done after attempts workers.
-func (d *Dispatcher) deliver(r *request, hdr nats.Header, data []byte, worker string, attempts, code int, now time.Time) {
-	if hdr == nil {
-		hdr = nats.Header{}
-	}
-	// Shared values: nats.go only reads them, and the relay is hot.
-	hdr[wire.HdrAttempts] = attemptsValue(attempts)
-	hdr[wire.HdrDispatcher] = d.idValue
-	out := &nats.Msg{Subject: r.reply, Header: hdr, Data: data}
-	if err := d.nc.PublishMsg(out); err != nil {
-		d.log.Warn("relay failed", "id", r.id, "error", err.Error())
-	}
-	if code == 0 {
-		d.stats.served.Add(1)
-	} else {
-		d.stats.failed.Add(1)
-	}
-	d.metrics.latency.observe(code, now.Sub(r.start))
-	if d.reqlog != nil {
-		status := code
-		if status == 0 {
-			status = 200
-		}
-		d.reqlog.add(r, worker, attempts, status, now)
-	}
-}
-
-// fail answers r with an error; r is done, or was never admitted.
-func (d *Dispatcher) fail(r *request, e *wire.Error) {
-	now := time.Now()
-	d.stats.failed.Add(1)
-	d.metrics.latency.observe(e.Code, now.Sub(r.start))
-	out := wire.ErrorMsg(r.id, e)
-	out.Subject = r.reply
-	out.Header.Set(wire.HdrAttempts, strconv.Itoa(len(r.tried)))
-	out.Header.Set(wire.HdrDispatcher, d.cfg.ID)
-	if err := d.nc.PublishMsg(out); err != nil {
-		d.log.Warn("reply failed", "id", r.id, "error", err.Error())
-	}
-	if d.reqlog != nil {
-		worker := ""
-		if n := len(r.tried); n > 0 {
-			worker = r.tried[n-1].id
-		}
-		d.reqlog.add(r, worker, len(r.tried), e.Code, now)
-	}
+	d.run(ev)
 }

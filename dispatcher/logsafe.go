@@ -4,9 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/bilancia/bilancia/internal/loglimit"
 )
 
 // What comes from outside (a client's headers and hello, a heartbeat)
@@ -46,32 +47,15 @@ func cutAt[S string | []byte](s S, max int) int {
 	return max // not UTF-8 there anyway
 }
 
-// warnEvery is how often a rate-limited warning may be written.
-const warnEvery = time.Second
-
-// logLimit lets one kind of warning through at most once per warnEvery;
-// the lines held back in between are counted, and the next line says how
+// logLimit lets one kind of warning through at most once a second; the
+// lines held back in between are counted, and the next line says how
 // many. A flood of bad messages then costs the log a line per second. The
 // zero value is ready to use.
-type logLimit struct {
-	mu   sync.Mutex
-	next time.Time
-	held int
-}
+type logLimit struct{ loglimit.Limit }
 
 // allow tells whether a line may be written at now, and how many were held
 // back since the last one.
-func (l *logLimit) allow(now time.Time) (held int, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Before(l.next) {
-		l.held++
-		return 0, false
-	}
-	held, l.held = l.held, 0
-	l.next = now.Add(warnEvery)
-	return held, true
-}
+func (l *logLimit) allow(now time.Time) (held int, ok bool) { return l.Allow(now) }
 
 // warnLimits are the rate-limited warnings, one limit per kind.
 type warnLimits struct {

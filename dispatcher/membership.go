@@ -7,15 +7,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bilancia/bilancia/dispatcher/flight"
 	"github.com/bilancia/bilancia/wire"
 )
 
 // member is one worker as this dispatcher sees it. Fields under "guarded"
 // belong to membership.mu; the atomics are touched on the hot path.
 type member struct {
-	id      string // immutable
-	subject string // immutable
-	replyTo string // the dispatcher's reply subject for it; guarded by inflight.mu
+	id      string        // immutable
+	subject string        // immutable
+	replyTo string        // the dispatcher's reply subject for it; set under inflight.mu
+	fw      flight.Worker // the request core's record of it; ID and Ref set at creation, the rest under inflight.mu
 
 	// guarded by membership.mu
 	state        string
@@ -33,7 +35,7 @@ type member struct {
 	errors    atomic.Uint64 // timeouts and 5xx
 	failures  atomic.Int32  // consecutive timeouts and 5xx, for outlier detection
 	progress  atomic.Int64  // its progress interval in ms, from its heartbeat; 0 = it sends none
-	sign      liveness      // its last reply or progress message (watch.go)
+	told      atomic.Int64  // the progress interval the request core was told (events.go)
 }
 
 // change is a worker's change of state, for the log.
@@ -190,6 +192,7 @@ func (m *membership) Heartbeat(now time.Time, hb wire.Heartbeat) ([]change, noti
 			return nil, noticeTableFull
 		}
 		w = &member{id: hb.ID, subject: hb.Subject, drained: m.drained[hb.ID]}
+		w.fw.ID, w.fw.Ref = w.id, w
 		m.members[hb.ID] = w
 	}
 	taken, n := w.streams.take(now, hb, m.reorderWindow, m.deadAfter)

@@ -124,6 +124,7 @@ var (
 	descDenied         = desc("bilancia_dispatcher_retries_denied_total", "Retries after a timeout refused by the retry budget.")
 	descRedispatched   = desc("bilancia_dispatcher_redispatches_total", "Requests sent on because their worker went down.")
 	descOrphans        = desc("bilancia_dispatcher_orphan_replies_total", "Replies workers handed over because their dispatcher was gone, by outcome: relayed to a request open here, kept for its resend, answered a resend from those kept, expired unclaimed, refused (no request id or payload, a 500 or 503).", "outcome")
+	descRefused        = desc("bilancia_dispatcher_replies_refused_total", "Messages left unanswered because their reply subject is not an inbox, by responder.", "responder")
 	descLogDropped     = desc("bilancia_dispatcher_log_lines_dropped_total", "Request log lines dropped because the log's queue was full.")
 	descStart          = desc("bilancia_dispatcher_start_time_seconds", "When the dispatcher started, in seconds since the Unix epoch.")
 	descWorkers        = desc("bilancia_dispatcher_workers", "Workers in the table, by state.", "state")
@@ -144,7 +145,7 @@ type collector struct{ d *Dispatcher }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInflight, descRetrying, descRetries,
-		descSilence, descDenied, descRedispatched, descOrphans, descLogDropped, descStart, descWorkers, descDrained, descWorkerState,
+		descSilence, descDenied, descRedispatched, descOrphans, descRefused, descLogDropped, descStart, descWorkers, descDrained, descWorkerState,
 		descWorkerForwards, descWorkerErrors, descWorkerInflight, descWorkerEjected, descWorkerAge} {
 		ch <- d
 	}
@@ -161,17 +162,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descInflight, float64(st.Inflight))
-	gauge(descRetrying, float64(d.inflight.retrying.Load()))
+	core, retrying := d.coreStats()
+	gauge(descRetrying, float64(retrying))
 	counter(descRetries, st.Retries)
 	counter(descSilence, d.metrics.silence.Load())
 	counter(descDenied, st.RetriesDenied)
 	counter(descRedispatched, st.Redispatched)
-	o := &d.inflight.orphans
 	for _, c := range []struct {
 		outcome string
-		n       *atomic.Uint64
-	}{{"relayed", &d.orphansRelayed}, {"kept", &o.kept}, {"answered", &o.answered}, {"expired", &o.expired}, {"refused", &d.orphansRefused}} {
-		counter(descOrphans, c.n.Load(), c.outcome)
+		n       int
+	}{{"relayed", core.OrphansRelayed}, {"kept", core.OrphansKept}, {"answered", core.OrphansAnswered},
+		{"expired", core.OrphansExpired}, {"refused", core.OrphansRefused}} {
+		counter(descOrphans, uint64(c.n), c.outcome)
+	}
+	for i := range d.guard.refused.n {
+		counter(descRefused, d.guard.refused.n[i].Load(), responderNames[i])
 	}
 	counter(descLogDropped, st.LogDropped)
 	if !d.start.IsZero() {

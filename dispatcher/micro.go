@@ -24,6 +24,7 @@ func (d *Dispatcher) startMicro() error {
 			"id": d.cfg.ID, "prefix": d.subj.Root(), "subject": d.cfg.Subject, "strategy": d.cfg.Strategy,
 			"max_inflight": strconv.Itoa(d.cfg.MaxInflight),
 		},
+		ReplyOK: func(subj string) bool { return d.replyOK(respMicro, subj) },
 		Endpoints: []microsvc.Endpoint{
 			{Name: "request", Subject: d.cfg.Subject, QueueGroup: wire.DispatcherQueue, Counts: d.requestCounts},
 			{Name: "status", Subject: d.subj.Status(), Counts: d.served.status.counts},

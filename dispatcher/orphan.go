@@ -2,11 +2,11 @@ package dispatcher
 
 import (
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/dispatcher/flight"
 	"github.com/bilancia/bilancia/wire"
 )
 
@@ -17,7 +17,8 @@ import (
 // its client's resend reached it first, answers with the orphan at once
 // and tells the workers it sent the resend to that it is over. Otherwise
 // it keeps the orphan a while, and answers the client's resend with it
-// when the resend comes, without forwarding it: the job ran once.
+// when the resend comes, without forwarding it: the job ran once. The
+// core decides (flight.Core, EvOrphan) and keeps them (flight/orphans.go).
 //
 // Only a request whose client chose its id (keyed) is answered so. The
 // orphan names the request by id alone; a client draws its ids at random
@@ -26,150 +27,29 @@ import (
 // A 500 or 503 is not kept: another worker may do better, and the resend
 // finds one.
 
-const (
-	// orphanKeep is how long an orphan waits for its client's resend,
-	// which comes after the client's silence (a second at most) or once
-	// it has reconnected to another broker.
-	orphanKeep = 10 * time.Second
-	// maxOrphanBytes bounds the orphans kept, payloads and headers; the
-	// oldest go first.
-	maxOrphanBytes = 16 << 20
-)
-
-// orphan is a reply handed over, kept for its request's resend.
-type orphan struct {
-	id   string
-	hdr  nats.Header
-	data []byte
-	at   int64 // unix nanoseconds, when it came
-	size int
+// onOrphan takes a reply a worker handed over.
+func (d *Dispatcher) onOrphan(m *nats.Msg) {
+	ev := flight.Event{Kind: flight.EvOrphan, Now: time.Now().UnixNano(), Payload: m,
+		Code: replyCode(m.Header), Size: orphanSize(m)}
+	if m.Header != nil {
+		ev.ID, ev.Worker = m.Header.Get(wire.HdrRequestID), m.Header.Get(wire.HdrWorker)
+	}
+	if len(m.Data) == 0 {
+		ev.Size = 0 // no reply in it: refused
+	}
+	d.run(ev)
 }
 
-// orphanage holds the orphans kept, guarded by inflight.mu.
-type orphanage struct {
-	byID  map[string]*orphan
-	fifo  []*orphan // in arrival order, taken ones included until they reach the front
-	bytes int
-	// Counted under inflight.mu, read by the metrics without it.
-	kept, answered, expired atomic.Uint64
-}
-
-func orphanSize(o *orphan) int {
-	n := len(o.id) + len(o.data)
-	for k, vs := range o.hdr {
+// orphanSize is what keeping m costs: its payload and headers.
+func orphanSize(m *nats.Msg) int {
+	n := len(m.Data)
+	for k, vs := range m.Header {
 		n += len(k)
 		for _, v := range vs {
 			n += len(v)
 		}
 	}
 	return n
-}
-
-// putLocked keeps o, first letting go of the orphans expired at now and,
-// past maxOrphanBytes, the oldest.
-func (g *orphanage) putLocked(o *orphan, now int64) {
-	if g.byID == nil {
-		g.byID = make(map[string]*orphan)
-	}
-	o.size = orphanSize(o)
-	if prev := g.byID[o.id]; prev != nil { // the same reply twice: keep the later
-		g.dropLocked(prev)
-	}
-	g.byID[o.id] = o
-	g.fifo = append(g.fifo, o)
-	g.bytes += o.size
-	g.kept.Add(1)
-	g.expireLocked(now)
-}
-
-// expireLocked lets go of the orphans older than orphanKeep at now and,
-// while over maxOrphanBytes, the oldest.
-func (g *orphanage) expireLocked(now int64) {
-	for len(g.fifo) > 0 {
-		o := g.fifo[0]
-		if g.byID[o.id] == o {
-			if now-o.at < int64(orphanKeep) && g.bytes <= maxOrphanBytes {
-				break
-			}
-			g.dropLocked(o)
-			g.expired.Add(1)
-		}
-		g.fifo[0] = nil
-		g.fifo = g.fifo[1:]
-	}
-	if len(g.fifo) == 0 {
-		g.fifo = nil
-	}
-}
-
-func (g *orphanage) dropLocked(o *orphan) {
-	delete(g.byID, o.id)
-	g.bytes -= o.size
-}
-
-// takeLocked returns and forgets the orphan kept for id, if one is and
-// it has not expired at now.
-func (g *orphanage) takeLocked(id string, now int64) *orphan {
-	o := g.byID[id]
-	if o == nil {
-		return nil
-	}
-	g.dropLocked(o)
-	if now-o.at >= int64(orphanKeep) {
-		g.expired.Add(1)
-		return nil
-	}
-	g.answered.Add(1)
-	return o
-}
-
-// adopt answers with o the request open here under o's id, returning it,
-// how many workers it tried and the workers to tell it is over; or, with
-// no such request, keeps o for its resend and returns nil.
-func (t *inflight) adopt(o *orphan) (r *request, attempts int, cancel []*member) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if r = t.byID[o.id]; r != nil && !r.done {
-		attempts = len(r.tried)
-		cancel = t.cancelListLocked(r, nil)
-		t.finishLocked(r)
-		return r, attempts, cancel
-	}
-	t.orphans.putLocked(o, o.at)
-	return nil, 0, nil
-}
-
-// ack tells the worker of a long job that this dispatcher took its
-// reply: an empty message on the reply's bounce subject.
-func (d *Dispatcher) ack(subject string) {
-	_ = d.nc.Publish(subject, nil) // lost, it costs a hand-over nobody needs
-}
-
-// onOrphan takes a reply a worker handed over.
-func (d *Dispatcher) onOrphan(m *nats.Msg) {
-	id := ""
-	if m.Header != nil {
-		id = m.Header.Get(wire.HdrRequestID)
-	}
-	code := replyCode(m.Header)
-	if id == "" || len(m.Data) == 0 || code == wire.CodeInternal || code == wire.CodeUnavailable {
-		d.orphansRefused.Add(1)
-		return
-	}
-	now := time.Now()
-	o := &orphan{id: id, hdr: m.Header, data: m.Data, at: now.UnixNano()}
-	r, attempts, cancel := d.inflight.adopt(o)
-	if r == nil {
-		return // kept for the resend
-	}
-	d.orphansRelayed.Add(1)
-	d.relay(r, o, attempts, now)
-	d.cancel(r, cancel)
-}
-
-// relay sends r's client the orphan o, as onReply relays a reply.
-func (d *Dispatcher) relay(r *request, o *orphan, attempts int, now time.Time) {
-	d.deliver(r, o.hdr, o.data, o.hdr.Get(wire.HdrWorker), attempts, replyCode(o.hdr), now)
 }
 
 // replyCode is a reply's error code, 0 for a result.

@@ -120,7 +120,7 @@ func TestLongReplyIsAcknowledged(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
 	d := startDispatcher(t, url, nil)
 	nc := connect(t, url)
-	acks, err := nc.SubscribeSync("test.bounce.*")
+	acks, err := nc.SubscribeSync("_INBOX.test.bounce.*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestLongReplyIsAcknowledged(t *testing.T) {
 		out.Header.Set(wire.HdrWorker, "w-fake")
 		out.Data = []byte(`{"result":5}`)
 		if n == 2 {
-			out.Reply = "test.bounce.2" // the second as a long job's
+			out.Reply = "_INBOX.test.bounce.2" // the second as a long job's
 		}
 		_ = nc.PublishMsg(out)
 	}); err != nil {
@@ -153,7 +153,7 @@ func TestLongReplyIsAcknowledged(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no acknowledgement: %v", err)
 	}
-	if m.Subject != "test.bounce.2" || len(m.Data) != 0 || m.Header != nil {
-		t.Fatalf("acknowledgement on %s: %v %q; want an empty message on test.bounce.2, the second reply's", m.Subject, m.Header, m.Data)
+	if m.Subject != "_INBOX.test.bounce.2" || len(m.Data) != 0 || m.Header != nil {
+		t.Fatalf("acknowledgement on %s: %v %q; want an empty message on _INBOX.test.bounce.2, the second reply's", m.Subject, m.Header, m.Data)
 	}
 }

@@ -16,8 +16,9 @@ import (
 // dispatcher more than their share: rate limits on the warnings they
 // cause, and the status reply's cache.
 type guard struct {
-	warn   warnLimits
-	status statusCache
+	warn    warnLimits
+	status  statusCache
+	refused refusals // replies.go
 }
 
 // statusCache keeps the last status reply for statusCacheFactor × the time
@@ -57,6 +58,9 @@ const maxStatusRequest = 4096
 // connection's max payload (wire.EncodeStatus), or with the rows of the
 // workers a wire.StatusRequest names.
 func (d *Dispatcher) onStatus(m *nats.Msg) {
+	if m.Reply == "" || !d.replyOK(respStatus, m.Reply) {
+		return // an answer of up to a max payload goes to an inbox or nowhere
+	}
 	var req wire.StatusRequest
 	if len(m.Data) > 0 && len(m.Data) <= maxStatusRequest {
 		_ = json.Unmarshal(m.Data, &req) // anything else asks for the whole table

@@ -100,22 +100,19 @@ func (s Subjects) Heartbeats() string { return s.Root() + ".heartbeat.*" }
 func (s Subjects) Discover() string { return s.Root() + ".discover" }
 
 // Claim is where a live worker id answers, so that a second worker with
-// the same id refuses to start; ClaimReplies matches the probes' replies,
-// "<prefix>.claim.<id>.<token>".
-func (s Subjects) Claim(id string) string           { return s.Root() + ".claim." + id }
-func (s Subjects) ClaimReplies(token string) string { return s.Root() + ".claim.*." + token }
+// the same id refuses to start; it answers on the probe's inbox,
+// "<inbox>.<id>".
+func (s Subjects) Claim(id string) string { return s.Root() + ".claim." + id }
 
 // Orphan is where a worker hands over a reply whose dispatcher is gone
 // (the broker said no one listens on its reply subject): every dispatcher
 // receives it and answers the client's resend of the request with it.
 func (s Subjects) Orphan() string { return s.Root() + ".orphan" }
 
-// Bounce is the reply subject a worker gives the reply to a long job,
-// "<prefix>.orphan.<token>.<n>", so that the broker's "no responders"
-// comes back to it; Bounces matches them all for one token.
-func (s Subjects) Bounce(token string, n uint64) string {
-	return s.Root() + ".orphan." + token + "." + strconv.FormatUint(n, 36)
-}
+// Bounces matched the reply subjects workers gave long jobs' replies
+// before those moved under each worker's inbox ("<inbox>.<n>"); only the
+// broker's worker permissions still name it, until they grant the
+// worker's inbox instead.
 func (s Subjects) Bounces(token string) string { return s.Root() + ".orphan." + token + ".*" }
 
 // Status answers with a dispatcher's view of the workers.

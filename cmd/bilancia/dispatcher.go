@@ -19,23 +19,25 @@ import (
 // DispatcherFlags configure a dispatcher: in its own process, inside the
 // broker (broker --dispatcher) or in up.
 type DispatcherFlags struct {
-	ID             string        `help:"Dispatcher id (default: random)."`
-	Subject        string        `help:"Take requests on this subject instead of <prefix>.request."`
-	Heartbeat      time.Duration `default:"1s" help:"Workers' heartbeat interval."`
-	DeadAfter      time.Duration `help:"Mark a silent worker down after this long (default 3 heartbeats)."`
-	RequestTimeout time.Duration `default:"5s" help:"Deadline of a request that carries none."`
-	AttemptTimeout time.Duration `default:"1s" help:"Also try the next worker when one that sends no progress messages is silent this long."`
-	HedgeAfter     time.Duration `help:"Also try the next worker when one still making progress has held a request this long (0 = never)."`
-	HoldFor        time.Duration `help:"When every live worker falls silent at once (a partition?), hold requests this long before answering 503 (default 2 × dead-after; negative = never)."`
-	MaxAttempts    int           `default:"3" help:"Workers tried per request on silence, hedges or 5xx."`
-	MaxInflight    int           `default:"10000" help:"Requests in flight before answering 503."`
-	Strategy       string        `default:"round-robin" enum:"round-robin,least-inflight" help:"Balancing strategy: round-robin or least-inflight."`
-	EjectAfter     int           `default:"5" help:"Eject a worker after this many timeouts or 5xx in a row (-1 = never)."`
-	EjectFor       time.Duration `default:"5s" help:"Base ejection time; it grows with each ejection."`
-	Log            string        `default:"loadbalancer.log" help:"Log file (JSON lines); - for standard output. SIGUSR1 reopens it."`
-	LogRequests    bool          `default:"true" negatable:"" help:"Log every request."`
-	Pprof          string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
-	HTTP           string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8080 (no authentication; a missing host means 127.0.0.1; up serves one by default)."`
+	ID                string        `help:"Dispatcher id (default: random)."`
+	Subject           string        `help:"Take requests on this subject instead of <prefix>.request."`
+	Heartbeat         time.Duration `default:"1s" help:"Workers' heartbeat interval."`
+	DeadAfter         time.Duration `help:"Mark a silent worker down after this long (default 3 heartbeats)."`
+	RequestTimeout    time.Duration `default:"5s" help:"Deadline of a request that carries none."`
+	MaxRequestTimeout time.Duration `default:"5m" help:"Cap on the deadline a client asks for (Calc-Timeout-Ms); a longer one is cut to it."`
+	AttemptTimeout    time.Duration `default:"1s" help:"Also try the next worker when one that sends no progress messages is silent this long."`
+	HedgeAfter        time.Duration `help:"Also try the next worker when one still making progress has held a request this long (0 = never)."`
+	HoldFor           time.Duration `help:"When every live worker falls silent at once (a partition?), hold requests this long before answering 503 (default 2 × dead-after; negative = never)."`
+	MaxAttempts       int           `default:"3" help:"Workers tried per request on silence, hedges or 5xx."`
+	MaxInflight       int           `default:"10000" help:"Requests in flight before answering 503."`
+	Strategy          string        `default:"round-robin" enum:"round-robin,least-inflight" help:"Balancing strategy: round-robin or least-inflight."`
+	EjectAfter        int           `default:"5" help:"Eject a worker after this many timeouts or 5xx in a row (-1 = never)."`
+	EjectFor          time.Duration `default:"5s" help:"Base ejection time; it grows with each ejection."`
+	Log               string        `default:"loadbalancer.log" help:"Log file (JSON lines); - for standard output. SIGUSR1 reopens it."`
+	LogRequests       bool          `default:"true" negatable:"" help:"Log every request."`
+	Pprof             string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
+	ReplyPrefix       []string      `placeholder:"PREFIX" help:"Also answer requests whose reply subject is under this inbox prefix, besides _INBOX and _INBOX_CLIENT (repeatable; never under the subject prefix or $)."`
+	HTTP              string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8080 (no authentication; a missing host means 127.0.0.1; up serves one by default)."`
 }
 
 func (f *DispatcherFlags) config(d *dispatcher.Config) {
@@ -44,6 +46,8 @@ func (f *DispatcherFlags) config(d *dispatcher.Config) {
 	d.Heartbeat = f.Heartbeat
 	d.DeadAfter = f.DeadAfter
 	d.RequestTimeout = f.RequestTimeout
+	d.MaxRequestTimeout = f.MaxRequestTimeout
+	d.InboxPrefixes = f.ReplyPrefix
 	d.AttemptTimeout = f.AttemptTimeout
 	d.HedgeAfter = f.HedgeAfter
 	d.HoldFor = f.HoldFor
@@ -113,6 +117,9 @@ func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessCo
 	}
 	cfg := dispatcher.Config{Prefix: nf.Prefix, Logger: events, RequestLog: lf}
 	f.config(&cfg)
+	if nf.InboxPrefix != "" {
+		cfg.InboxPrefixes = append(cfg.InboxPrefixes[:len(cfg.InboxPrefixes):len(cfg.InboxPrefixes)], nf.InboxPrefix)
+	}
 	if inproc != nil {
 		// One connection for requests, replies and heartbeats: in
 		// process, heartbeats cost no system calls, so a paced connection

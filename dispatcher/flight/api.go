@@ -5,6 +5,8 @@ import "time"
 // Config is the core's policy settings. The zero value of a duration
 // turns its feature off, as documented per field.
 type Config struct {
+	// ID names the dispatcher in the errors it answers.
+	ID string
 	// MaxInflight bounds the requests in flight; past it a request is
 	// answered 503 at once. 0 = no bound.
 	MaxInflight int
@@ -88,6 +90,9 @@ type Pool interface {
 	Pick(skip *Skip) *Worker
 	// AnyLive tells whether a worker in rotation is not skipped.
 	AnyLive(skip *Skip) bool
+	// Inflight tells that n attempts are now open on w, for a picker
+	// that weighs load, or the status, read outside the core.
+	Inflight(w *Worker, n int)
 }
 
 // Skip says which workers a pick passes over: those a request tried
@@ -275,7 +280,9 @@ const (
 	// (the shell answers with EvWorkerDown).
 	ActWorkerGone
 	// ActFailure: count a failure against W (Msg: why); ActSuccess: a
-	// good reply from W.
+	// good reply from W. For a reply (a fault or not), At is when its
+	// attempt was sent and Code its code, so that a picker can learn
+	// the worker's latency; for a timeout At is 0.
 	ActFailure
 	ActSuccess
 	// ActSilent: W fell silent on Attempts requests, sent on.

@@ -166,6 +166,26 @@ func TestDownSilentKeepsAttemptHeard(t *testing.T) {
 	g.want(g.step(Event{Kind: EvTick, Now: 500 * ms}), "failure a; silent a; forward r to b")
 }
 
+// An attempt its worker names again after the request went on is alive
+// again: the parked request waits on it instead of going out again.
+func TestSilentAttemptHeardAgainRevives(t *testing.T) {
+	a := &Worker{ID: "a"}
+	every := 100 * time.Millisecond
+	g := newRig(t, Config{MaxAttempts: 1, ProgressEvery: every, MuteFor: time.Second}, a)
+	g.step(Event{Kind: EvWorkerUp, W: a, Every: every})
+	r := req("r", time.Minute)
+	g.want(g.step(Event{Kind: EvRequest, Req: r}), "forward r to a")
+	g.pool.live = nil // a out of rotation: r stays parked
+	g.want(g.step(Event{Kind: EvTick, Now: 400 * ms}), "failure a; silent a")
+	if r.State() != ReqParked {
+		t.Fatalf("r %v; want parked", r.State())
+	}
+	g.want(g.step(Event{Kind: EvProgress, Now: 450 * ms, Worker: "a", IDs: []string{"r"}}), "")
+	if r.State() != ReqOpen || r.open[0].state != AttLive {
+		t.Fatalf("r %v, attempt %v; want open, live", r.State(), r.open[0].state)
+	}
+}
+
 // A worker silent on everything is mute: its requests go on at once, to
 // another worker, the silent attempts staying open for a late reply.
 func TestSilentWorker(t *testing.T) {
@@ -216,4 +236,19 @@ func TestShutdown(t *testing.T) {
 	if g.c.Inflight() != 0 || a.Inflight() != 0 {
 		t.Fatalf("inflight %d, a %d; want 0", g.c.Inflight(), a.Inflight())
 	}
+}
+
+// A worker that sends no progress past the attempt timeout may just be
+// slow: with no other worker, its request waits on it, and is not sent
+// to it again.
+func TestSlowWorkerWithoutProgressIsNotResent(t *testing.T) {
+	a := &Worker{ID: "a"}
+	g := newRig(t, Config{MaxAttempts: 3, AttemptTimeout: time.Second, MuteFor: time.Second, Budget: Budget{Min: 10}}, a)
+	r := req("r", time.Minute)
+	g.want(g.step(Event{Kind: EvRequest, Req: r}), "forward r to a")
+	g.want(g.step(Event{Kind: EvTick, Now: 1000 * ms}), "failure a")
+	if r.State() != ReqOpen || len(r.open) != 1 || r.open[0].state != AttLive {
+		t.Fatalf("r %v, attempts %v; want open, waiting on a live attempt", r.State(), r.open)
+	}
+	g.want(g.step(Event{Kind: EvReply, Now: 1500 * ms, Worker: "a", ID: "r"}), "success a; relay r from a after 1")
 }

@@ -37,6 +37,8 @@ func (p *testPool) AnyLive(s *Skip) bool {
 	return false
 }
 
+func (p *testPool) Inflight(*Worker, int) {}
+
 func (p *testPool) remove(w *Worker) {
 	for i, o := range p.live {
 		if o == w {

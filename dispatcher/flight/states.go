@@ -39,60 +39,6 @@ var reqStateNames = [...]string{"new", "open", "parked", "done"}
 
 func (s ReqState) String() string { return reqStateNames[s] }
 
-// AttState is where an attempt is in its life.
-type AttState uint8
-
-// An attempt's states. Live and hedged attempts are alive: the request
-// waits on them. The others stay open, so that a late reply still
-// counts, but the request no longer waits on them.
-//
-//	from            to       by              when
-//	-               live     openAttempt     sendOn picked its worker
-//	live            hedged   watch           still making progress past the hedge time: sent on
-//	live, hedged    silent   workerSilent    its worker said nothing on anything past its silence: sent on
-//	live, hedged    silent   watch           silent on it past its window, another try allowed: sent on
-//	live, hedged    expired  watch           silent on it at the request's last attempt
-//	live, hedged,   gone     workerDown      its worker left rotation: sent on (a silent one is not sent on again)
-//	  expired
-//	silent, expired live     revive          its worker names it again in a progress message
-//	  gone
-//	any             ended    endAttempt      its reply, a failed publish, or its request done
-const (
-	AttLive    AttState = iota // sent, watched
-	AttHedged                  // alive, and a hedge was sent for it
-	AttSilent                  // its worker fell silent: the request went on
-	AttExpired                 // silent on it with no attempt left to try
-	AttGone                    // its worker left rotation: the request went on
-	AttEnded                   // out of the table
-)
-
-var attStateNames = [...]string{"live", "hedged", "silent", "expired", "gone", "ended"}
-
-func (s AttState) String() string { return attStateNames[s] }
-
-// revive makes a alive again, its worker having named it in a progress
-// message after the request stopped waiting on it (silent, expired or
-// gone): it is watched again, and its request, if parked, waits on it
-// rather than go out again to a worker, perhaps the same, while this one
-// computes it (the simulator's seeds 1 and 8).
-func (c *Core) revive(a *Attempt) {
-	switch a.state {
-	case AttSilent, AttExpired, AttGone:
-	default:
-		return
-	}
-	a.state = AttLive
-	silence := a.silence
-	if silence > 0 {
-		silence = silenceOf(silence, a.w.gap)
-	}
-	c.rewatch(a, watchAt(a.sent, a.heard, silence, c.hedgeOf(a.req), c.cfg.AttemptTimeout, false))
-	c.unpark(a.req)
-}
-
-// alive tells whether the request still waits on an attempt in s.
-func (s AttState) alive() bool { return s == AttLive || s == AttHedged }
-
 // arrive takes a new request in.
 func (c *Core) arrive(r *Request, now int64) {
 	if r.state != ReqNew {
@@ -102,7 +48,7 @@ func (c *Core) arrive(r *Request, now int64) {
 	if c.cfg.MaxInflight > 0 && len(c.reqs) >= c.cfg.MaxInflight {
 		r.state = ReqDone
 		c.emit(Action{Kind: ActError, Req: r, Code: CodeUnavailable,
-			Msg: fmt.Sprintf("at capacity (%d requests in flight)", c.cfg.MaxInflight)})
+			Msg: fmt.Sprintf("dispatcher %s is at capacity (%d requests in flight)", c.cfg.ID, c.cfg.MaxInflight)})
 		return
 	}
 	r.deadline = now + int64(r.Timeout)
@@ -273,121 +219,6 @@ func (c *Core) finish(r *Request, a Action) {
 	c.reqs[r.idx], last.idx = last, r.idx
 	c.reqs[len(c.reqs)-1] = nil
 	c.reqs = c.reqs[:len(c.reqs)-1]
-}
-
-// openAttempt sends r to w.
-func (c *Core) openAttempt(r *Request, w *Worker, now int64) {
-	c.nextTok++
-	a := &r.first
-	if len(r.tried) > 0 {
-		a = new(Attempt)
-	}
-	*a = Attempt{req: r, w: w, tok: c.nextTok, state: AttLive, sent: now, heard: now, widx: len(w.atts)}
-	a.silence = baseSilence(w.progress)
-	a.to = timer{req: r, att: a, idx: -1}
-	c.pending[a.tok] = a
-	key := attemptKey{w.ID, r.ID}
-	if _, dup := c.shared[key]; !dup {
-		a.shared = true
-		c.shared[key] = a
-	}
-	w.atts = append(w.atts, a)
-	w.inflight++
-	r.open = append(r.open, a)
-	r.tried = append(r.tried, w)
-	if at := watchAt(a.sent, a.heard, a.silence, c.hedgeOf(r), c.cfg.AttemptTimeout, false); at < r.deadline {
-		a.to.at = at
-		c.timers.arm(&a.to)
-	}
-	c.emit(Action{Kind: ActForward, Req: r, W: w, Token: a.tok, Shared: a.shared, LeftMS: leftMS(r.deadline, now)})
-}
-
-// endAttempt takes a out of the table: its reply came, its publish
-// failed, or its request is done.
-func (c *Core) endAttempt(a *Attempt) {
-	if a.state == AttEnded {
-		return
-	}
-	a.state = AttEnded
-	delete(c.pending, a.tok)
-	if a.shared {
-		delete(c.shared, attemptKey{a.w.ID, a.req.ID})
-	}
-	c.timers.disarm(&a.to)
-	w := a.w
-	last := w.atts[len(w.atts)-1]
-	w.atts[a.widx], last.widx = last, a.widx
-	w.atts[len(w.atts)-1] = nil
-	w.atts = w.atts[:len(w.atts)-1]
-	w.inflight--
-	r := a.req
-	for i, o := range r.open {
-		if o == a {
-			r.open = append(r.open[:i], r.open[i+1:]...)
-			break
-		}
-	}
-}
-
-// workerDown marks gone the attempts on w, which left rotation, and
-// sends their requests on: each request once per worker lost. An attempt
-// silent on it was sent on already.
-func (c *Core) workerDown(w *Worker, cause DownCause, noneLive bool, now int64) {
-	if noneLive {
-		why := "every live worker fell silent at once"
-		if cause == DownNoResponders {
-			why = "the last live worker answered no responders"
-		}
-		d := holdLength(cause, c.cfg.HoldFor)
-		if c.cfg.Bugs.NoGoneHold && cause == DownNoResponders {
-			d = 0
-		}
-		c.startHold(d, now, why)
-	}
-	reqs := c.scratch[:0]
-	for _, a := range w.atts {
-		if cause == DownSilent && a.state.alive() && a.silence > 0 && now-a.heard < int64(silenceOf(a.silence, w.gap)) {
-			// Its heartbeats stopped reaching us, but it named this
-			// attempt within its silence: it computes it (the simulator's
-			// seed 100: a dispatcher back on another broker had missed
-			// the heartbeat its worker sent when it moved).
-			continue
-		}
-		if a.state.alive() || a.state == AttExpired {
-			a.state = AttGone
-			c.timers.disarm(&a.to)
-			reqs = append(reqs, a.req)
-		}
-	}
-	c.counts.Redispatched += len(reqs)
-	for _, r := range reqs {
-		c.sendOn(r, now)
-	}
-	clear(reqs)
-	c.scratch = reqs[:0]
-}
-
-// workerSilent marks silent the attempts on w, which said nothing about
-// anything past its silence, and sends their requests on.
-func (c *Core) workerSilent(w *Worker, now int64) {
-	reqs := c.scratch2[:0]
-	for _, a := range w.atts {
-		if a.state.alive() || a.state == AttExpired {
-			a.state = AttSilent
-			c.timers.disarm(&a.to)
-			reqs = append(reqs, a.req)
-		}
-	}
-	if len(reqs) > 0 {
-		c.emit(Action{Kind: ActSilent, W: w, Attempts: len(reqs)})
-	}
-	c.counts.Silenced += len(reqs)
-	c.counts.Retries += len(reqs)
-	for _, r := range reqs {
-		c.sendOn(r, now)
-	}
-	clear(reqs)
-	c.scratch2 = reqs[:0]
 }
 
 // hasAlive tells whether r waits on an attempt alive.

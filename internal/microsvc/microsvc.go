@@ -51,6 +51,9 @@ type Config struct {
 	// handle: for the workers of a process that share their goroutines.
 	// nil = nc.Subscribe.
 	Subscribe func(subject string, handle nats.MsgHandler) (*nats.Subscription, error)
+	// ReplyOK tells whether a request's reply subject may be answered;
+	// it counts and logs what it refuses. nil = every subject.
+	ReplyOK func(subject string) bool
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9\-_]+$`)
@@ -106,6 +109,9 @@ func Start(nc *nats.Conn, cfg Config) (*Service, error) {
 // answer replies to a discovery request, its verb the subject's second
 // token; any other verb gets no reply, as from micro.
 func (s *Service) answer(m *nats.Msg) {
+	if m.Reply == "" || (s.cfg.ReplyOK != nil && !s.cfg.ReplyOK(m.Reply)) {
+		return
+	}
 	verb, _, _ := strings.Cut(m.Subject[len(micro.APIPrefix)+1:], ".")
 	switch verb {
 	case micro.PingVerb.String():
