@@ -68,9 +68,13 @@ func (k *checker) forwarded(d *dispatcher, req *flight.Request, to string) {
 		return !f.replied && f.heard != 0 && now-f.heard < heardWindow && k.s.holds(w, req.ID) &&
 			w.life == f.life && w.epoch == f.epoch && !w.hung && w.state == "up" && m != nil && m.state == "up"
 	}
-	evidence := len(*t) == 0 || req.Hedge > 0 // a first forward, or a hedge asked
+	evidence := len(*t) == 0 // a first forward
 	for _, f := range *t {
 		evidence = evidence || !alive(f) // an attempt that may have failed
+	}
+	if !evidence && req.Hedge > 0 {
+		k.s.stats.hedges++ // sent on while its workers compute it: a hedge, as asked
+		evidence = true
 	}
 	if !evidence {
 		f := (*t)[len(*t)-1]
