@@ -53,8 +53,50 @@ type Result struct {
 // Failed tells whether an invariant broke.
 func (r *Result) Failed() bool { return len(r.Failures) > 0 }
 
-// storyLines is how many lines of the trace a failure tells.
-const storyLines = 60
+// A failure's story: the last lines that name the request it is about,
+// and the last lines of all, in order.
+const (
+	storyOfRequest = 40
+	storyLast      = 15
+)
+
+// story picks the lines that tell how the run came to v.
+func (s *Sim) story(v string) []string {
+	all := s.trace.last(ringLines)
+	id := ""
+	for _, f := range strings.Fields(v) {
+		f = strings.TrimRight(f, ",.:;()")
+		if len(f) > 1 && f[0] == 'c' && strings.Contains(f, "-") && strings.Trim(f[1:], "0123456789-") == "" {
+			id = f
+			break
+		}
+	}
+	keep := make([]bool, len(all))
+	for i := max(0, len(all)-storyLast); i < len(all); i++ {
+		keep[i] = true
+	}
+	n := 0
+	for i := len(all) - 1; i >= 0 && id != "" && n < storyOfRequest; i-- {
+		if strings.Contains(all[i], ": progress ") {
+			continue // every 100 ms while it is held: they would tell nothing else
+		}
+		if strings.Contains(all[i]+" ", " id="+id+" ") || strings.Contains(all[i], " "+id+" ") ||
+			strings.Contains(all[i], ","+id+",") || strings.Contains(all[i]+" ", "ids="+id+" ") {
+			keep[i] = true
+			n++
+		}
+	}
+	var out []string
+	for i, l := range all {
+		if keep[i] {
+			if i > 0 && !keep[i-1] && len(out) > 0 {
+				out = append(out, "...")
+			}
+			out = append(out, l)
+		}
+	}
+	return out
+}
 
 // Run runs seed and returns what it found.
 func Run(seed uint64, opt Options) *Result {
@@ -107,7 +149,9 @@ func Run(seed uint64, opt Options) *Result {
 		res.Failures = append(res.Failures, fmt.Sprintf("%s %s", stamp(v.at), v.what))
 	}
 	if !s.quiet {
-		res.Story = s.trace.last(storyLines)
+		if len(s.check.fails) > 0 {
+			res.Story = s.story(s.check.fails[0].what)
+		}
 		res.TraceHash, res.TraceLines = s.trace.sum(), s.trace.n
 	}
 	res.Stats = s.stats
@@ -151,7 +195,7 @@ func (r *Result) Report(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n", f)
 	}
 	if len(r.Story) > 0 {
-		fmt.Fprintf(w, "  the last %d events:\n    %s\n", len(r.Story), strings.Join(r.Story, "\n    "))
+		fmt.Fprintf(w, "  how it came to this (the events of that request, and the last ones):\n    %s\n", strings.Join(r.Story, "\n    "))
 	}
 	fmt.Fprintf(w, "  replay: scripts/sim --seed %d --trace\n", r.Seed)
 }

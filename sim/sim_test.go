@@ -77,6 +77,10 @@ func TestBugsFound(t *testing.T) {
 			t.Errorf("bug %s: no failure in 3000 seeds", name)
 			continue
 		}
+		if r := Run(found, Options{Bugs: bugs}); !r.Failed() || len(r.Story) == 0 {
+			t.Errorf("bug %s: seed %d replayed with its trace: failed %v, %d lines of story; want the same failure, told",
+				name, found, r.Failed(), len(r.Story))
+		}
 		if Run(found, Options{Fast: true}).Failed() {
 			t.Errorf("bug %s: seed %d fails without the bug too", name, found)
 		}

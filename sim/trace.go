@@ -21,7 +21,7 @@ type trace struct {
 	n    int
 }
 
-const ringLines = 200
+const ringLines = 50000
 
 func newTrace(out io.Writer) *trace {
 	return &trace{out: out, ring: make([]string, ringLines), h: fnv.New64a()}
