@@ -1,7 +1,3 @@
-// Package sim is Bilancia's deterministic simulator: one goroutine, one
-// seed, a simulated clock and network, and the real decision cores of the
-// dispatcher and the client driven through random fault schedules, with
-// invariants checked as the run goes. A seed replays byte for byte.
 package sim
 
 import (
