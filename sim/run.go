@@ -54,9 +54,11 @@ type Result struct {
 func (r *Result) Failed() bool { return len(r.Failures) > 0 }
 
 // A failure's story: the last lines that name the request it is about,
-// and the last lines of all, in order.
+// the last faults and changes of membership, and the last lines of all,
+// in order.
 const (
 	storyOfRequest = 40
+	storyScene     = 20
 	storyLast      = 15
 )
 
@@ -82,6 +84,16 @@ func (s *Sim) story(v string) []string {
 		}
 		if strings.Contains(all[i]+" ", " id="+id+" ") || strings.Contains(all[i], " "+id+" ") ||
 			strings.Contains(all[i], ","+id+",") || strings.Contains(all[i]+" ", "ids="+id+" ") {
+			keep[i] = true
+			n++
+		}
+	}
+	// And the last faults and changes of membership and holds: the scene.
+	n = 0
+	for i := len(all) - 1; i >= 0 && n < storyScene; i-- {
+		l := all[i]
+		if strings.Contains(l, " FAULT ") || strings.Contains(l, " HEAL ") || strings.Contains(l, " down (") ||
+			strings.HasSuffix(l, " up") || strings.Contains(l, ": hold for") || strings.Contains(l, "quiet phase") {
 			keep[i] = true
 			n++
 		}
@@ -195,7 +207,7 @@ func (r *Result) Report(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n", f)
 	}
 	if len(r.Story) > 0 {
-		fmt.Fprintf(w, "  how it came to this (the events of that request, and the last ones):\n    %s\n", strings.Join(r.Story, "\n    "))
+		fmt.Fprintf(w, "  how it came to this (that request's events, the faults and membership, the last events):\n    %s\n", strings.Join(r.Story, "\n    "))
 	}
 	fmt.Fprintf(w, "  replay: scripts/sim --seed %d --trace\n", r.Seed)
 }
