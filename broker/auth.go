@@ -81,16 +81,18 @@ const (
 // replies to the dispatchers' forwards (whose reply subject ends with
 // the worker's id), hand-overs and claims of its own ids, and its own
 // subject; answers to anything else it received, once the reply subject
-// was delivered to it (allow_responses).
+// was delivered to it (allow_responses). It may read its own ids'
+// heartbeats, so that bilancia health worker checks it with its own
+// credential rather than the dispatchers'.
 func WorkerPermissions(name string, replicas int, prefix string) *server.Permissions {
 	s := wire.Subjects{Prefix: prefix}
 	inbox := WorkerInboxPrefix(name) + ".>"
 	ids := WorkerIDs(name, replicas)
 	pub := make([]string, 0, 4*len(ids)+1)
-	sub := make([]string, 0, 2*len(ids)+8)
+	sub := make([]string, 0, 3*len(ids)+8)
 	for _, id := range ids {
 		pub = append(pub, s.Heartbeat(id), ServerInboxRoot+".*."+id, s.Orphan()+"."+id, s.Claim(id))
-		sub = append(sub, s.Worker(id), s.Claim(id))
+		sub = append(sub, s.Worker(id), s.Claim(id), s.Heartbeat(id))
 	}
 	pub = append(pub, inbox)
 	sub = append(sub, s.Discover(), s.Direct(), inbox)

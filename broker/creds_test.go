@@ -162,11 +162,17 @@ func TestPermissionsFollowThePrefix(t *testing.T) {
 }
 
 // TestEnsureCredentialsSecretLayout: a directory laid out as Kubernetes
-// mounts a Secret (each file a link into ..data, no clients/) that holds
-// every credential is read and not written to: it is read-only there.
+// mounts a projected Secret (each file a link into ..data, no clients/,
+// workers/ a link to a directory there) that holds every credential is
+// read and not written to: it is read-only there, also for
+// --auth-workers naming workers it holds.
 func TestEnsureCredentialsSecretLayout(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "auth")
 	if err := EnsureCredentials(src); err != nil {
+		t.Fatal(err)
+	}
+	workers := []string{"bilancia-worker-0", "bilancia-worker-1"}
+	if err := EnsureWorkers(src, workers); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -189,12 +195,35 @@ func TestEnsureCredentialsSecretLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := os.Mkdir(filepath.Join(data, WorkersDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range workers {
+		f := filepath.Join(WorkersDir, w+".nk")
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, f), b, 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join("..data", WorkersDir), filepath.Join(dir, WorkersDir)); err != nil {
+		t.Fatal(err)
+	}
 	before, _ := os.ReadDir(dir)
+	beforeWorkers, _ := os.ReadDir(filepath.Join(dir, WorkersDir))
 	if err := EnsureCredentials(dir); err != nil {
 		t.Fatal(err)
 	}
-	if after, _ := os.ReadDir(dir); len(after) != len(before) {
-		t.Errorf("EnsureCredentials wrote to a complete directory: %d entries, then %d", len(before), len(after))
+	if err := EnsureWorkers(dir, workers); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadDir(dir)
+	afterWorkers, _ := os.ReadDir(filepath.Join(dir, WorkersDir))
+	if len(after) != len(before) || len(afterWorkers) != len(beforeWorkers) {
+		t.Errorf("EnsureCredentials or EnsureWorkers wrote to a complete directory: %d and %d entries in workers/, then %d and %d",
+			len(before), len(beforeWorkers), len(after), len(afterWorkers))
 	}
 	want, err := loadCredentials(src)
 	if err != nil {
@@ -204,8 +233,13 @@ func TestEnsureCredentialsSecretLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.equal(want) {
+	if !got.equal(want) || len(got.skipped) > 0 {
 		t.Errorf("the Secret's credentials %+v; want %+v", got, want)
+	}
+	for _, w := range workers {
+		if !slices.ContainsFunc(got.users, func(c credential) bool { return c.role == "worker" && c.name == w }) {
+			t.Errorf("the Secret's credentials leave out worker %s: %+v", w, got.users)
+		}
 	}
 }
 

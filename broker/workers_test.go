@@ -78,7 +78,7 @@ func TestAuthWorkerIdentity(t *testing.T) {
 		}
 	}
 	for _, subj := range []string{"calc.worker.w2", "calc.worker.*", "calc.worker.>", "calc.claim.w2", "calc.claim.>", "calc.claim.*.*",
-		"calc.heartbeat.*", "calc.orphan.*", "_INBOX.>", "_INBOX.*.w2", "_INBOX_WORKER.w2.>", "_INBOX_WORKER.>", "_INBOX_CLIENT.>"} {
+		"calc.heartbeat.*", "calc.heartbeat.w2", "calc.heartbeat.>", "calc.orphan.*", "_INBOX.>", "_INBOX.*.w2", "_INBOX_WORKER.w2.>", "_INBOX_WORKER.>", "_INBOX_CLIENT.>"} {
 		c := dialAs(t, url, w1File)
 		c.subscribe(t, subj)
 		c.denied(t, subj)
@@ -88,12 +88,17 @@ func TestAuthWorkerIdentity(t *testing.T) {
 	for _, subj := range []string{"calc.worker.w1", "calc.claim.w1", "calc.discover", "_INBOX_WORKER.w1.>"} {
 		w1.subscribe(t, subj)
 	}
+	// Its own heartbeats, for bilancia health worker with its credential.
+	beats := w1.subscribe(t, "calc.heartbeat.w1")
 	for _, subj := range []string{"calc.heartbeat.w1", "_INBOX.d1.w1", "calc.orphan.w1", "calc.claim.w1", "_INBOX_WORKER.w1.x"} {
 		if err := w1.Publish(subj, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w1.allowed(t)
+	if m := next(t, beats); m.Subject != "calc.heartbeat.w1" {
+		t.Fatalf("w1 read %s on its heartbeats' subscription", m.Subject)
+	}
 
 	// allow_responses: a reply subject outside its permissions (a
 	// dispatcher's second forward of one request id, an operator's micro

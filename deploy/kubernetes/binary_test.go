@@ -14,11 +14,29 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/bilancia/bilancia/broker"
 )
 
-// authSecret is the Secret README.md makes from `bilancia auth init`'s
-// directory.
-const authSecret = "bilancia-auth"
+// The Secrets README.md makes: authSecret from `bilancia auth init`'s
+// directory, workersSecret from its workers/ (`bilancia auth add-worker`).
+const (
+	authSecret    = "bilancia-auth"
+	workersSecret = "bilancia-workers"
+)
+
+// secretSource is the directory whose files Secret name holds: kubectl
+// create secret generic --from-file=DIR takes the regular files at its
+// top, not its subdirectories.
+func secretSource(name string) (string, bool) {
+	switch name {
+	case authSecret:
+		return authDir, true
+	case workersSecret:
+		return filepath.Join(authDir, broker.WorkersDir), true
+	}
+	return "", false
+}
 
 // workload is a Deployment's or StatefulSet's pod template and what the
 // other objects refer to it by.
@@ -231,18 +249,19 @@ func given(argv []string, flag string) bool {
 }
 
 // secretFiles are the files a volume holds, by path in it, each with its
-// source in authDir; only the Secret bilancia-auth is expected.
+// source under authDir; only the Secrets README.md makes are expected.
 func secretFiles(t *testing.T, pod corev1.PodSpec, volume string) map[string]string {
 	t.Helper()
-	all, err := os.ReadDir(authDir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]string{}
 	add := func(name string, items []corev1.KeyToPath, mode *int32) {
-		if name != authSecret {
-			t.Errorf("volume %s holds Secret %q; want %s, which README.md makes", volume, name, authSecret)
+		dir, ok := secretSource(name)
+		if !ok {
+			t.Errorf("volume %s holds Secret %q; want %s or %s, which README.md makes", volume, name, authSecret, workersSecret)
 			return
+		}
+		all, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
 		}
 		if mode == nil || *mode&0o040 == 0 {
 			t.Errorf("volume %s: defaultMode must let the group (fsGroup, the image's user) read the credentials", volume)
@@ -250,15 +269,15 @@ func secretFiles(t *testing.T, pod corev1.PodSpec, volume string) map[string]str
 		if len(items) == 0 {
 			for _, e := range all {
 				if e.Type().IsRegular() { // kubectl create secret --from-file=DIR takes these
-					out[e.Name()] = filepath.Join(authDir, e.Name())
+					out[e.Name()] = filepath.Join(dir, e.Name())
 				}
 			}
 			return
 		}
 		for _, it := range items {
-			src := filepath.Join(authDir, it.Key)
-			if st, err := os.Stat(src); err != nil || !st.Mode().IsRegular() {
-				t.Errorf("volume %s: key %q is none of the files bilancia auth init writes", volume, it.Key)
+			src := filepath.Join(dir, it.Key)
+			if st, err := os.Stat(src); err != nil || !st.Mode().IsRegular() || strings.Contains(it.Key, "/") {
+				t.Errorf("volume %s: key %q of Secret %s is none of the files README.md puts in it", volume, it.Key, name)
 			}
 			out[it.Path] = src
 		}
@@ -306,6 +325,36 @@ func copyFile(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// podEnv is c's environment in pod podName: values, the pod's name, and
+// $(NAME) references to the variables before, as Kubernetes expands them.
+func podEnv(t *testing.T, c corev1.Container, podName string) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = envRef.ReplaceAllStringFunc(e.Value, func(ref string) string {
+				if ref == "$$" {
+					return "$"
+				}
+				v, ok := env[ref[2:len(ref)-1]]
+				if !ok {
+					t.Errorf("variable %s: %s names no variable before it; Kubernetes would leave it as it is", e.Name, ref)
+					return ref
+				}
+				return v
+			})
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			env[e.Name] = podName
+		default:
+			t.Errorf("variable %s comes from somewhere other than a value or the pod's name", e.Name)
+		}
+	}
+	return env
+}
+
+var envRef = regexp.MustCompile(`\$\$|\$\([A-Za-z_][A-Za-z0-9_.-]*\)`)
 
 // TestContainersRunTheBinary: every container runs the image of
 // scripts/docker-build, and every command line it runs (its args, probes
@@ -360,18 +409,7 @@ func checkContainer(t *testing.T, w workload, c corev1.Container, image, entrypo
 		return s
 	}
 
-	env := map[string]string{}
-	podName := w.name + "-0"
-	for _, e := range c.Env {
-		switch {
-		case e.ValueFrom == nil:
-			env[e.Name] = e.Value
-		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
-			env[e.Name] = podName
-		default:
-			t.Errorf("variable %s comes from somewhere other than a value or the pod's name", e.Name)
-		}
-	}
+	env := podEnv(t, c, w.name+"-0")
 	if len(c.EnvFrom) > 0 {
 		t.Error("envFrom: the variables must be listed, to be checked")
 	}

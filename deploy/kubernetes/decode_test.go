@@ -23,7 +23,9 @@ import (
 )
 
 // bin is bilancia, built once; authDir holds the credentials `bilancia
-// auth init` makes, the files of the Secret bilancia-auth.
+// auth init` makes, the files of the Secret bilancia-auth, and in
+// workers/ those of `bilancia auth add-worker POD` for each pod of the
+// manifests' worker StatefulSets, the Secret bilancia-workers.
 var bin, authDir string
 
 func TestMain(m *testing.M) {
@@ -48,7 +50,56 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "bilancia auth init: %v\n%s", err, out)
 		return 1
 	}
+	pods, err := workerPods()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for _, pod := range pods {
+		if out, err := exec.Command(bin, "auth", "add-worker", pod, "--dir", authDir).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "bilancia auth add-worker %s: %v\n%s", pod, err, out)
+			return 1
+		}
+	}
 	return m.Run()
+}
+
+// workerPods are the names of the pods of every StatefulSet that runs
+// bilancia worker, as README.md makes their credentials.
+func workerPods() ([]string, error) {
+	var k kustomization
+	data, err := os.ReadFile("kustomization.yaml")
+	if err == nil {
+		err = yaml.Unmarshal(data, &k)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kustomization.yaml: %w", err)
+	}
+	var pods []string
+	for _, f := range k.Resources {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := decode(f, data)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			ss, ok := o.obj.(*appsv1.StatefulSet)
+			if !ok || len(ss.Spec.Template.Spec.Containers) == 0 || !slices.Equal(commands(ss.Spec.Template.Spec.Containers[0].Args), []string{"worker"}) {
+				continue
+			}
+			n := 1
+			if ss.Spec.Replicas != nil {
+				n = int(*ss.Spec.Replicas)
+			}
+			for i := range n {
+				pods = append(pods, fmt.Sprintf("%s-%d", ss.Name, i))
+			}
+		}
+	}
+	return pods, nil
 }
 
 // kinds are the objects the manifests may hold, each with its apiVersion.
