@@ -18,7 +18,7 @@ import (
 // TestAttackOnTheRealBinary: the attacks of the issue "Trust on the bus",
 // from a plain NATS connection, on a dispatcher process with its log file
 // and its stderr: a fake worker pointing at a sink, a 1 MB heartbeat, a
-// 100 KB Calc-Client header, line breaks and U+2028 in a hello, and 12,000
+// 100 KB Calc-Client header (refused with a 400), line breaks and U+2028 in a hello, and 12,000
 // made-up workers, more than the table's default cap of 10,000 and enough
 // to pass the broker's 1 MB max payload in a status reply. What must hold:
 // no request reaches the sink, every line of the log and of stderr stays
@@ -52,11 +52,20 @@ func TestAttackOnTheRealBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 20 {
+		// A header beyond its bound is refused with a 400 that names it;
+		// the same request with a plain name reaches w1, never the sink.
 		m := nats.NewMsg("calc.request")
 		m.Header.Set(wire.HdrClient, strings.Repeat("c", 100_000))
 		m.Data = []byte(fmt.Sprintf("add %d 1", i))
 		r, err := evil.RequestMsg(m, 10*time.Second)
 		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if e := wire.ErrorFromMsg(r); e == nil || e.Code != wire.CodeBadRequest || !strings.Contains(e.Message, wire.HdrClient) {
+			t.Fatalf("request %d with a 100 KB %s: %s; want a 400 naming the header", i, wire.HdrClient, r.Data)
+		}
+		m.Header.Set(wire.HdrClient, "evil")
+		if r, err = evil.RequestMsg(m, 10*time.Second); err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
 		if !strings.Contains(string(r.Data), `"worker":"w1"`) {
