@@ -193,7 +193,7 @@ func (d *Dispatcher) Start() error {
 		cb   nats.MsgHandler
 	}{
 		{&d.subs.replies, d.inflight.inbox + ">", d.onReply}, // "<worker id>" and "t.<token>"
-		{&d.subs.orphans, d.subj.Orphan(), d.onOrphan},
+		{&d.subs.orphans, d.subj.HandOvers(), d.onOrphan},
 		{&d.subs.status, d.subj.Status(), d.onStatus},
 		{&d.subs.connect, d.subj.ClientConnect(), d.onClient},
 		{&d.subs.disconnect, d.subj.ClientDisconnect(), d.onClient},

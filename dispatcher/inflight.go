@@ -99,7 +99,7 @@ func (t *inflight) open(r *request, now time.Time, timeout time.Duration) step {
 	if r.keyed {
 		if o := t.byID[r.id]; o == nil {
 			if len(t.orphans.byID) > 0 {
-				if o := t.orphans.takeLocked(r.id, now.UnixNano()); o != nil {
+				if o := t.orphans.takeLocked(r.id, r.reply, now.UnixNano()); o != nil {
 					t.mu.Unlock()
 					t.count.Add(-1)
 					t.bytes.Add(-r.cost)

@@ -124,7 +124,7 @@ var (
 	descSilence        = desc("bilancia_dispatcher_silence_retries_total", "Of the retries, those sent on because their worker fell silent on every request it held.")
 	descDenied         = desc("bilancia_dispatcher_retries_denied_total", "Retries after a timeout refused by the retry budget.")
 	descRedispatched   = desc("bilancia_dispatcher_redispatches_total", "Requests sent on because their worker went down.")
-	descOrphans        = desc("bilancia_dispatcher_orphan_replies_total", "Replies workers handed over because their dispatcher was gone, by outcome: relayed to a request open here, kept for its resend, answered a resend from those kept, expired unclaimed, refused (no request id or payload, a 500 or 503).", "outcome")
+	descOrphans        = desc("bilancia_dispatcher_orphan_replies_total", "Replies workers handed over because their dispatcher was gone, by outcome: relayed to a request open here, kept for its resend, answered a resend from those kept, expired unclaimed, refused (no request id, client or payload, not from the worker it names, a 500 or 503), not taken by a resend from another client (mismatched).", "outcome")
 	descRefused        = desc("bilancia_dispatcher_replies_refused_total", "Messages left unanswered because their reply subject is not an inbox, by responder.", "responder")
 	descLogDropped     = desc("bilancia_dispatcher_log_lines_dropped_total", "Request log lines dropped because the log's queue was full.")
 	descStart          = desc("bilancia_dispatcher_start_time_seconds", "When the dispatcher started, in seconds since the Unix epoch.")
@@ -173,7 +173,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range []struct {
 		outcome string
 		n       *atomic.Uint64
-	}{{"relayed", &d.orphansRelayed}, {"kept", &o.kept}, {"answered", &o.answered}, {"expired", &o.expired}, {"refused", &d.orphansRefused}} {
+	}{{"relayed", &d.orphansRelayed}, {"kept", &o.kept}, {"answered", &o.answered}, {"expired", &o.expired}, {"refused", &d.orphansRefused}, {"mismatched", &o.mismatched}} {
 		counter(descOrphans, c.n.Load(), c.outcome)
 	}
 	for i := range d.guard.refused.n {

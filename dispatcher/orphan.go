@@ -12,7 +12,7 @@ import (
 	"github.com/bilancia/bilancia/wire"
 )
 
-// Orphans are replies a worker handed over on wire.Orphan because the
+// Orphans are replies a worker handed over on wire.HandOver because the
 // dispatcher that forwarded their request is gone (calcworker/orphan.go):
 // its inbox had no responders, or it did not acknowledge the reply (ack).
 // Every dispatcher receives them. One that holds the request, because
@@ -21,12 +21,16 @@ import (
 // it keeps the orphan a while, and answers the client's resend with it
 // when the resend comes, without forwarding it: the job ran once.
 //
-// Only a request whose client chose its id (keyed) is answered so. The
-// orphan names the request by id alone; a client draws its ids at random
-// and only dispatchers and workers see them, so a party that can publish
-// on wire.Orphan reaches no client that has not asked for that very id.
-// A 500 or 503 is not kept: another worker may do better, and the resend
-// finds one.
+// Only a request whose client chose its id (keyed) is answered so, and
+// only a request to the reply subject the forward named in
+// Calc-Client-Reply: a hand-over answers its own client alone. It comes
+// on the subject of the worker its Calc-Worker names (the broker holds a
+// worker's credential to its own), and names the request by its id and
+// its client's reply subject, both drawn at random and seen only by
+// dispatchers and the workers the request was forwarded to: a worker that
+// forges one reaches no request that was not forwarded to it. A 500 or
+// 503 is not kept: another worker may do better, and the resend finds
+// one.
 
 // orphanKeep is how long an orphan waits for its client's resend, which
 // comes after the client's silence (a second at most) or once it has
@@ -42,11 +46,12 @@ const (
 
 // orphan is a reply handed over, kept for its request's resend.
 type orphan struct {
-	id   string
-	hdr  nats.Header
-	data []byte // a copy of the payload alone, not the buffer it came in
-	at   int64  // unix nanoseconds, when it came
-	size int
+	id     string
+	client string // the reply subject of the request it answers
+	hdr    nats.Header
+	data   []byte // a copy of the payload alone, not the buffer it came in
+	at     int64  // unix nanoseconds, when it came
+	size   int
 }
 
 // orphanage holds the orphans kept, guarded by inflight.mu. A timer lets
@@ -59,6 +64,9 @@ type orphanage struct {
 	armed bool
 	// Counted under inflight.mu, read by the metrics without it.
 	kept, answered, expired atomic.Uint64
+	// mismatched counts resends not answered by the orphan of their id,
+	// which was for another client.
+	mismatched atomic.Uint64
 }
 
 // orphanOverhead is what an orphan costs beyond its id, payload and
@@ -131,11 +139,16 @@ func (g *orphanage) dropLocked(o *orphan) {
 	o.hdr, o.data = nil, nil
 }
 
-// takeLocked returns and forgets the orphan kept for id, if one is and
-// it has not expired at now.
-func (g *orphanage) takeLocked(id string, now int64) *orphan {
+// takeLocked returns and forgets the orphan kept for id, if one is for a
+// request to reply subject client and it has not expired at now. One for
+// another client's request stays: the resend of its own may still come.
+func (g *orphanage) takeLocked(id, client string, now int64) *orphan {
 	o := g.byID[id]
 	if o == nil {
+		return nil
+	}
+	if o.client != client {
+		g.mismatched.Add(1)
 		return nil
 	}
 	taken := *o
@@ -196,7 +209,7 @@ func (t *inflight) stopOrphans() {
 func (t *inflight) adopt(o *orphan) (r *request, attempts int, cancel []*member) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r = t.byID[o.id]; r != nil && !r.done {
+	if r = t.byID[o.id]; r != nil && !r.done && r.reply == o.client {
 		attempts = len(r.tried)
 		cancel = t.cancelListLocked(r, nil)
 		t.finishLocked(r)
@@ -226,12 +239,16 @@ func (d *Dispatcher) onOrphan(m *nats.Msg) {
 		d.orphansRefused.Add(1)
 		return
 	}
-	if len(id) > wire.MaxRequestIDLen || wire.CheckRequestHeaders(m.Header) != nil {
+	// From the worker whose subject it came on, for the client named.
+	worker := m.Subject[len(d.subj.HandOver("")):]
+	client := m.Header.Get(wire.HdrClientReply)
+	if len(id) > wire.MaxRequestIDLen || wire.CheckRequestHeaders(m.Header) != nil ||
+		m.Header.Get(wire.HdrWorker) != worker || client == "" {
 		d.orphansRefused.Add(1)
 		return
 	}
 	now := time.Now()
-	o := &orphan{id: id, hdr: m.Header, data: bytes.Clone(m.Data), at: now.UnixNano()}
+	o := &orphan{id: id, client: client, hdr: m.Header, data: bytes.Clone(m.Data), at: now.UnixNano()}
 	r, attempts, cancel := d.inflight.adopt(o)
 	if r == nil {
 		return // kept for the resend

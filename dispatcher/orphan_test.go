@@ -15,7 +15,7 @@ import (
 )
 
 func testOrphan(id string, at time.Time, data string) *orphan {
-	return &orphan{id: id, hdr: nats.Header{wire.HdrRequestID: {id}, wire.HdrWorker: {"w"}}, data: []byte(data), at: at.UnixNano()}
+	return &orphan{id: id, client: "inbox.1", hdr: nats.Header{wire.HdrRequestID: {id}, wire.HdrWorker: {"w"}}, data: []byte(data), at: at.UnixNano()}
 }
 
 // TestOrphanAnswersTheResend: an orphan with no request open here is
@@ -82,12 +82,15 @@ func TestOrphanageBounds(t *testing.T) {
 	var g orphanage
 	g.putLocked(testOrphan("old", t0, "1"), t0.UnixNano())
 	later := t0.Add(orphanKeep)
-	if o := g.takeLocked("old", later.UnixNano()); o != nil {
+	if o := g.takeLocked("old", "inbox.1", later.UnixNano()); o != nil {
 		t.Fatalf("took an orphan %v old; want it expired", orphanKeep)
 	}
 	g.putLocked(testOrphan("a", t0, "first"), t0.UnixNano())
 	g.putLocked(testOrphan("a", t0, "second"), t0.UnixNano())
-	if o := g.takeLocked("a", t0.UnixNano()); o == nil || string(o.data) != "second" {
+	if o := g.takeLocked("a", "inbox.other", t0.UnixNano()); o != nil {
+		t.Fatalf("took %v for another client's resend; want nothing", o)
+	}
+	if o := g.takeLocked("a", "inbox.1", t0.UnixNano()); o == nil || string(o.data) != "second" {
 		t.Fatalf("took %v; want the later of two", o)
 	}
 	big := strings.Repeat("x", maxOrphanBytes/4)
