@@ -39,7 +39,7 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 			d.fail(r, e)
 			return
 		}
-		r.hedge = wire.Millis(v[4], d.cfg.MaxRequestTimeout)
+		r.hedge = d.hedgeOf(v[4])
 	}
 	r.keyed = r.id != ""
 	if r.id == "" {

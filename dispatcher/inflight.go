@@ -14,6 +14,7 @@ import (
 type inflight struct {
 	count    atomic.Int64 // requests admitted and not yet done
 	bytes    atomic.Int64 // their cost (limits.go)
+	clients  clientShares // requests in flight by client (limits.go)
 	retrying atomic.Int64 // requests with a timeout retry outstanding
 	nParked  atomic.Int64 // len(parked), read without the lock
 
@@ -102,7 +103,7 @@ func (t *inflight) open(r *request, now time.Time, timeout time.Duration) step {
 				if o := t.orphans.takeLocked(r.id, r.reply, now.UnixNano()); o != nil {
 					t.mu.Unlock()
 					t.count.Add(-1)
-					t.bytes.Add(-r.cost)
+					t.release(r)
 					return step{kind: stepOrphan, orphan: o}
 				}
 			}
@@ -110,7 +111,7 @@ func (t *inflight) open(r *request, now time.Time, timeout time.Duration) step {
 		} else if o.reply == r.reply {
 			t.mu.Unlock()
 			t.count.Add(-1)
-			t.bytes.Add(-r.cost)
+			t.release(r)
 			return step{kind: stepJoined}
 		} else {
 			r.keyed = false // another client's id: served on its own
@@ -373,5 +374,5 @@ func (t *inflight) finishLocked(r *request) {
 		t.retrying.Add(-1)
 	}
 	t.count.Add(-1)
-	t.bytes.Add(-r.cost)
+	t.release(r)
 }

@@ -2,6 +2,9 @@ package dispatcher
 
 import (
 	"fmt"
+	"strings"
+	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/nats-io/nats.go"
@@ -68,8 +71,8 @@ func checkHeaders(r *request, v *[len(ourHeaders)]string) *wire.Error {
 	return wire.NewError(wire.CodeBadRequest, err.Error())
 }
 
-// admit counts r in flight, in number and bytes, or returns the 503 that
-// refuses it.
+// admit counts r in flight, in number and bytes, and for its client, or
+// returns the 503 that refuses it.
 func (d *Dispatcher) admit(r *request) *wire.Error {
 	if !d.inflight.admit(d.cfg.MaxInflight) {
 		return wire.NewError(wire.CodeUnavailable,
@@ -77,12 +80,92 @@ func (d *Dispatcher) admit(r *request) *wire.Error {
 	}
 	r.cost = requestCost(r)
 	if n := d.inflight.bytes.Add(r.cost); n > d.cfg.MaxInflightBytes {
-		d.inflight.bytes.Add(-r.cost)
+		d.inflight.release(r)
 		d.inflight.count.Add(-1)
 		return wire.NewError(wire.CodeUnavailable,
 			fmt.Sprintf("dispatcher %s is at capacity (%d bytes of requests in flight)", d.cfg.ID, d.cfg.MaxInflightBytes))
 	}
+	if max := d.cfg.MaxClientInflight; max > 0 {
+		key := shareKey(r)
+		if !d.inflight.clients.take(key, max) {
+			d.inflight.release(r)
+			d.inflight.count.Add(-1)
+			return wire.NewError(wire.CodeUnavailable,
+				fmt.Sprintf("client %s has %d requests in flight at dispatcher %s, the most one client may", clip(key, maxLoggedField), max, d.cfg.ID))
+		}
+		r.share = key
+	}
 	return nil
+}
+
+// release uncounts r's bytes and its client's share: r is done, or
+// joined another, or was refused.
+func (t *inflight) release(r *request) {
+	t.bytes.Add(-r.cost)
+	if r.share != "" {
+		t.clients.done(r.share)
+	}
+}
+
+// shareKey is who r counts against for Config.MaxClientInflight: under
+// broker --auth, the client credential whose inbox its reply subject is
+// under ("_INBOX_CLIENT.<name>"); else its Calc-Client; else the reply
+// subject less its last token (a client library's inbox for its
+// requests, one per connection).
+func shareKey(r *request) string {
+	if rest, ok := strings.CutPrefix(r.reply, wire.ClientInboxRoot+"."); ok {
+		if i := strings.IndexByte(rest, '.'); i > 0 {
+			return r.reply[:len(wire.ClientInboxRoot)+1+i]
+		}
+	}
+	if r.client != "" {
+		return "client " + r.client
+	}
+	if i := strings.LastIndexByte(r.reply, '.'); i > 0 {
+		return r.reply[:i]
+	}
+	return r.reply
+}
+
+// clientShares counts each client's requests in flight; a client with
+// none is forgotten, so it holds at most one entry per request in flight.
+type clientShares struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// take counts a request of client key, unless it has max in flight.
+func (c *clientShares) take(key string, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key] >= max {
+		return false
+	}
+	if c.n == nil {
+		c.n = make(map[string]int)
+	}
+	c.n[key]++
+	return true
+}
+
+// done uncounts a request of client key.
+func (c *clientShares) done(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key]--; c.n[key] <= 0 {
+		delete(c.n, key)
+	}
+}
+
+// hedgeOf is the hedge a client asked for with Calc-Hedge-Ms v: none, or
+// at least Config.MinHedge, so that a client cannot have each of its
+// requests sent twice at once. Hedges also draw on the retry budget.
+func (d *Dispatcher) hedgeOf(v string) time.Duration {
+	h := wire.Millis(v, d.cfg.MaxRequestTimeout)
+	if h > 0 && h < d.cfg.MinHedge {
+		return d.cfg.MinHedge
+	}
+	return h
 }
 
 // sideBacklog bounds the bytes waiting in each subscription that anyone

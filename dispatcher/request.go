@@ -61,8 +61,10 @@ type request struct {
 	// keyed: its client chose its id, and it is in inflight.byID while
 	// open, so that a resend joins it.
 	keyed bool
-	// cost: its bytes counted in inflight.bytes (limits.go).
-	cost int64
+	// cost: its bytes counted in inflight.bytes; share: the client it is
+	// counted for in inflight.clients, "" for none (limits.go).
+	cost  int64
+	share string
 
 	tried    []*member // workers tried, in order
 	from     int       // tried[from:] are skipped; set when held requests are sent again
