@@ -28,17 +28,12 @@ const ServerInboxRoot = "_INBOX"
 
 // Permissions returns what a credential of role ("client", "worker",
 // "dispatcher" or "admin") may publish and subscribe to, for subjects
-// under prefix ("" = "calc"); name is a client's name. docs/auth.md
-// explains each line. nil means everything (admin).
+// under prefix ("" = "calc"); name is a client's name. A "worker" here is
+// WorkerCredential, which may act for any worker id; WorkerPermissions
+// holds a worker's own credential to its ids. docs/auth.md explains each
+// line. nil means everything (admin).
 func Permissions(role, name, prefix string) *server.Permissions {
 	s := wire.Subjects{Prefix: prefix}
-	p := s.Request()[:len(s.Request())-len("request")] // "<prefix>."
-	allow := func(pub, sub []string) *server.Permissions {
-		return &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: pub},
-			Subscribe: &server.SubjectPermission{Allow: sub},
-		}
-	}
 	switch role {
 	case "client":
 		// Requests, status requests and hellos out; replies in, under its
@@ -47,27 +42,68 @@ func Permissions(role, name, prefix string) *server.Permissions {
 			[]string{s.Request(), s.Status(), s.ClientConnect(), s.ClientDisconnect()},
 			[]string{ClientInboxPrefix(name) + ".>"})
 	case "worker":
-		// Its requests and discovery in (the direct queue group too);
-		// heartbeats out, and replies to the dispatchers' and operators'
-		// inboxes, never to a client's. Claims both ways: a starting
-		// worker asks whether its id is live, a live one answers. Micro
-		// discovery of its service in, answered to the asker's inbox.
-		// Replies whose dispatcher is gone handed over to the others, and
-		// the broker's "no responders" that says so.
+		// Any worker id: every worker's subjects, heartbeats and
+		// hand-overs; replies to the dispatchers' and operators' inboxes,
+		// never to a client's. Claims both ways. The replies' bounce
+		// subjects of workers before inbox-only replies, kept for them.
 		return allow(
-			[]string{s.Heartbeats(), ServerInboxRoot + ".>", s.Claim(">"), s.Orphan()},
-			append([]string{s.Worker("*"), s.Discover(), s.Direct(), s.Claim(">"), s.Bounces("*")}, wire.MicroSubjects(wire.WorkerService)...))
+			[]string{s.Heartbeats(), ServerInboxRoot + ".>", WorkerInboxRoot + ".>", s.Claim(">"), s.Orphan(), s.Orphan() + ".*"},
+			append([]string{s.Worker("*"), s.Discover(), s.Direct(), s.Claim(">"), s.Bounces("*"),
+				WorkerInboxPrefix(FleetInbox) + ".>"}, wire.MicroSubjects(wire.WorkerService)...))
 	case "dispatcher":
-		// The rest. It receives the prefix's subjects and its own inboxes,
-		// never a client's. It may publish anything: each reply goes to a
-		// new subject, and nats-server checks every new subject of a
-		// publisher held to a list (its cache keeps 128), which cost
-		// several µs of broker CPU per request (BENCHMARKS.md); a
-		// dispatcher sees every request and reply anyway.
-		sub := append([]string{p + ">", ServerInboxRoot + ".>"}, wire.MicroSubjects(wire.DispatcherService)...)
-		return &server.Permissions{Subscribe: &server.SubjectPermission{Allow: sub}}
+		// It receives the prefix's subjects and its own inboxes, never a
+		// client's. It publishes forwards, cancels, discovery, events,
+		// control and status requests, micro discovery, and replies under
+		// the inboxes; never a heartbeat, a claim, a hand-over, a request
+		// or a hello, whatever reply subject a request names (a confused
+		// deputy, docs/auth.md).
+		sub := append([]string{s.Root() + ".>", ServerInboxRoot + ".>"}, wire.MicroSubjects(wire.DispatcherService)...)
+		pub := []string{s.Worker("*"), s.Discover(), s.Root() + ".events.>", s.CtlAll(), s.Status(), "$SRV.>",
+			ServerInboxRoot + ".>", ClientInboxRoot + ".>", WorkerInboxRoot + ".>"}
+		return allow(pub, sub)
 	}
 	return nil
+}
+
+// How long, and how many times, a worker may answer a message whose
+// reply subject its permissions do not name (an operator's micro
+// request, a dispatcher's second forward of one request id): longer
+// than any job runs, and more times than its progress messages and
+// reply need in that time. nats-server counts the deliveries of one
+// reply subject against the same allowance.
+const (
+	WorkerResponseTTL = 10 * time.Minute
+	WorkerResponseMax = 1 << 16
+)
+
+// WorkerPermissions holds the credential of worker (or pool) name, with
+// replicas workers, to the subjects of its ids (WorkerIDs): heartbeats,
+// replies to the dispatchers' forwards (whose reply subject ends with
+// the worker's id), hand-overs and claims of its own ids, and its own
+// subject; answers to anything else it received, once the reply subject
+// was delivered to it (allow_responses).
+func WorkerPermissions(name string, replicas int, prefix string) *server.Permissions {
+	s := wire.Subjects{Prefix: prefix}
+	inbox := WorkerInboxPrefix(name) + ".>"
+	ids := WorkerIDs(name, replicas)
+	pub := make([]string, 0, 4*len(ids)+1)
+	sub := make([]string, 0, 2*len(ids)+8)
+	for _, id := range ids {
+		pub = append(pub, s.Heartbeat(id), ServerInboxRoot+".*."+id, s.Orphan()+"."+id, s.Claim(id))
+		sub = append(sub, s.Worker(id), s.Claim(id))
+	}
+	pub = append(pub, inbox)
+	sub = append(sub, s.Discover(), s.Direct(), inbox)
+	p := allow(pub, append(sub, wire.MicroSubjects(wire.WorkerService)...))
+	p.Response = &server.ResponsePermission{MaxMsgs: WorkerResponseMax, Expires: WorkerResponseTTL}
+	return p
+}
+
+func allow(pub, sub []string) *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: sub},
+	}
 }
 
 // authWatch reads an auth directory again every so often, and reloads the
@@ -102,6 +138,9 @@ func secure(cfg Config, opts *server.Options) (*authWatch, error) {
 			return nil, fmt.Errorf("%w: the config file sets its own authorization, and the auth directory another", ErrInvalidConfig)
 		}
 		if err := EnsureCredentials(cfg.AuthDir); err != nil {
+			return nil, err
+		}
+		if err := EnsureWorkers(cfg.AuthDir, cfg.AuthWorkers); err != nil {
 			return nil, err
 		}
 		set, err := loadCredentials(cfg.AuthDir)
@@ -166,7 +205,11 @@ func nkeyUsers(set credentialSet, prefix string) []*server.NkeyUser {
 			continue
 		}
 		seen[c.pubKey] = true
-		users = append(users, &server.NkeyUser{Nkey: c.pubKey, Permissions: Permissions(c.role, c.name, prefix)})
+		p := Permissions(c.role, c.name, prefix)
+		if c.role == "worker" && c.name != "" {
+			p = WorkerPermissions(c.name, c.replicas, prefix)
+		}
+		users = append(users, &server.NkeyUser{Nkey: c.pubKey, Permissions: p})
 	}
 	return users
 }
@@ -203,7 +246,7 @@ func (b *Broker) reloadAuth() {
 		return
 	}
 	for _, e := range set.skipped {
-		b.warnOnce("client credential left out", e)
+		b.warnOnce("credential left out", e)
 	}
 	b.mu.Lock()
 	srv, base := b.srv, b.srvOpts

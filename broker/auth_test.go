@@ -178,12 +178,12 @@ func TestAuthPermissions(t *testing.T) {
 
 	t.Run("client", func(t *testing.T) {
 		for _, subj := range []string{"calc.worker.>", "calc.worker.w1", "calc.heartbeat.*", "calc.request", "calc.discover",
-			"calc.claim.>", "calc.claim.w1", "calc.orphan", "calc.orphan.tok.*", "_INBOX.>", "_INBOX_CLIENT.alice.>", "_INBOX_CLIENT.>", ">"} {
+			"calc.claim.>", "calc.claim.w1", "calc.orphan", "calc.orphan.tok.*", "_INBOX.>", "_INBOX_CLIENT.alice.>", "_INBOX_CLIENT.>", "_INBOX_WORKER.>", ">"} {
 			c := dialAs(t, url, cred(broker.ClientCredential))
 			c.subscribe(t, subj)
 			c.denied(t, subj)
 		}
-		for _, subj := range []string{"calc.heartbeat.w1", "calc.worker.w1", "calc.discover", "calc.direct", "calc.claim.w1", "calc.orphan", "_INBOX.x.w1", "_INBOX_CLIENT.alice.x.y"} {
+		for _, subj := range []string{"calc.heartbeat.w1", "calc.worker.w1", "calc.discover", "calc.direct", "calc.claim.w1", "calc.orphan", "calc.orphan.w1", "_INBOX.x.w1", "_INBOX_CLIENT.alice.x.y", "_INBOX_WORKER.w1.x", "calc.events.worker.w1.up", "calc.ctl.drain"} {
 			c := dialAs(t, url, cred(broker.ClientCredential))
 			if err := c.Publish(subj, []byte("{}")); err != nil {
 				t.Fatal(err)

@@ -77,6 +77,10 @@ type Config struct {
 	// AuthPrefix; routes authenticate with the directory's RouteSecret.
 	// "" means none beyond what ConfigFile sets.
 	AuthDir string
+	// AuthWorkers are worker ids whose own credentials (AddWorker, one
+	// worker each) are created in AuthDir with the others, where missing:
+	// a fixed fleet's, written by its brokers on first start. nil: none.
+	AuthWorkers []string
 	// AuthPrefix is the subject prefix of the permissions; "" means
 	// "calc". The roles must use the same.
 	AuthPrefix string

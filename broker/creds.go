@@ -24,7 +24,9 @@ const (
 	// ClientCredential is the default client's credential, named
 	// DefaultClient.
 	ClientCredential = "client.nk"
-	// WorkerCredential is shared by every calc worker.
+	// WorkerCredential may act for any worker id: for tests, benchmarks
+	// and fleets whose workers trust one another. A worker of its own,
+	// with workers/NAME.nk (AddWorker), acts only for its ids.
 	WorkerCredential = "worker.nk"
 	// DispatcherCredential is shared by every dispatcher.
 	DispatcherCredential = "dispatcher.nk"
@@ -67,7 +69,7 @@ func ClientInboxPrefix(name string) string { return ClientInboxRoot + "." + name
 // first comment line says.
 var roleFiles = []struct{ file, about string }{
 	{ClientCredential, "client \"" + DefaultClient + "\""},
-	{WorkerCredential, "worker"},
+	{WorkerCredential, "worker (any worker id)"},
 	{DispatcherCredential, "dispatcher"},
 	{AdminCredential, "admin: every subject, for operators only"},
 }
@@ -75,17 +77,25 @@ var roleFiles = []struct{ file, about string }{
 // EnsureCredentials creates dir (mode 0700) and whichever of its role
 // credentials and route secret are missing, leaving existing ones as they
 // are. Brokers sharing dir may call it at once: each file is created
-// whole or not at all, and the first one written wins.
+// whole or not at all, and the first one written wins. A dir that holds
+// them all is not written to, so that it may be read-only (a Kubernetes
+// Secret, without ClientsDir).
 func EnsureCredentials(dir string) error {
+	if credentialsComplete(dir) {
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Join(dir, ClientsDir), 0o700); err != nil {
 		return fmt.Errorf("%w: %w", ErrCredentials, err)
 	}
 	for _, r := range roleFiles {
 		prefix := ""
-		if r.file == ClientCredential {
+		switch r.file {
+		case ClientCredential:
 			prefix = ClientInboxPrefix(DefaultClient)
+		case WorkerCredential:
+			prefix = WorkerInboxPrefix(FleetInbox)
 		}
-		if err := createSeed(filepath.Join(dir, r.file), r.about, prefix); err != nil {
+		if err := createSeed(filepath.Join(dir, r.file), r.about, prefix, ""); err != nil {
 			return err
 		}
 	}
@@ -94,6 +104,17 @@ func EnsureCredentials(dir string) error {
 		return fmt.Errorf("%w: %w", ErrCredentials, err)
 	}
 	return createExclusive(filepath.Join(dir, RouteSecret), []byte(hex.EncodeToString(secret)+"\n"))
+}
+
+// credentialsComplete tells whether dir holds every role credential and
+// the route secret.
+func credentialsComplete(dir string) bool {
+	for _, f := range append([]string{RouteSecret}, ClientCredential, WorkerCredential, DispatcherCredential, AdminCredential) {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // AddClient creates the credential of a client called name,
@@ -116,14 +137,15 @@ func AddClient(dir, name string) (path, inboxPrefix string, err error) {
 		return "", "", fmt.Errorf("%w: %s exists", ErrCredentials, path)
 	}
 	inboxPrefix = ClientInboxPrefix(name)
-	if err := createSeed(path, "client \""+name+"\"", inboxPrefix); err != nil {
+	if err := createSeed(path, "client \""+name+"\"", inboxPrefix, ""); err != nil {
 		return "", "", err
 	}
 	return path, inboxPrefix, nil
 }
 
-// createSeed writes a new user seed to path unless a file is there.
-func createSeed(path, about, inboxPrefix string) error {
+// createSeed writes a new user seed to path unless a file is there, with
+// comment lines naming its inbox prefix and the extra lines given.
+func createSeed(path, about, inboxPrefix, extra string) error {
 	kp, err := nkeys.CreateUser()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrCredentials, err)
@@ -137,6 +159,7 @@ func createSeed(path, about, inboxPrefix string) error {
 	if inboxPrefix != "" {
 		b.WriteString(inboxLine + inboxPrefix + "\n")
 	}
+	b.WriteString(extra)
 	b.Write(seed)
 	b.WriteByte('\n')
 	return createExclusive(path, b.Bytes())
@@ -194,9 +217,10 @@ func InboxPrefixOf(seedFile string) (string, error) {
 
 // credential is one user of an auth directory.
 type credential struct {
-	role   string // "client", "worker", "dispatcher", "admin"
-	name   string // a client's name
-	pubKey string
+	role     string // "client", "worker", "dispatcher", "admin"
+	name     string // a client's name; a worker credential's ("" = any id)
+	replicas int    // a worker credential's ids (WorkerIDs)
+	pubKey   string
 }
 
 // credentialSet is what an auth directory holds: its users, sorted, and the
@@ -264,6 +288,9 @@ func loadCredentials(dir string) (credentialSet, error) {
 		}
 		set.users = append(set.users, c)
 	}
+	if err := loadWorkers(dir, &set); err != nil {
+		return set, err
+	}
 	sort.Slice(set.users, func(i, j int) bool {
 		a, b := set.users[i], set.users[j]
 		if a.role != b.role {
@@ -299,6 +326,28 @@ func readCredential(path, role, name string) (credential, error) {
 		}
 	}
 	return credential{role: role, name: name, pubKey: pub}, nil
+}
+
+// loadWorkers adds the worker credentials of dir to set, leaving out (in
+// set.skipped) those that are not as AddWorker wrote them.
+func loadWorkers(dir string, set *credentialSet) error {
+	entries, err := os.ReadDir(filepath.Join(dir, WorkersDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %w", ErrCredentials, err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".nk")
+		if !ok || !e.Type().IsRegular() || !validWorker.MatchString(name) {
+			continue
+		}
+		c, err := readWorkerCredential(filepath.Join(dir, WorkersDir, e.Name()), name)
+		if err != nil {
+			set.skipped = append(set.skipped, err)
+			continue
+		}
+		set.users = append(set.users, c)
+	}
+	return nil
 }
 
 // RemoveClient deletes the credential of client name, made by AddClient.

@@ -44,8 +44,15 @@ type Config struct {
 	Subject string
 
 	// Timeout is the deadline of a request when the caller's ctx has none.
-	// 0 = 10s.
+	// 0 = DefaultTimeout beyond the time the op asks for (sleep N, spin N:
+	// calc.Takes), so that every op a worker accepts can finish.
 	Timeout time.Duration
+	// NoDispatcherWait is how long a request is sent again while the
+	// broker says that no dispatcher listens (no responders) and none has
+	// ever answered this client, before it fails with 503: a client
+	// started with no dispatcher learns it at once, while one whose
+	// dispatcher is restarting keeps trying until its deadline. 0 = 1s.
+	NoDispatcherWait time.Duration
 	// ProgressSilence: requests ask for progress messages (Calc-Progress:
 	// 1), which the dispatcher holding one sends every 100ms until the
 	// reply; a request whose dispatcher stays silent this long (no reply,
@@ -131,6 +138,9 @@ type Client struct {
 	reconnected chan struct{}
 	stopWatch   func() // ends watchReconnects
 
+	// served: a dispatcher has answered this client (a reply or a
+	// progress message), so "no responders" means it is away for now.
+	served   atomic.Bool
 	inflight atomic.Int64
 	retrying atomic.Int64
 	pgap     atomic.Int64 // nanoseconds: the average gap between a request's progress messages
@@ -148,8 +158,8 @@ func Connect(cfg Config) (*Client, error) {
 		host, _ := os.Hostname()
 		cfg.Name = fmt.Sprintf("client-%s-%d", host, os.Getpid())
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+	if cfg.NoDispatcherWait <= 0 {
+		cfg.NoDispatcherWait = time.Second
 	}
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = 2 * time.Second
@@ -260,6 +270,9 @@ func (c *Client) onReply(m *nats.Msg) {
 	c.mu.Unlock()
 	if cl == nil {
 		return // a late reply to a request already answered
+	}
+	if !c.served.Load() && !natsutil.IsNoResponders(m) {
+		c.served.Store(true)
 	}
 	if m.Header != nil && m.Header[wire.HdrProgress] != nil && len(m.Data) == 0 {
 		// Still held: a sign of life, not a reply.

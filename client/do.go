@@ -30,7 +30,7 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 	start := time.Now()
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		deadline = start.Add(c.cfg.Timeout)
+		deadline = start.Add(c.timeout(payload))
 	}
 	id := uuid.NewString()
 	token := nuid.Next()
@@ -103,9 +103,13 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 		case m := <-cl.ch:
 			if natsutil.IsNoResponders(m) {
 				// No dispatcher listens right now (restarting, or a
-				// reconnect in progress): back off and send again.
+				// reconnect in progress): back off and send again,
+				// unless none ever answered (none is running).
 				backingOff, noDispatcher = true, true
 				now := time.Now()
+				if !c.served.Load() && now.Sub(start) >= c.cfg.NoDispatcherWait {
+					return nil, c.timeoutErr(true, deadline.Sub(start), sends)
+				}
 				nextSend = now.Add(jitter(backoff))
 				backoff = min(backoff*2, 500*time.Millisecond)
 				rearm(now)
@@ -114,7 +118,7 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 			return c.result(m, id, sends, start)
 		case now := <-timer.C:
 			if !now.Before(deadline) {
-				return nil, c.timeoutErr(noDispatcher, start, sends)
+				return nil, c.timeoutErr(noDispatcher, deadline.Sub(start), sends)
 			}
 			if now.Before(nextSend) {
 				rearm(now)
@@ -176,19 +180,20 @@ func (c *Client) DoBytes(ctx context.Context, payload []byte) (*Result, error) {
 			return nil, ErrClosed
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, c.timeoutErr(noDispatcher, start, sends)
+				return nil, c.timeoutErr(noDispatcher, deadline.Sub(start), sends)
 			}
 			return nil, ctx.Err()
 		}
 	}
 }
 
-func (c *Client) timeoutErr(noDispatcher bool, start time.Time, sends int) error {
+// timeoutErr is the error of a request that got no reply within limit:
+// 503 when no dispatcher listened, else the client's 504.
+func (c *Client) timeoutErr(noDispatcher bool, limit time.Duration, sends int) error {
 	if noDispatcher {
 		return wire.NewError(wire.CodeUnavailable, "no dispatcher is listening on "+c.reqSubj)
 	}
-	return wire.NewError(wire.CodeDeadline,
-		fmt.Sprintf("no reply within %v after %d send(s)", time.Since(start).Round(time.Millisecond), sends))
+	return wire.DeadlineError(wire.DeadlineClient, limit, sends)
 }
 
 func (c *Client) sendErr(err error) error {

@@ -38,7 +38,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("POST /api/workers/{id}/drain", s.control(Controller.Drain))
 	mux.HandleFunc("POST /api/workers/{id}/resume", s.control(Controller.Resume))
-	return s.localHost(http.NewCrossOriginProtection().Handler(securityHeaders(mux)))
+	return s.localHost(s.requireToken(http.NewCrossOriginProtection().Handler(securityHeaders(mux))))
 }
 
 func securityHeaders(h http.Handler) http.Handler {
@@ -89,15 +89,26 @@ func (s *Server) control(op func(Controller, string) error) http.HandlerFunc {
 	}
 }
 
+// writeJSON answers {"ok":true}, or {"ok":false,"error":errMsg}.
 func writeJSON(w http.ResponseWriter, code int, errMsg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]any{"ok": errMsg == "", "error": errMsg})
+	body := map[string]any{"ok": errMsg == ""}
+	if errMsg != "" {
+		body["error"] = errMsg
+	}
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // events streams frames to one page as server-sent events until the page
 // goes, is too slow (see clientBuffer) or the server closes.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	host, ok := s.addrs.join(r)
+	if !ok {
+		http.Error(w, "dashboard: too many pages open from "+host, http.StatusServiceUnavailable)
+		return
+	}
+	defer s.addrs.leave(host)
 	first, c, err := s.hub.join(s.cfg.Dispatcher)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)

@@ -4,14 +4,17 @@
 // the binary (no CDN, no build step) and follow the dispatcher through
 // server-sent events.
 //
-// The page has no authentication: whoever reaches its address can see the
-// workers and drain them. It listens on loopback unless told otherwise,
-// and refuses cross-site requests and foreign Host names (see control.go).
+// On loopback the page needs no authentication; beyond it, Start refuses
+// to listen without a token (Config.Token) or client certificates
+// (Config.TLSCA) unless Config.Insecure. It refuses cross-site requests
+// and foreign Host names (routes.go), and bounds the event streams of
+// each remote address.
 package dashboard
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -73,6 +76,19 @@ type Config struct {
 	// MaxPages bounds the pages watching at once; 0 = 64. One more is
 	// answered 503, and its browser tries again.
 	MaxPages int
+	// MaxPagesPerAddr bounds those of one remote address; 0 =
+	// DefaultMaxPagesPerAddr.
+	MaxPagesPerAddr int
+
+	// Token, when set, is required of every request (auth.go): "" means
+	// none, which Start refuses beyond loopback unless TLSCA or Insecure.
+	Token string
+	// TLSCert and TLSKey serve the page over HTTPS; "" means HTTP. TLSCA
+	// also requires browsers' certificates, signed by it.
+	TLSCert, TLSKey, TLSCA string
+	// Insecure lets the page listen beyond loopback without a token or
+	// client certificates; otherwise Start refuses with ErrInsecure.
+	Insecure bool
 }
 
 // Server is a running dashboard.
@@ -84,6 +100,7 @@ type Server struct {
 	srv   *http.Server
 	cl    *cluster // nil without Conn
 	hub   *hub
+	addrs perAddr // event streams per remote address
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -95,7 +112,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Dispatcher == nil {
 		return nil, errors.New("dashboard: no dispatcher")
 	}
-	if cfg.Interval < 0 || cfg.Window < 0 || cfg.History < 0 || cfg.MaxRows < 0 || cfg.MaxPages < 0 {
+	if cfg.Interval < 0 || cfg.Window < 0 || cfg.History < 0 || cfg.MaxRows < 0 || cfg.MaxPages < 0 || cfg.MaxPagesPerAddr < 0 {
 		return nil, errors.New("dashboard: negative interval, window, history, row or page bound")
 	}
 	if cfg.Interval == 0 {
@@ -113,6 +130,9 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.MaxPages == 0 {
 		cfg.MaxPages = 64
 	}
+	if cfg.MaxPagesPerAddr == 0 {
+		cfg.MaxPagesPerAddr = DefaultMaxPagesPerAddr
+	}
 	if cfg.LatencyMetric == "" {
 		cfg.LatencyMetric = DefaultLatencyMetric
 	}
@@ -120,9 +140,14 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tc, err := secure(&cfg, addr)
+	if err != nil {
+		return nil, err
+	}
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
 	s := &Server{cfg: cfg, token: hex.EncodeToString(tok), quit: make(chan struct{})}
+	s.addrs = perAddr{max: cfg.MaxPagesPerAddr, n: map[string]int{}}
 	s.ctl, _ = cfg.Dispatcher.(Controller)
 	s.hub = newHub(&s.cfg, s.ctl != nil)
 	if cfg.Conn != nil {
@@ -137,6 +162,9 @@ func Start(cfg Config) (*Server, error) {
 			s.cl.stop()
 		}
 		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	if tc != nil {
+		s.ln = tls.NewListener(s.ln, tc)
 	}
 	s.srv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	s.wg.Add(2)
@@ -160,14 +188,19 @@ func listenAddr(addr string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// URL is the page's address, e.g. http://127.0.0.1:8222/.
+// URL is the page's address, e.g. http://127.0.0.1:8222/ (https with
+// TLS), without the token.
 func (s *Server) URL() string {
 	a := s.ln.Addr().(*net.TCPAddr)
 	host := a.IP.String()
 	if a.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(a.Port)) + "/"
+	scheme := "http://"
+	if s.cfg.TLSCert != "" {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, fmt.Sprint(a.Port)) + "/"
 }
 
 // Addr is the address the page listens on, e.g. [::]:8222.

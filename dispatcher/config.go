@@ -31,8 +31,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// DeadAfter marks a silent worker down. 0 = 3 × Heartbeat.
 	DeadAfter time.Duration
-	// RequestTimeout is a request's deadline when the client sends none.
-	// 0 = 5s.
+	// RequestTimeout is a request's deadline when the client sends none
+	// (a plain NATS request). 0 = 35s: the longest op a stock worker
+	// accepts (sleep, 30s) and room for the hop and a queue.
 	RequestTimeout time.Duration
 	// MaxRequestTimeout caps the deadline a client may ask for. 0 = 5m.
 	MaxRequestTimeout time.Duration
@@ -148,7 +149,7 @@ func DefaultConfig() Config {
 		Heartbeat:         heartbeat,
 		DeadAfter:         deadAfterBeats * heartbeat,
 		HoldFor:           2 * deadAfterBeats * heartbeat,
-		RequestTimeout:    5 * time.Second,
+		RequestTimeout:    35 * time.Second,
 		MaxRequestTimeout: 5 * time.Minute,
 		AttemptTimeout:    time.Second,
 		MinHedge:          250 * time.Millisecond,

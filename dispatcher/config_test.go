@@ -21,7 +21,7 @@ func TestWithDefaults(t *testing.T) {
 			if !reflect.DeepEqual(c, want) {
 				return "not DefaultConfig"
 			}
-			if c.Heartbeat != time.Second || c.DeadAfter != 3*time.Second || c.RequestTimeout != 5*time.Second ||
+			if c.Heartbeat != time.Second || c.DeadAfter != 3*time.Second || c.RequestTimeout != 35*time.Second ||
 				c.MaxRequestTimeout != 5*time.Minute || c.AttemptTimeout != time.Second || c.MaxAttempts != 3 ||
 				c.HedgeAfter != 0 || c.ProgressInterval != 100*time.Millisecond ||
 				c.RetryBudget != 0.2 || c.MinRetries != 10 || c.MaxInflight != 10000 || c.Strategy != RoundRobin ||

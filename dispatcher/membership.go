@@ -347,7 +347,7 @@ func (m *membership) Snapshot() []wire.WorkerStatus {
 	out := make([]wire.WorkerStatus, 0, len(m.members))
 	for _, w := range m.members {
 		out = append(out, wire.WorkerStatus{
-			ID: w.id, Subject: w.subject, State: w.state, Reason: w.reason,
+			ID: w.id, Subject: w.subject, State: w.state, Reason: w.reason, Silent: w.sign.muted(),
 			LastHeartbeat: w.lastSeen, Served: w.hb.Served,
 			Forwarded: w.forwarded.Load(), Inflight: w.inflight.Load(),
 			Errors: w.errors.Load(), Ejections: w.ejections, Drained: w.drained,

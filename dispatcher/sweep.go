@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/bilancia/bilancia/wire"
@@ -81,8 +80,7 @@ func (d *Dispatcher) expire(tm *timer, now time.Time, heardAll bool, again []*re
 		d.progress(r)
 		return again, silent
 	case expireDeadline:
-		d.fail(r, wire.NewError(wire.CodeDeadline,
-			fmt.Sprintf("deadline passed after %v and %d attempt(s)", now.Sub(r.start).Round(time.Millisecond), e.attempts)))
+		d.fail(r, wire.DispatcherDeadline(r.timeout, time.Unix(0, r.deadline).Sub(r.start), e.attempts))
 		d.cancel(r, e.cancel)
 		return again, silent
 	case expireSilentWorker:

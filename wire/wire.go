@@ -251,10 +251,14 @@ func ErrorFromMsg(m *nats.Msg) *Error {
 
 // WorkerStatus is one row of a dispatcher's worker table.
 type WorkerStatus struct {
-	ID            string    `json:"id"`
-	Subject       string    `json:"subject"`
-	State         string    `json:"state"`
-	Reason        string    `json:"reason,omitempty"`
+	ID      string `json:"id"`
+	Subject string `json:"subject"`
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+	// Silent: it holds requests yet sent no reply or progress message for
+	// too long, so this dispatcher sends it nothing new until it is heard
+	// again, whatever its State (its heartbeats may not have stopped yet).
+	Silent        bool      `json:"silent,omitempty"`
 	LastHeartbeat time.Time `json:"last_heartbeat"`
 	Served        uint64    `json:"served"`    // as the worker reports it
 	Forwarded     uint64    `json:"forwarded"` // by this dispatcher

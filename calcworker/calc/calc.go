@@ -140,5 +140,5 @@ func ctxError(err error) *wire.Error {
 	if err == context.Canceled {
 		return wire.NewError(wire.CodeDeadline, "deadline passed (request cancelled)")
 	}
-	return wire.NewError(wire.CodeDeadline, "deadline passed")
+	return wire.NewError(wire.CodeDeadline, wire.WorkerDeadline)
 }

@@ -238,7 +238,7 @@ func TestErrors(t *testing.T) {
 		{"too many args", "add" + strings.Repeat(" 1", MaxArgs+1), 400, "too many arguments"},
 		{"json too many args", `{"op":"add","args":[` + strings.Repeat("1,", MaxArgs) + `1]}`, 400, "too many arguments"},
 		{"too large", "add 1 " + strings.Repeat(" ", DefaultMaxPayload), 413, "too large"},
-		{"add one arg", "add 1", 400, "add: needs 2 or more numbers, got 1"},
+		{"add one arg", "add 1", 400, "add: needs 2 to 1000 numbers, got 1"},
 		{"add no arg", "add", 400, "got 0"},
 		{"sub three", "sub 1 2 3", 400, "sub: needs 2 numbers, got 3"},
 		{"sqrt two", "sqrt 1 2", 400, "sqrt: needs 1 number, got 2"},

@@ -39,7 +39,7 @@ func TestSleepHonoursContext(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, e := evalErr(t, ctx, "sleep 10000", Env{})
-	if e == nil || e.Code != wire.CodeDeadline || e.Message != "deadline passed" {
+	if e == nil || e.Code != wire.CodeDeadline || e.Message != wire.WorkerDeadline {
 		t.Fatalf("sleep past the deadline error = %v; want 504 deadline passed", e)
 	}
 	if d := time.Since(start); d > 5*time.Second {

@@ -17,7 +17,7 @@ import (
 type OpInfo struct {
 	Name    string   // canonical lower-case name
 	Aliases []string // other accepted names (the seed's Italian ones)
-	Args    string   // arity, in words: "2 or more numbers"
+	Args    string   // arity and bounds, in words: "2 to 1000 numbers"
 	Example string   // a valid request in text form
 	Help    string   // one line
 }
@@ -31,9 +31,9 @@ type opSpec struct {
 }
 
 var opTable = []*opSpec{
-	{OpInfo: OpInfo{"add", []string{"somma", "sum"}, "2 or more numbers", "add 2 3", "sum of the numbers"}, min: 2, max: -1, run: fold("add", addNum)},
+	{OpInfo: OpInfo{"add", []string{"somma", "sum"}, "2 to " + strconv.Itoa(MaxArgs) + " numbers", "add 2 3", "sum of the numbers"}, min: 2, max: -1, run: fold("add", addNum)},
 	{OpInfo: OpInfo{"sub", []string{"sottrazione"}, "2 numbers", "sub 7 2", "a - b"}, min: 2, max: 2, run: binary("sub", subNum)},
-	{OpInfo: OpInfo{"mul", []string{"moltiplicazione"}, "2 or more numbers", "mul 6 7", "product of the numbers"}, min: 2, max: -1, run: fold("mul", mulNum)},
+	{OpInfo: OpInfo{"mul", []string{"moltiplicazione"}, "2 to " + strconv.Itoa(MaxArgs) + " numbers", "mul 6 7", "product of the numbers"}, min: 2, max: -1, run: fold("mul", mulNum)},
 	{OpInfo: OpInfo{"div", []string{"divisione"}, "2 numbers", "div 7 2", "a / b; exact when b divides a; dividing by zero is an error"}, min: 2, max: 2, run: binary("div", divNum)},
 	{OpInfo: OpInfo{"pow", nil, "2 numbers", "pow 2 100", "a raised to b; exact for integers"}, min: 2, max: 2, run: binary("pow", powNum)},
 	{OpInfo: OpInfo{"sqrt", nil, "1 number", "sqrt 2", "square root; exact for perfect squares"}, min: 1, max: 1, run: unary("sqrt", sqrtNum)},
@@ -41,9 +41,9 @@ var opTable = []*opSpec{
 	{OpInfo: OpInfo{"fact", nil, "1 integer, 0 to " + strconv.Itoa(MaxFact), "fact 25", "n!, exact"}, min: 1, max: 1, run: runFact},
 	{OpInfo: OpInfo{"fib", nil, "1 integer, 0 to " + strconv.Itoa(MaxFib), "fib 100", "the n-th Fibonacci number (fib 0 = 0, fib 1 = 1), exact"}, min: 1, max: 1, run: runFib},
 	{OpInfo: OpInfo{"isprime", nil, "1 integer of at most " + strconv.Itoa(MaxPrimeBits) + " bits", "isprime 97", "true if n is prime (certain below 2^64, else wrong with odds below 2^-40)"}, min: 1, max: 1, run: runIsPrime},
-	{OpInfo: OpInfo{"expr", nil, "1 expression", "expr (2+3)*4^2", "evaluates + - * / % ^ and parentheses; ^ binds tighter than unary minus"}, min: 1, max: 1, text: true, run: runExpr},
-	{OpInfo: OpInfo{"sleep", nil, "1 number of milliseconds", "sleep 100", "waits, then returns the worker id (a slow job)"}, min: 1, max: 1, run: runSleep},
-	{OpInfo: OpInfo{"spin", nil, "1 number of milliseconds", "spin 100", "burns CPU for that long and returns the milliseconds (a heavy job)"}, min: 1, max: 1, run: runSpin},
+	{OpInfo: OpInfo{"expr", nil, "1 expression", "expr (2+3)*4^2", "evaluates + - * / % ^ and parentheses, at most " + strconv.Itoa(MaxExprLen) + " bytes; ^ binds tighter than unary minus"}, min: 1, max: 1, text: true, run: runExpr},
+	{OpInfo: OpInfo{"sleep", nil, "1 number of ms, 0 to " + msText(DefaultMaxSleep), "sleep 100", "waits, then returns the worker id (a slow job; the worker's --max-sleep sets the bound)"}, min: 1, max: 1, run: runSleep},
+	{OpInfo: OpInfo{"spin", nil, "1 number of ms, 0 to " + msText(DefaultMaxSpin), "spin 100", "burns CPU for that long and returns the milliseconds (a heavy job; the worker's --max-spin sets the bound)"}, min: 1, max: 1, run: runSpin},
 }
 
 // opIndex maps every name and alias to its op.
@@ -254,3 +254,6 @@ func runSpin(ctx context.Context, env *Env, args []Arg) (json.RawMessage, *wire.
 	}
 	return args[0].num().appendJSON(nil), nil
 }
+
+// msText is d in whole milliseconds, for a help line.
+func msText(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }

@@ -37,6 +37,11 @@ func formatReply(cmd string, r *client.Result, lat time.Duration, err error) str
 // reply is formatReply in p's colours: the worker and latency dim, the
 // result green, an error red.
 func (p palette) reply(cmd string, r *client.Result, lat time.Duration, err error) string {
+	return p.replyCut(cmd, r, lat, err, true)
+}
+
+// replyCut is reply with the result cut to a line, or whole.
+func (p palette) replyCut(cmd string, r *client.Result, lat time.Duration, err error, cut bool) string {
 	var text, shown string // shown: text with colours
 	if err != nil {
 		text = formatError(shorten(cmd), err)
@@ -46,7 +51,10 @@ func (p palette) reply(cmd string, r *client.Result, lat time.Duration, err erro
 		if r.Worker == "" {
 			w = "[?]"
 		}
-		head, result := w+" "+shorten(cmd)+" = ", shorten(r.ResultString())
+		head, result := w+" "+shorten(cmd)+" = ", safe(r.ResultString())
+		if cut {
+			result = shorten(r.ResultString())
+		}
 		text = head + result
 		shown = p.dim(w) + strings.TrimPrefix(head, w) + p.ok(result)
 	}
@@ -105,9 +113,15 @@ func fmtAge(t, now time.Time) string {
 // name, workers in the dispatcher's order:
 //
 //	dispatcher d-91ab (v0.1.0, round-robin, up 3m12s): served 1000, failed 0, in-flight 0
-//	ID      STATE                  LAST HEARTBEAT  SERVED  IN-FLIGHT  ERRORS  EJECTIONS
-//	w-3f2a  up                     0.4s ago        334     0          0       0
-//	w-81c0  down (no heartbeat)    3.2s ago        333     0          0       0
+//	ID      STATE                LAST HEARTBEAT  FORWARDED  IN-FLIGHT  ERRORS  EJECTIONS
+//	w-3f2a  up                   0.4s ago        501        0          0       0
+//	w-81c0  down (no heartbeat)  3.2s ago        499        0          0       0
+//
+// The counts are this dispatcher's, as the header's, and live: FORWARDED
+// counts its sends to the worker (retries too), not the worker's own
+// count, which its heartbeats bring a beat late and which covers every
+// dispatcher. A reason shows for states other than up; the age column
+// says how long a worker has been without a heartbeat.
 func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 	if len(st) == 0 {
 		fmt.Fprintln(w, "no dispatcher answered")
@@ -145,20 +159,35 @@ func PrintStatus(w io.Writer, st []wire.Status, now time.Time) {
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATE\tLAST HEARTBEAT\tSERVED\tIN-FLIGHT\tERRORS\tEJECTIONS")
+		fmt.Fprintln(tw, "ID\tSTATE\tLAST HEARTBEAT\tFORWARDED\tIN-FLIGHT\tERRORS\tEJECTIONS")
 		for _, ws := range d.Workers {
-			state := safe(ws.State)
-			if ws.Drained {
-				state += ", drained" // by an operator: out of rotation
-			}
-			if ws.Reason != "" {
-				state += " (" + safe(ws.Reason) + ")"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", safe(ws.ID), state, fmtAge(ws.LastHeartbeat, now),
-				ws.Served, ws.Inflight, ws.Errors, ws.Ejections)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", safe(ws.ID), stateText(ws), fmtAge(ws.LastHeartbeat, now),
+				ws.Forwarded, ws.Inflight, ws.Errors, ws.Ejections)
 		}
 		_ = tw.Flush() // w's errors are the caller's to see
 	}
+}
+
+// stateText is a worker's state as its row shows it: "up, silent",
+// "up, drained", "down (no heartbeat)". The reason of a state other than
+// up says why; a time inside it, from when the state changed, is left to
+// the age column, which stays current.
+func stateText(ws wire.WorkerStatus) string {
+	state := safe(ws.State)
+	if ws.Silent {
+		state += ", silent" // holds requests, answers none: sent nothing new
+	}
+	if ws.Drained {
+		state += ", drained" // by an operator: out of rotation
+	}
+	reason := ws.Reason
+	if strings.HasPrefix(reason, "no heartbeat for ") {
+		reason = "no heartbeat"
+	}
+	if reason != "" && ws.State != wire.StateUp {
+		state += " (" + safe(reason) + ")"
+	}
+	return state
 }
 
 // drainedUnseen are the workers drained on d that its rows do not show.
@@ -186,9 +215,12 @@ func helpText() string {
 Commands:
   random N [-q]   N random requests at once, then a summary (-q: summary only)
   status          show every dispatcher's worker table
+  last            the last result, whole (a long one is cut to a line)
   help            this text
   exit, quit      leave (Ctrl-D too), after the replies still on their way
 Lines starting with # are ignored.
+By default a request waits 10s for its reply beyond the time it asks for
+(sleep N, spin N); the client's --timeout sets one deadline for every request.
 
 `)
 	// Two lines per op, so that the table fits 80 columns.

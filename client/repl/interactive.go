@@ -31,17 +31,19 @@ func runInteractive(ctx context.Context, cl *client.Client, cfg Config) (int, er
 	// Beneath it, pasted text reaches readline as one key (paste.go).
 	paste := newPasteReader(cfg.In)
 	stdin := readline.NewCancelableStdin(paste)
+	search := &searchFix{next: paste}
 	rlcfg := &readline.Config{
-		Prompt:            prompt,
-		HistoryFile:       historyPath(cfg.HistoryFile),
-		HistoryLimit:      historyLimit,
-		HistorySearchFold: true,
-		InterruptPrompt:   "^C",
-		EOFPrompt:         "exit",
-		Stdin:             stdin,
-		Stdout:            cfg.Out,
-		Stderr:            cfg.Err,
-		Listener:          paste,
+		Prompt:              prompt,
+		HistoryFile:         historyPath(cfg.HistoryFile),
+		HistoryLimit:        historyLimit,
+		HistorySearchFold:   true,
+		InterruptPrompt:     "^C",
+		EOFPrompt:           "exit",
+		Stdin:               stdin,
+		Stdout:              cfg.Out,
+		Stderr:              cfg.Err,
+		Listener:            search,
+		FuncFilterInputRune: search.filter,
 		// Without a terminal the width is unknown (-1); assume 80 columns.
 		FuncGetWidth: func() int {
 			if w := readline.GetScreenWidth(); w > 0 {
@@ -63,6 +65,7 @@ func runInteractive(ctx context.Context, cl *client.Client, cfg Config) (int, er
 		stdin.Close()
 		return 0, fmt.Errorf("repl: readline: %w", err)
 	}
+	search.rl = rl // before the first key: Readline below starts the reading
 	closeRL := sync.OnceFunc(func() {
 		stdin.Close()
 		rl.Close()
@@ -70,6 +73,14 @@ func runInteractive(ctx context.Context, cl *client.Client, cfg Config) (int, er
 	defer closeRL()
 
 	s := newSession(cl, cfg, rl.Stdout())
+	var stopCalls func()
+	s.calls, stopCalls = afterGrace(ctx, cfg.Grace)
+	defer stopCalls()
+	s.out.fresh = true
+	if cfg.Notices != nil {
+		cfg.Notices(s.out)
+		defer cfg.Notices(nil)
+	}
 	s.background = true
 	s.sem = make(chan struct{}, maxBackground)
 	if cfg.Progress {
@@ -111,7 +122,7 @@ func runInteractive(ctx context.Context, cl *client.Client, cfg Config) (int, er
 		}
 	}
 	s.leave()
-	if n := s.inflight.Load(); n > 0 && ctx.Err() == nil {
+	if n := s.inflight.Load(); n > 0 && (ctx.Err() == nil || cfg.Grace > 0) {
 		s.out.print(fmt.Sprintf("waiting for %d request(s) in flight…", n))
 	}
 	s.wg.Wait()

@@ -14,6 +14,11 @@ type lineWriter struct {
 	mu     sync.Mutex
 	w      io.Writer
 	status string
+	// fresh: start every print at the start of a cleared line. The
+	// interactive REPL's writer, readline's, clears the prompt before it
+	// writes only once readline reads again, not in the moment after a
+	// line was sent, when it has drawn the next prompt already.
+	fresh bool
 }
 
 func (l *lineWriter) print(s string) {
@@ -24,8 +29,16 @@ func (l *lineWriter) print(s string) {
 	defer l.mu.Unlock()
 	if l.status != "" {
 		s = clearLine + s + l.status
+	} else if l.fresh {
+		s = clearLine + s
 	}
 	_, _ = io.WriteString(l.w, s) // nowhere better to report a failed write
+}
+
+// Write prints p as print does, so that a logger can write through l.
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.print(string(p))
+	return len(p), nil
 }
 
 // setStatus replaces the status line; "" removes it.

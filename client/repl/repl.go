@@ -52,6 +52,19 @@ type Config struct {
 	// few times a second (in the prompt when Interactive). The caller
 	// decides: only on a terminal.
 	Progress bool
+	// Full prints results whole; otherwise a long result is cut to a
+	// line, and `last` prints the last one whole. The caller decides: cut
+	// only on a terminal.
+	Full bool
+	// Notices, if set, is called by the interactive REPL with a writer
+	// that prints whole lines above the prompt, never inside the line
+	// being typed, and with nil when it ends: for the log lines of the
+	// process around it (up's signals).
+	Notices func(w io.Writer)
+	// Grace is how long requests in flight may still take once ctx has
+	// ended (SIGTERM): a stopping dispatcher answers what it holds. 0 =
+	// none: they end at once, saying that the client stopped.
+	Grace time.Duration
 
 	echo bool // tests: draw the line being typed as on a terminal
 }
@@ -87,6 +100,9 @@ func Run(ctx context.Context, cl *client.Client, cfg Config) (failed int, err er
 		return runInteractive(ctx, cl, cfg)
 	}
 	s := newSession(cl, cfg, cfg.Out)
+	var stop func()
+	s.calls, stop = afterGrace(ctx, cfg.Grace)
+	defer stop()
 	err = s.readLines(ctx, cfg.In)
 	return int(s.failed.Load()), err
 }
@@ -107,6 +123,9 @@ func RunCommandsWith(ctx context.Context, cl *client.Client, cmds []string, cfg 
 		out = os.Stdout
 	}
 	s := newSession(cl, cfg, out)
+	var stop func()
+	s.calls, stop = afterGrace(ctx, cfg.Grace)
+	defer stop()
 	for _, c := range cmds {
 		if ctx.Err() != nil || s.exec(ctx, c) {
 			break
@@ -126,6 +145,10 @@ type session struct {
 	seed     uint64
 	runs     atomic.Uint64 // `random` runs so far: each gets its own stream
 	failed   atomic.Int64
+	full     bool                   // print results whole
+	grace    time.Duration          // Config.Grace
+	calls    context.Context        // requests run under it: afterGrace
+	last     atomic.Pointer[string] // the last result, whole, for `last`
 
 	// Interactive only: commands run in the background.
 	background bool
@@ -150,6 +173,9 @@ func newSession(cl *client.Client, cfg Config, out io.Writer) *session {
 		conc:  cfg.Concurrency,
 		quiet: cfg.Quiet,
 		seed:  cfg.Seed,
+		full:  cfg.Full,
+		grace: cfg.Grace,
+		calls: context.Background(),
 		stop:  make(chan struct{}),
 	}
 	if cfg.Progress {
@@ -227,6 +253,11 @@ func (s *session) exec(ctx context.Context, line string) (exit bool) {
 			s.out.print(helpText())
 			return false
 		}
+	case "last":
+		if len(fields) == 1 {
+			s.printLast()
+			return false
+		}
 	case "status":
 		if len(fields) == 1 {
 			s.run(func() { s.status(ctx) })
@@ -296,20 +327,37 @@ func (s *session) do(ctx context.Context, cmd string) (*client.Result, time.Dura
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	start := time.Now()
-	r, err := s.cl.Do(ctx, cmd)
+	// The session's calls context, not ctx: a request in flight when ctx
+	// ends still gets its reply, within the grace.
+	r, err := s.cl.Do(s.calls, cmd)
 	lat := time.Since(start)
 	if r != nil {
 		lat = r.Latency
 	}
 	if err != nil {
 		s.failed.Add(1)
+		if errors.Is(context.Cause(s.calls), errStopped) && errors.Is(err, context.Canceled) {
+			err = stoppedError(s.grace)
+		}
+	} else {
+		res := r.ResultString()
+		s.last.Store(&res)
 	}
 	return r, lat, err
 }
 
 func (s *session) request(ctx context.Context, cmd string) {
 	r, lat, err := s.do(ctx, cmd)
-	s.out.print(s.pal.reply(cmd, r, lat, err))
+	s.out.print(s.pal.replyCut(cmd, r, lat, err, !s.full))
+}
+
+// printLast prints the last result whole.
+func (s *session) printLast() {
+	if p := s.last.Load(); p != nil {
+		s.out.print(safe(*p))
+		return
+	}
+	s.out.print("no result yet")
 }
 
 func (s *session) status(ctx context.Context) {

@@ -321,9 +321,10 @@ func TestPrintStatus(t *testing.T) {
 			Dispatcher: "d-2", Version: "0.1.0", Strategy: "round-robin", StartedAt: now.Add(-192 * time.Second),
 			Served: 1000, Failed: 3, Inflight: 2,
 			Workers: []wire.WorkerStatus{
-				{ID: "w-81c0", State: wire.StateUp, LastHeartbeat: now.Add(-400 * time.Millisecond), Served: 334, Inflight: 1},
-				{ID: "w-3f2a", State: wire.StateDown, Reason: "no heartbeat for 3s", LastHeartbeat: now.Add(-3200 * time.Millisecond), Served: 333, Errors: 2, Ejections: 1},
-				{ID: "w-d04e", State: wire.StateDraining, LastHeartbeat: now.Add(-125 * time.Second), Served: 12},
+				{ID: "w-81c0", State: wire.StateUp, Reason: "first heartbeat", LastHeartbeat: now.Add(-400 * time.Millisecond), Served: 30, Forwarded: 334, Inflight: 1},
+				{ID: "w-3f2a", State: wire.StateDown, Reason: "no heartbeat for 3.127s", LastHeartbeat: now.Add(-32300 * time.Millisecond), Served: 333, Forwarded: 333, Errors: 2, Ejections: 1},
+				{ID: "w-d04e", State: wire.StateDraining, LastHeartbeat: now.Add(-125 * time.Second), Forwarded: 12},
+				{ID: "w-f00d", State: wire.StateUp, Reason: "first heartbeat", Silent: true, LastHeartbeat: now.Add(-1900 * time.Millisecond), Forwarded: 4, Inflight: 4},
 			},
 		},
 		{Dispatcher: "d-1"},
@@ -334,10 +335,11 @@ func TestPrintStatus(t *testing.T) {
   no workers
 
 dispatcher d-2 (v0.1.0, round-robin, up 3m12s): served 1000, failed 3, in-flight 2
-ID      STATE                       LAST HEARTBEAT  SERVED  IN-FLIGHT  ERRORS  EJECTIONS
-w-81c0  up                          0.4s ago        334     1          0       0
-w-3f2a  down (no heartbeat for 3s)  3.2s ago        333     0          2       1
-w-d04e  draining                    2m5s ago        12      0          0       0
+ID      STATE                LAST HEARTBEAT  FORWARDED  IN-FLIGHT  ERRORS  EJECTIONS
+w-81c0  up                   0.4s ago        334        1          0       0
+w-3f2a  down (no heartbeat)  32.3s ago       333        0          2       1
+w-d04e  draining             2m5s ago        12         0          0       0
+w-f00d  up, silent           1.9s ago        4          4          0       0
 `
 	if got := b.String(); got != want {
 		t.Errorf("PrintStatus =\n%s\nwant\n%s", got, want)
@@ -387,7 +389,7 @@ func TestHelp(t *testing.T) {
 	var out bytes.Buffer
 	RunCommands(context.Background(), nil, []string{"help"}, &out)
 	got := out.String()
-	for _, want := range []string{"random N [-q]", "status", "exit, quit", "add (somma, sum)", "expr (2+3)*4^2"} {
+	for _, want := range []string{"random N [-q]", "status", "last", "exit, quit", "add (somma, sum)", "expr (2+3)*4^2", "0 to 30000", "0 to 10000", "--max-sleep", "--timeout"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("help lacks %q:\n%s", want, got)
 		}

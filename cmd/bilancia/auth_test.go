@@ -53,6 +53,15 @@ func addTwoAndThree(t *testing.T, cl *client.Client) {
 func TestAuthRoles(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	dir := filepath.Join(t.TempDir(), "auth")
+	// A pool's own credential, made before the broker starts: a reload
+	// closes the connections still in their handshake. The worker takes
+	// its ids from it.
+	if err := (&AuthInitCmd{Dir: dir}).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&AuthAddWorkerCmd{ID: "w-auth", Replicas: 2, Dir: dir}).Run(); err != nil {
+		t.Fatal(err)
+	}
 	b := brokertest.Start(t, broker.Config{Host: "127.0.0.1", Port: -1, AuthDir: dir, AuthPoll: 20 * time.Millisecond})
 	defer b.Shutdown()
 	nf := func(file string) NATSFlags {
@@ -60,7 +69,7 @@ func TestAuthRoles(t *testing.T) {
 	}
 	d := &DispatcherCmd{NATSFlags: nf(broker.DispatcherCredential), DispatcherFlags: testDispatcherFlags(t)}
 	d.ID = "d-auth"
-	w := &WorkerCmd{NATSFlags: nf(broker.WorkerCredential), ID: "w-auth", Replicas: 2, Heartbeat: 100 * time.Millisecond,
+	w := &WorkerCmd{NATSFlags: nf(filepath.Join(broker.WorkersDir, "w-auth.nk")), Replicas: 1, Heartbeat: 100 * time.Millisecond,
 		WorkerFlags: WorkerFlags{Concurrency: 4, MaxSleep: time.Second, MaxSpin: time.Second}}
 	roles, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -103,7 +112,13 @@ func TestAuthRoles(t *testing.T) {
 	defer eve.Close()
 	addTwoAndThree(t, eve)
 
-	if _, err := connect(broker.WorkerCredential); err == nil || !strings.Contains(err.Error(), "refuses replies") {
+	n := nf(broker.WorkerCredential)
+	n.InboxPrefix = "_INBOX" // the dispatchers' and operators'
+	cfg, err := (&ClientFlags{Timeout: 5 * time.Second, Retries: 3}).config(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Connect(cfg); err == nil || !strings.Contains(err.Error(), "refuses replies") {
 		t.Fatalf("a client with the worker credential: %v; want the broker refusing its inbox", err)
 	}
 	if _, err := client.Connect(client.Config{URL: b.ClientURL()}); err == nil || errors.Is(err, client.ErrNoServer) ||
@@ -213,4 +228,49 @@ func TestAuthTLS(t *testing.T) {
 		t.Fatalf("connect with --tls-ca: %v", err)
 	}
 	nc.Close()
+}
+
+// TestWorkerIDsOfCredential: a worker with its own credential takes its
+// --id and --replicas from it, and refuses ids it does not act for.
+func TestWorkerIDsOfCredential(t *testing.T) {
+	dir := t.TempDir()
+	if err := broker.EnsureCredentials(dir); err != nil {
+		t.Fatal(err)
+	}
+	one, err := broker.AddWorker(dir, "w1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := broker.AddWorker(dir, "p", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, nkey, id string
+		replicas       int
+		wantID         string
+		wantReplicas   int
+		ok             bool
+	}{
+		{"one, from the credential", one, "", 1, "w1", 1, true},
+		{"one, named", one, "w1", 1, "w1", 1, true},
+		{"one, another id", one, "w2", 1, "", 0, false},
+		{"one, as a pool", one, "w1", 2, "", 0, false},
+		{"pool, from the credential", pool, "", 1, "p", 3, true},
+		{"pool, fewer", pool, "p", 2, "p", 2, true},
+		{"pool, more", pool, "p", 4, "", 0, false},
+		{"fleet, any id", filepath.Join(dir, broker.WorkerCredential), "x", 5, "x", 5, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &WorkerCmd{NATSFlags: NATSFlags{NKey: tt.nkey}, ID: tt.id, Replicas: tt.replicas}
+			err := c.idsOfCredential()
+			if (err == nil) != tt.ok {
+				t.Fatalf("idsOfCredential() = %v; want ok %v", err, tt.ok)
+			}
+			if tt.ok && (c.ID != tt.wantID || c.Replicas != tt.wantReplicas) {
+				t.Fatalf("--id %q --replicas %d; want %q %d", c.ID, c.Replicas, tt.wantID, tt.wantReplicas)
+			}
+		})
+	}
 }

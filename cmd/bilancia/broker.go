@@ -28,14 +28,16 @@ type BrokerCmd struct {
 	LameDuckDuration time.Duration `help:"On SIGUSR2, close the clients over this long, then exit (0 = --config's, else 2m)."`
 	LameDuckGrace    time.Duration `help:"On SIGUSR2, wait this long before closing the first client; shorter than the duration (0 = --config's, else 10s)."`
 	Auth             string        `placeholder:"DIR" help:"Require a credential per role from DIR (created on first start: client.nk, worker.nk, dispatcher.nk, admin.nk), each allowed only its role's subjects; routes authenticate too (docs/auth.md)."`
-	AuthPoll         time.Duration `default:"1s" help:"With --auth, read DIR again this often, for client credentials added or removed (-1s = never)."`
+	AuthWorkers      []string      `placeholder:"ID,..." help:"With --auth, also create these workers' own credentials, DIR/workers/ID.nk, where missing (a fixed fleet's; more with bilancia auth add-worker)."`
+	AuthPoll         time.Duration `default:"1s" help:"With --auth, read DIR again this often, for credentials added or removed (-1s = never)."`
 	Insecure         bool          `help:"Listen beyond loopback without authentication (refused otherwise)."`
 	TLSCert          string        `name:"tls-cert" type:"existingfile" help:"Serve clients over TLS with this certificate."`
 	TLSKey           string        `name:"tls-key" type:"existingfile" help:"The key of --tls-cert."`
 	TLSCA            string        `name:"tls-ca" type:"existingfile" help:"Also require client certificates signed by this CA."`
 	Debug            bool          `help:"Log nats-server debug lines."`
-	Metrics          string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (the broker's figures, and --dispatcher's), e.g. 127.0.0.1:9100 (off by default)."`
-	Trace            bool          `help:"Log nats-server protocol traces."`
+	Metrics          string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (the broker's figures, and --dispatcher's), e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
+	MetricsAuthFlags
+	Trace bool `help:"Log nats-server protocol traces."`
 
 	Dispatcher      bool   `help:"Also run a dispatcher in this process, on an in-process connection, set up by the dispatcher flags."`
 	Prefix          string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix (of --auth's permissions, and --dispatcher's)."`
@@ -49,7 +51,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 		ClusterName: c.ClusterName, ClusterHost: c.ClusterHost, ClusterPort: c.ClusterPort,
 		Routes: c.Routes, HTTPPort: c.HTTPPort, MaxPayload: c.MaxPayload, PingInterval: c.PingInterval,
 		LameDuckDuration: c.LameDuckDuration, LameDuckGrace: c.LameDuckGrace,
-		AuthDir: c.Auth, AuthPrefix: c.Prefix, AuthPoll: c.AuthPoll, Insecure: c.Insecure,
+		AuthDir: c.Auth, AuthWorkers: c.AuthWorkers, AuthPrefix: c.Prefix, AuthPoll: c.AuthPoll, Insecure: c.Insecure,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, TLSCA: c.TLSCA,
 		Logger: log, Debug: c.Debug, Trace: c.Trace,
 	})
@@ -60,7 +62,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	ms, err := startMetrics(c.Metrics)
+	ms, err := startMetrics(c.Metrics, &c.MetricsAuthFlags)
 	if err != nil {
 		return err
 	}
@@ -68,6 +70,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 	// Listened to before the broker listens, so that a signal sent once
 	// clients can connect does not meet its default action, which is to
 	// end the process.
+	defer useSignalLog(log)()
 	sig := brokerSignals{reload: make(chan struct{}, 1), lameDuck: make(chan struct{}, 1)}
 	defer onSignal(reloadConfig, poke(sig.reload))()
 	defer onSignal(enterLameDuck, poke(sig.lameDuck))()
@@ -83,7 +86,7 @@ func (c *BrokerCmd) Run(g *globals) error {
 	}
 	fmt.Fprintln(os.Stderr)
 	if c.Auth != "" {
-		fmt.Fprintf(os.Stderr, "credentials in %s: %s, %s, %s, %s; more clients with bilancia auth add-client NAME --dir %[1]s\n",
+		fmt.Fprintf(os.Stderr, "credentials in %s: %s, %s, %s, %s; more with bilancia auth add-client NAME --dir %[1]s, and a worker's own with bilancia auth add-worker ID --dir %[1]s\n",
 			c.Auth, broker.ClientCredential, broker.WorkerCredential, broker.DispatcherCredential, broker.AdminCredential)
 	}
 	stopPprof, err := servePprof(c.Pprof)
@@ -127,13 +130,21 @@ type brokerSignals struct{ reload, lameDuck chan struct{} }
 // on its own, reloading its configuration on SIGHUP and entering lame duck
 // mode on SIGUSR2. In lame duck mode the dispatcher inside, if any, drains
 // first: within the grace, before the broker closes the clients that wait
-// for its replies; *d is then nil. err is that drain's.
+// for its replies; *d is then nil. err is that drain's. Once in lame duck
+// mode, the end of ctx no longer cuts it short, as with nats-server: a
+// container's stop signal follows its preStop hook at once.
 func (c *BrokerCmd) serve(ctx context.Context, b *broker.Broker, d **runningDispatcher, sig brokerSignals, log *slog.Logger) (brokerGone bool, err error) {
 	gone := waitChan(b.WaitForShutdown)
+	stop := ctx.Done()
+	lame := false
 	for {
 		select {
-		case <-ctx.Done():
-			return false, err
+		case <-stop:
+			if !lame {
+				return false, err
+			}
+			log.Info("stop signal in lame duck mode: the broker leaves when its clients are closed")
+			stop = nil
 		case <-gone:
 			return true, err
 		case <-sig.reload:
@@ -143,9 +154,10 @@ func (c *BrokerCmd) serve(ctx context.Context, b *broker.Broker, d **runningDisp
 				log.Info("reloaded without --config: only the files of --auth and --tls-* were read again")
 			}
 		case <-sig.lameDuck:
+			lame = true
 			b.LameDuck()
 			if *d != nil {
-				dctx, cancel := context.WithTimeout(ctx, b.LameDuckGrace())
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.LameDuckGrace())
 				err = (*d).stop(dctx)
 				cancel()
 				*d = nil

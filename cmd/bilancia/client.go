@@ -19,10 +19,11 @@ import (
 // ClientFlags configure the client and its REPL.
 type ClientFlags struct {
 	Name     string        `help:"Client name sent in Calc-Client (default: client-<host>-<pid>)."`
-	Timeout  time.Duration `default:"10s" help:"Deadline of each request."`
+	Timeout  time.Duration `help:"Deadline of each request (default: 10s beyond the time the op asks for, as sleep N and spin N do)."`
 	Retries  int           `default:"3" help:"Extra sends of a request when its dispatcher vanished or none listens (0 = none)."`
 	Inflight int           `default:"64" help:"Requests in flight for random N."`
 	Quiet    bool          `short:"q" help:"random N prints only its summary."`
+	Full     bool          `help:"Print long results whole on a terminal too (elsewhere they always are; in the REPL, last prints the last one whole)."`
 	History  string        `placeholder:"FILE" predictor:"file" help:"The REPL's history file (default $XDG_STATE_HOME/bilancia/history, else ~/.bilancia_history; none = keep no history)."`
 }
 
@@ -57,14 +58,18 @@ func (c *ClientCmd) Run(g *globals) error {
 		return &exitError{1, err.Error()}
 	}
 	defer cl.Close()
-	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags)
+	// A signal ends the requests in flight at once, saying so: their
+	// dispatcher is elsewhere, and the user wants out.
+	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags, 0, nil)
 }
 
 // runREPL runs -c commands, piped stdin, or the interactive REPL. Without
 // a terminal (-c, piped input) a failed request makes exit status 1, for
 // scripts; an interactive session exits 0 unless the REPL itself failed,
-// as error replies were already shown.
-func runREPL(ctx context.Context, cl *client.Client, commands []string, f *ClientFlags) error {
+// as error replies were already shown. Once ctx ends, the requests in
+// flight may take grace more. notices, if set, gets the writer of the
+// lines to print above the prompt (repl.Config.Notices).
+func runREPL(ctx context.Context, cl *client.Client, commands []string, f *ClientFlags, grace time.Duration, notices func(io.Writer)) error {
 	stdout := readline.IsTerminal(int(os.Stdout.Fd()))
 	cfg := repl.Config{
 		Out:         os.Stdout,
@@ -72,6 +77,9 @@ func runREPL(ctx context.Context, cl *client.Client, commands []string, f *Clien
 		Quiet:       f.Quiet,
 		Color:       stdout && os.Getenv("NO_COLOR") == "",
 		Progress:    stdout,
+		Full:        f.Full || !stdout,
+		Grace:       grace,
+		Notices:     notices,
 		HistoryFile: f.History,
 	}
 	if len(commands) > 0 {

@@ -18,7 +18,8 @@ import (
 // has one environment variable for every role, named in its env tag, so
 // that one environment serves a whole deployment (roleEnvars).
 type NATSFlags struct {
-	NATS         string        `name:"nats" env:"BILANCIA_NATS,NATS_URL" default:"nats://127.0.0.1:4222" help:"NATS server URL(s), comma separated."`
+	NATS         string        `name:"nats" env:"BILANCIA_NATS,NATS_URL" help:"NATS server URL(s), comma separated (default: the nats context's, see --context, else nats://127.0.0.1:4222)."`
+	Context      string        `name:"context" env:"BILANCIA_CONTEXT,NATS_CONTEXT" placeholder:"NAME" help:"Connect as the nats CLI's context NAME (nats context save): its servers, credentials, TLS files and inbox prefix; the flags win over it. Default: the context nats context select chose, unless --nats is given."`
 	Prefix       string        `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix."`
 	Creds        string        `type:"existingfile" env:"BILANCIA_CREDS,NATS_CREDS" help:"NATS credentials file."`
 	NKey         string        `name:"nkey" type:"existingfile" env:"BILANCIA_NKEY" help:"NATS NKey seed file (e.g. broker --auth's DIR/<role>.nk)."`
@@ -31,6 +32,11 @@ type NATSFlags struct {
 	TLSCA        string        `name:"tls-ca" type:"existingfile" env:"BILANCIA_TLS_CA" help:"TLS certificate authority."`
 	ConnectWait  time.Duration `env:"BILANCIA_CONNECT_WAIT" default:"0s" help:"Keep trying to connect for this long at start (0 = fail at once)."`
 	PingInterval time.Duration `env:"BILANCIA_PING_INTERVAL" default:"5s" help:"Ping the server this often; after 2 unanswered pings, move to another (0 = nats.go's default)."`
+
+	resolved     bool          // resolve has run
+	contextName  string        // the nats context applied, if any
+	contextCreds bool          // the credential is the context's
+	contextOpts  []nats.Option // what the context sets that no flag can
 }
 
 // errNoServer is shown as one plain sentence.
@@ -109,6 +115,9 @@ func (f *NATSFlags) connectFailure(err error) error {
 
 // credentialName says which credential a refused connect brought.
 func (f *NATSFlags) credentialName() string {
+	if f.contextCreds {
+		return "the credentials of nats context " + f.contextName
+	}
 	switch {
 	case f.NKey != "":
 		return "the credential " + f.NKey
@@ -123,7 +132,10 @@ func (f *NATSFlags) credentialName() string {
 // options returns the ping, credential and TLS options, for connect and
 // for the client library, which dials on its own.
 func (f *NATSFlags) options() ([]nats.Option, error) {
-	var opts []nats.Option
+	if err := f.resolve(); err != nil {
+		return nil, err
+	}
+	opts := append([]nats.Option(nil), f.contextOpts...)
 	if f.PingInterval > 0 {
 		opts = append(opts, nats.PingInterval(f.PingInterval), nats.MaxPingsOutstanding(2))
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,24 +30,31 @@ type ctlFlags struct {
 	Wait time.Duration `default:"200ms" help:"How long to wait for more dispatchers after the first answers."`
 }
 
+// idFlags are the flags of the commands that name a worker.
+type idFlags struct {
+	AllowUnknown bool `help:"Exit 0 even when no dispatcher has heard from the worker (the change applies when it appears); without it, a typo exits 1."`
+}
+
 // CtlDrainCmd drains a worker on every dispatcher.
 type CtlDrainCmd struct {
 	ctlFlags
+	idFlags
 	ID string `arg:"" help:"The worker's id."`
 }
 
 func (c *CtlDrainCmd) Run(g *globals) error {
-	return c.run(g.ctx, os.Stdout, wire.CtlDrain, c.ID)
+	return c.run(g.ctx, os.Stdout, wire.CtlDrain, c.ID, c.AllowUnknown)
 }
 
 // CtlResumeCmd resumes a worker on every dispatcher.
 type CtlResumeCmd struct {
 	ctlFlags
+	idFlags
 	ID string `arg:"" help:"The worker's id."`
 }
 
 func (c *CtlResumeCmd) Run(g *globals) error {
-	return c.run(g.ctx, os.Stdout, wire.CtlResume, c.ID)
+	return c.run(g.ctx, os.Stdout, wire.CtlResume, c.ID, c.AllowUnknown)
 }
 
 // CtlListCmd lists every dispatcher's drained workers.
@@ -57,12 +63,13 @@ type CtlListCmd struct {
 }
 
 func (c *CtlListCmd) Run(g *globals) error {
-	return c.run(g.ctx, os.Stdout, wire.CtlList, "")
+	return c.run(g.ctx, os.Stdout, wire.CtlList, "", true)
 }
 
 // run sends verb for worker id to every dispatcher, prints their replies
-// and fails unless at least one dispatcher acknowledged and none refused.
-func (c *ctlFlags) run(ctx context.Context, out io.Writer, verb, id string) error {
+// and fails unless at least one dispatcher acknowledged and none refused,
+// and, unless allowUnknown, one of them knows the worker.
+func (c *ctlFlags) run(ctx context.Context, out io.Writer, verb, id string, allowUnknown bool) error {
 	if verb != wire.CtlList && !wire.ValidID(id) {
 		return &exitError{2, fmt.Sprintf("%q is not a worker id (one subject token: no dot, wildcard or space).", id)}
 	}
@@ -88,7 +95,7 @@ func (c *ctlFlags) run(ctx context.Context, out io.Writer, verb, id string) erro
 			fmt.Fprintln(out, string(m.Data))
 		}
 	}
-	return reportCtl(out, os.Stderr, verb, id, replies, !c.JSON)
+	return reportCtl(out, os.Stderr, verb, id, replies, !c.JSON, allowUnknown)
 }
 
 // gatherCtl sends a control request and gathers the dispatchers'
@@ -119,7 +126,8 @@ func gatherCtl(ctx context.Context, nc *nats.Conn, subj wire.Subjects, verb, id 
 		select {
 		case m := <-ch:
 			if natsutil.IsNoResponders(m) {
-				return nil, errors.New("no dispatcher answers on " + subj.Ctl(verb))
+				// As status says it, code and all.
+				return nil, wire.NewError(wire.CodeUnavailable, "no dispatcher answers on "+subj.Ctl(verb))
 			}
 			out = append(out, m)
 			if quiet == nil {
@@ -136,14 +144,15 @@ func gatherCtl(ctx context.Context, nc *nats.Conn, subj wire.Subjects, verb, id 
 			if len(out) > 0 {
 				return out, nil
 			}
-			return nil, errors.New("no dispatcher answered the " + verb + " request")
+			return nil, wire.NewError(wire.CodeDeadline, "no dispatcher answered the "+verb+" request")
 		}
 	}
 }
 
 // reportCtl prints what each dispatcher answered (table: as a table) and
-// returns an error when one refused the request.
-func reportCtl(out, warn io.Writer, verb, id string, replies []*nats.Msg, table bool) error {
+// returns an error when one refused the request, or when none knows the
+// worker unless allowUnknown.
+func reportCtl(out, warn io.Writer, verb, id string, replies []*nats.Msg, table, allowUnknown bool) error {
 	var failed []string
 	var oks []wire.CtlReply
 	for _, m := range replies {
@@ -159,10 +168,13 @@ func reportCtl(out, warn io.Writer, verb, id string, replies []*nats.Msg, table 
 		oks = append(oks, r)
 	}
 	slices.SortFunc(oks, func(a, b wire.CtlReply) int { return strings.Compare(a.Dispatcher, b.Dispatcher) })
-	known := 0
+	known, changed := 0, 0
 	for _, r := range oks {
 		if r.Known {
 			known++
+		}
+		if r.Changed {
+			changed++
 		}
 		if !table {
 			continue
@@ -192,11 +204,17 @@ func reportCtl(out, warn io.Writer, verb, id string, replies []*nats.Msg, table 
 	if table {
 		fmt.Fprintf(out, "%d dispatcher(s) acknowledged\n", len(oks))
 	}
-	if verb != wire.CtlList && len(oks) > 0 && known == 0 {
-		fmt.Fprintf(warn, "bilancia: no dispatcher has heard from worker %s; the change applies when it appears\n", id)
-	}
 	if len(failed) > 0 {
 		return &exitError{1, strings.Join(failed, "; ")}
+	}
+	if verb != wire.CtlList && len(oks) > 0 && known == 0 {
+		msg := fmt.Sprintf("no dispatcher has heard from worker %s; the change applies when it appears", id)
+		// Resuming a worker drained before it appeared undoes a typo.
+		if !allowUnknown && (verb != wire.CtlResume || changed == 0) {
+			// A typo must not pass a script.
+			return &exitError{1, msg + " (--allow-unknown: exit 0 for a worker yet to come)"}
+		}
+		fmt.Fprintln(warn, "bilancia: "+msg)
 	}
 	return nil
 }

@@ -110,8 +110,18 @@ func TestCtlCommand(t *testing.T) {
 	if _, errOut, code := runMain(t, "ctl", "drain", "w.ctl", "--nats", url); code != 2 || !strings.Contains(errOut, "not a worker id") {
 		t.Fatalf("ctl drain w.ctl: exit %d, %q; want 2 and why", code, errOut)
 	}
-	if _, errOut, code := runMain(t, "ctl", "drain", "w-nobody", "--nats", url); code != 0 || !strings.Contains(errOut, "no dispatcher has heard from worker w-nobody") {
-		t.Fatalf("ctl drain w-nobody: exit %d, %q; want a warning", code, errOut)
+	// A typo fails a script; --allow-unknown drains a worker yet to come.
+	if _, errOut, code := runMain(t, "ctl", "drain", "w-99", "--nats", url); code != 1 || !strings.Contains(errOut, "no dispatcher has heard from worker w-99") {
+		t.Fatalf("ctl drain w-99: exit %d, %q; want 1 and why", code, errOut)
+	}
+	if _, errOut, code := runMain(t, "ctl", "resume", "w-99", "--nats", url); code != 0 {
+		t.Fatalf("ctl resume w-99 (the typo undone): exit %d, %q; want 0", code, errOut)
+	}
+	if _, errOut, code := runMain(t, "ctl", "resume", "w-99", "--nats", url); code != 1 {
+		t.Fatalf("ctl resume w-99 again: exit %d, %q; want 1", code, errOut)
+	}
+	if _, errOut, code := runMain(t, "ctl", "drain", "w-nobody", "--allow-unknown", "--nats", url); code != 0 || !strings.Contains(errOut, "no dispatcher has heard from worker w-nobody") {
+		t.Fatalf("ctl drain w-nobody --allow-unknown: exit %d, %q; want 0 and a warning", code, errOut)
 	}
 	if out, errOut, code := runMain(t, "ctl", "resume", "w-ctl", "--nats", url); code != 0 || !strings.Contains(out, "w-ctl resumed") {
 		t.Fatalf("ctl resume: exit %d, %q, %q", code, out, errOut)

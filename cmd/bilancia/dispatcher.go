@@ -19,11 +19,12 @@ import (
 // DispatcherFlags configure a dispatcher: in its own process, inside the
 // broker (broker --dispatcher) or in up.
 type DispatcherFlags struct {
+	DashboardAuthFlags
 	ID                string        `help:"Dispatcher id (default: random)."`
 	Subject           string        `help:"Take requests on this subject instead of <prefix>.request."`
 	Heartbeat         time.Duration `default:"1s" help:"Workers' heartbeat interval."`
 	DeadAfter         time.Duration `help:"Mark a silent worker down after this long (default 3 heartbeats)."`
-	RequestTimeout    time.Duration `default:"5s" help:"Deadline of a request that carries none."`
+	RequestTimeout    time.Duration `default:"35s" help:"Deadline of a request that carries none (Calc-Timeout-Ms), e.g. from nats req: long enough for the longest op a stock worker accepts."`
 	MaxRequestTimeout time.Duration `default:"5m" help:"Cap on the deadline a client asks for (Calc-Timeout-Ms); a longer one is cut to it."`
 	AttemptTimeout    time.Duration `default:"1s" help:"Also try the next worker when one that sends no progress messages is silent this long."`
 	HedgeAfter        time.Duration `help:"Also try the next worker when one still making progress has held a request this long (0 = never)."`
@@ -40,7 +41,7 @@ type DispatcherFlags struct {
 	LogRequests       bool          `default:"true" negatable:"" help:"Log every request."`
 	Pprof             string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
 	ReplyPrefix       []string      `placeholder:"PREFIX" help:"Also answer requests whose reply subject is under this inbox prefix, besides _INBOX and _INBOX_CLIENT (repeatable; never under the subject prefix or $)."`
-	HTTP              string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8080 (no authentication; a missing host means 127.0.0.1; up serves one by default)."`
+	HTTP              string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8080 (a missing host means 127.0.0.1; beyond loopback it needs --http-token-file or --http-tls-ca, or --http-insecure; up serves one by default)."`
 }
 
 func (f *DispatcherFlags) config(d *dispatcher.Config) {
@@ -107,6 +108,9 @@ func (e *dialError) Unwrap() error { return e.err }
 // paced connection. The dispatcher role, broker --dispatcher and up all
 // start theirs here.
 func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessConnProvider, echo io.Writer) (*runningDispatcher, error) {
+	if err := f.checkDashboard(); err != nil {
+		return nil, err
+	}
 	events, lf, err := f.openLog(echo)
 	if err != nil {
 		return nil, err
@@ -145,7 +149,7 @@ func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessCo
 		err = r.Start()
 	}
 	if err == nil && f.HTTP != "" {
-		r.dash, err = startDashboard(r, f.HTTP, nf.Prefix)
+		r.dash, err = startDashboard(r, f.HTTP, nf.Prefix, &f.DashboardAuthFlags)
 	}
 	if err != nil {
 		r.close()
@@ -178,7 +182,8 @@ type DispatcherCmd struct {
 	NATSFlags
 	DispatcherFlags
 	Procs   int    `default:"1" help:"Threads running its Go code (GOMAXPROCS; 0 = one per core; $GOMAXPROCS, when set, wins)."`
-	Metrics string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default)."`
+	Metrics string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
+	MetricsAuthFlags
 }
 
 func (c *DispatcherCmd) Run(g *globals) error {
@@ -193,7 +198,7 @@ func (c *DispatcherCmd) Run(g *globals) error {
 		return err
 	}
 	defer stopPprof()
-	ms, err := startMetrics(c.Metrics)
+	ms, err := startMetrics(c.Metrics, &c.MetricsAuthFlags)
 	if err != nil {
 		return err
 	}
@@ -202,6 +207,7 @@ func (c *DispatcherCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
+	defer useSignalLog(r.events)()
 	ms.Add(r.Registry())
 	<-g.ctx.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

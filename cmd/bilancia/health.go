@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -110,8 +111,9 @@ const statusEvery = 250 * time.Millisecond
 // statuses asks every dispatcher for its view, again every statusEvery,
 // and returns the answers as they arrive on the channel, which is closed
 // when ctx ends. req is the request's payload (a wire.StatusRequest), nil
-// for the whole table.
-func statuses(ctx context.Context, nc *nats.Conn, subj wire.Subjects, req []byte) (<-chan wire.Status, error) {
+// for the whole table. none, if not nil, is called when the broker says
+// that no dispatcher listens; else it asks again at the next tick.
+func statuses(ctx context.Context, nc *nats.Conn, subj wire.Subjects, req []byte, none func()) (<-chan wire.Status, error) {
 	msgs := make(chan *nats.Msg, 64)
 	inbox := nc.NewInbox()
 	sub, err := nc.ChanSubscribe(inbox, msgs)
@@ -136,6 +138,9 @@ func statuses(ctx context.Context, nc *nats.Conn, subj wire.Subjects, req []byte
 				_ = nc.PublishRequest(subj.Status(), inbox, req)
 			case m := <-msgs:
 				if natsutil.IsNoResponders(m) {
+					if none != nil {
+						none()
+					}
 					continue // none yet: ask again at the next tick
 				}
 				st, err := wire.DecodeStatus(m.Data)
@@ -156,7 +161,7 @@ func statuses(ctx context.Context, nc *nats.Conn, subj wire.Subjects, req []byte
 // HealthDispatcherCmd checks a dispatcher.
 type HealthDispatcherCmd struct {
 	NATSFlags
-	ID      string        `help:"The dispatcher's --id; empty: any dispatcher answering will do."`
+	ID      string        `help:"The dispatcher's --id, which the check waits for until --timeout; empty: any dispatcher answering will do, and none listening fails the check at once."`
 	Timeout time.Duration `default:"3s" help:"Give up after this long."`
 }
 
@@ -168,7 +173,16 @@ func (c *HealthDispatcherCmd) Run(g *globals) error {
 		return err
 	}
 	defer nc.Close()
-	answers, err := statuses(ctx, nc, wire.Subjects{Prefix: c.Prefix}, nil)
+	// No dispatcher listening is an answer: said at once, as status
+	// does, unless the check waits for the one --id names to start.
+	var none atomic.Bool
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var onNone func()
+	if c.ID == "" {
+		onNone = func() { none.Store(true); stop() }
+	}
+	answers, err := statuses(ctx, nc, wire.Subjects{Prefix: c.Prefix}, nil, onNone)
 	if err != nil {
 		return unhealthy("%v", err)
 	}
@@ -182,6 +196,9 @@ func (c *HealthDispatcherCmd) Run(g *globals) error {
 			return nil
 		}
 		seen[st.Dispatcher] = true
+	}
+	if none.Load() && len(seen) == 0 {
+		return unhealthy("%v", wire.NewError(wire.CodeUnavailable, "no dispatcher answers on "+wire.Subjects{Prefix: c.Prefix}.Status()))
 	}
 	if c.ID == "" {
 		return unhealthy("no dispatcher answered %s within %v", wire.Subjects{Prefix: c.Prefix}.Status(), c.Timeout)
@@ -233,7 +250,7 @@ func (c *HealthWorkerCmd) Run(g *globals) error {
 
 	// Only its row: the whole table may not fit in one reply.
 	req, _ := json.Marshal(wire.StatusRequest{Workers: []string{c.ID}})
-	answers, err := statuses(ctx, nc, subj, req)
+	answers, err := statuses(ctx, nc, subj, req, nil)
 	if err != nil {
 		return unhealthy("%v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/bilancia/bilancia/broker"
@@ -19,7 +20,8 @@ func TestHealthBroker(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	if got := cli.Health.Broker; got.URL != "" || got.NATS != "nats://127.0.0.1:4222" {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // no nats context selected
+	if got := cli.Health.Broker; got.URL != "" || got.resolve() != nil || got.NATS != "nats://127.0.0.1:4222" {
 		t.Fatalf("defaults: --url %q, --nats %q; want none and nats://127.0.0.1:4222", got.URL, got.NATS)
 	}
 
@@ -47,5 +49,27 @@ func TestHealthBroker(t *testing.T) {
 	var ee *exitError
 	if err := c.Run(g); !errors.As(err, &ee) || ee.code != 1 {
 		t.Fatalf("health broker --nats %s with nobody there: %v; want unhealthy, exit 1", c.NATS, err)
+	}
+}
+
+// TestNoDispatcherSaidAlike: with no dispatcher, status, ctl and health
+// dispatcher say so at once, in the same words with the same code;
+// health's --timeout of a minute is not waited out.
+func TestNoDispatcherSaidAlike(t *testing.T) {
+	url := brokertest.Run(t).ClientURL()
+	for _, args := range [][]string{
+		{"status"},
+		{"ctl", "drain", "w-1"},
+		{"health", "dispatcher", "--timeout", "1m"},
+	} {
+		_, errOut, code := runMain(t, append(args, "--nats", url)...)
+		if code != 1 || !strings.Contains(errOut, "503 no dispatcher answers on calc.") {
+			t.Errorf("bilancia %v with no dispatcher: exit %d, %q; want 1 and 503 no dispatcher answers", args, code, errOut)
+		}
+	}
+	// With --id, the check waits for that dispatcher to start.
+	_, errOut, code := runMain(t, "health", "dispatcher", "--id", "d-9", "--timeout", "500ms", "--nats", url)
+	if code != 1 || !strings.Contains(errOut, "dispatcher d-9 did not answer within 500ms") {
+		t.Errorf("health dispatcher --id d-9 with no dispatcher: exit %d, %q; want 1 after the timeout", code, errOut)
 	}
 }

@@ -27,7 +27,8 @@ type CLI struct {
 	Ctl        CtlCmd        `cmd:"" help:"Drain or resume a worker on every dispatcher at run time."`
 	Bench      BenchCmd      `cmd:"" help:"Generate load and report latency, throughput and errors; --compare measures the dispatcher against the workers' queue group."`
 	Health     HealthCmd     `cmd:"" help:"Check a broker, dispatcher or worker, for container health checks (exit 0 = healthy)."`
-	Auth       AuthCmd       `cmd:"" help:"Make the credentials of broker --auth: init, add-client, remove-client."`
+	Auth       AuthCmd       `cmd:"" help:"Make the credentials of broker --auth: init, add-client, remove-client, add-worker, remove-worker."`
+	Signal     SignalCmd     `cmd:"" help:"Send a running role a signal by name, as kill would: ldm puts a broker in lame duck mode (a container's preStop hook)."`
 	Version    VersionCmd    `cmd:"" help:"Print the version."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell's completion script: source <(bilancia completion bash)."`
 

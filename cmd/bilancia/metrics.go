@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -15,13 +16,20 @@ import (
 
 // startMetrics serves --metrics on addr, and says where, before the roles
 // start: a bad or taken address stops the command before it changes
-// anything. The roles' metrics are added as they start (Add). With addr
+// anything; beyond loopback only with f's token, or its --metrics-insecure. The roles' metrics are added as they start (Add). With addr
 // empty it serves nothing and returns nil, which Add and stopMetrics take.
-func startMetrics(addr string) (*metrics.Server, error) {
+func startMetrics(addr string, f *MetricsAuthFlags) (*metrics.Server, error) {
 	if addr == "" {
 		return nil, nil
 	}
-	s, err := metrics.Serve(addr)
+	a, err := f.auth()
+	if err != nil {
+		return nil, err
+	}
+	s, err := metrics.ServeAuth(addr, a)
+	if errors.Is(err, metrics.ErrInsecure) {
+		return nil, fmt.Errorf("%w: give it --metrics-token-file FILE (docs/auth.md), listen on 127.0.0.1, or add --metrics-insecure", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 )
 
 // action is what an operator's signal asks of a running role other than
@@ -36,6 +37,24 @@ var signals struct {
 type sigHandler struct {
 	a action
 	f func()
+}
+
+// signalLog hears the signals no role handles: the running role's own
+// logger (useSignalLog), so that the line reads as its others do; nil =
+// text lines on stderr, as the roles' own.
+var signalLog atomic.Pointer[slog.Logger]
+
+// useSignalLog makes l the logger of ignored signals until restore.
+func useSignalLog(l *slog.Logger) (restore func()) {
+	prev := signalLog.Swap(l)
+	return func() { signalLog.CompareAndSwap(l, prev) }
+}
+
+func signalLogger() *slog.Logger {
+	if l := signalLog.Load(); l != nil {
+		return l
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
 
 // onSignal calls f on the signal loop every time a's signal arrives,
@@ -90,7 +109,7 @@ func signalLoop(ch <-chan os.Signal, done chan<- struct{}) {
 		}
 		signals.mu.Unlock()
 		if len(fs) == 0 {
-			slog.Warn("signal ignored: nothing here to "+actionNames[a], "signal", sig.String())
+			signalLogger().Warn("signal ignored: nothing here to "+actionNames[a], "signal", sig.String())
 		}
 		for _, f := range fs {
 			f()

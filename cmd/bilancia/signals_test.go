@@ -290,6 +290,8 @@ func TestUpSIGHUP(t *testing.T) {
 	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	// Without --auth there is nothing to reload: said, in the roles' format.
+	checkOutput(t, p, `level=WARN msg="signal ignored: nothing here to reload" signal=hangup`)
 	if _, err := io.WriteString(commands, "add 1000000 234567\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -297,5 +299,62 @@ func TestUpSIGHUP(t *testing.T) {
 	commands.Close()
 	if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
 		t.Fatalf("up after its input ended: exit %d, %v; want 0 (output in %s)", code, err, p.Output())
+	}
+}
+
+// TestUpSIGTERMAnswersInFlight: SIGTERM to up with a request in flight
+// prints its reply, which the dispatcher still sends, not "context
+// canceled", and exits 0.
+func TestUpSIGTERMAnswersInFlight(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, commands, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer commands.Close()
+	p, err := supervise.Start(supervise.Config{
+		Name: "up", Path: exe, Args: []string{"up", "--port=-1", "--no-dashboard", "--log", filepath.Join(t.TempDir(), "lb.log")},
+		Output: filepath.Join(t.TempDir(), "up.out"), Stdin: stdin,
+		Env: append(supervise.Env(), runMainEnv+"=1"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	t.Cleanup(func() { stopChild(t, p) })
+	checkOutput(t, p, "bilancia up: NATS at")
+	out, _ := os.ReadFile(p.Output())
+	url := strings.Fields(strings.SplitN(string(out), "NATS at ", 2)[1])[0]
+	url = strings.TrimSuffix(url, ",")
+	nc, err := nats.Connect(url, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	seen, err := nc.SubscribeSync("calc.request")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(commands, "sleep 1500\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seen.NextMsg(10 * time.Second); err != nil {
+		t.Fatalf("the request was not sent: %v", err)
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
+		t.Fatalf("up after SIGTERM: exit %d, %v; want 0 (output in %s)", code, err, p.Output())
+	}
+	out, _ = os.ReadFile(p.Output())
+	if !strings.Contains(string(out), "] sleep 1500 = w-") || strings.Contains(string(out), "context canceled") {
+		t.Errorf("up's output after SIGTERM with sleep 1500 in flight:\n%s\nwant its reply", out)
 	}
 }

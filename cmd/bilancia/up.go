@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,7 +27,8 @@ type UpCmd struct {
 	Prefix    string `env:"BILANCIA_PREFIX" default:"calc" help:"Subject prefix."`
 	Workers   int    `default:"3" help:"Calc workers to start."`
 	Dashboard bool   `default:"true" negatable:"" help:"Serve the live dashboard: on --http if given, else on 127.0.0.1:8080 or, if taken, a free port (--no-dashboard: none)."`
-	Metrics   string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (broker, dispatcher and workers on one endpoint), e.g. 127.0.0.1:9100 (off by default)."`
+	Metrics   string `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics (broker, dispatcher and workers on one endpoint), e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
+	MetricsAuthFlags
 	DispatcherFlags
 	WorkerFlags
 	ClientFlags
@@ -35,12 +39,21 @@ func (c *UpCmd) Run(g *globals) error {
 	if c.Workers < 0 || c.Workers > 1000 {
 		return fmt.Errorf("--workers must be between 0 and 1000")
 	}
+	workerIDs := make([]string, c.Workers) // random ids
+	if c.Auth != "" && c.Workers > 0 {
+		// Its workers' own credential, before the broker reads the
+		// directory.
+		if err := upWorkers(c.Auth, c.Workers); err != nil {
+			return err
+		}
+		workerIDs = broker.WorkerIDs(upPool, c.Workers)
+	}
 	b, err := broker.New(broker.Config{Host: c.Host, Port: c.Port, PortFallback: true, Insecure: c.Insecure,
 		AuthDir: c.Auth, AuthPrefix: c.Prefix})
 	if err != nil {
 		return err
 	}
-	ms, err := startMetrics(c.Metrics)
+	ms, err := startMetrics(c.Metrics, &c.MetricsAuthFlags)
 	if err != nil {
 		return err
 	}
@@ -50,12 +63,17 @@ func (c *UpCmd) Run(g *globals) error {
 	}
 	defer b.Shutdown()
 	// SIGHUP reads the broker's credentials (--auth) again instead of
-	// ending the session.
-	defer onSignal(reloadConfig, func() {
-		if err := b.Reload(); err != nil {
-			fmt.Fprintln(os.Stderr, "bilancia up: broker not reloaded:", err)
-		}
-	})()
+	// ending the session; without --auth there is nothing to read, and
+	// the signal is logged as ignored.
+	if c.Auth != "" {
+		defer onSignal(reloadConfig, func() {
+			if err := b.Reload(); err != nil {
+				signalLogger().Error("broker not reloaded", "error", err.Error())
+				return
+			}
+			signalLogger().Info("broker reloaded", "auth", c.Auth)
+		})()
+	}
 	url := b.ClientURL()
 
 	// Everything in this process reaches the broker in process, without
@@ -83,9 +101,9 @@ func (c *UpCmd) Run(g *globals) error {
 		wm = calcworker.NewMetrics()
 	}
 	ws, err := c.startWorkers(workerPlan{
-		ids: make([]string, c.Workers), prefix: c.Prefix, heartbeat: c.Heartbeat, log: d.events, metrics: wm,
+		ids: workerIDs, prefix: c.Prefix, heartbeat: c.Heartbeat, log: d.events, metrics: wm,
 		connect: func() (*nats.Conn, error) {
-			return as(broker.WorkerCredential).connect("bilancia-worker", d.events, nats.InProcessServer(b.Server()))
+			return as(filepath.Join(broker.WorkersDir, upPool+".nk")).connect("bilancia-worker", d.events, nats.InProcessServer(b.Server()))
 		},
 	})
 	if err != nil {
@@ -104,6 +122,10 @@ func (c *UpCmd) Run(g *globals) error {
 		_ = d.stop(ctx)
 	}()
 	ms.Add(gatherers(b, d, wm)...)
+	// What the signals do goes to the log, as the dispatcher's events,
+	// and to the terminal, above the REPL's prompt while it runs.
+	notices := &noticeWriter{}
+	defer useSignalLog(slog.New(slog.NewMultiHandler(d.events.Handler(), slog.NewTextHandler(notices, nil))))()
 
 	fmt.Fprintf(os.Stderr, "bilancia up: NATS at %s, dispatcher %s, %d workers, log %s\n", url, d.ID(), len(ws.workers), c.Log)
 	fmt.Fprint(os.Stderr, watchHint(c.Prefix, url))
@@ -131,7 +153,9 @@ func (c *UpCmd) Run(g *globals) error {
 	for d.LiveWorkers() < len(ws.workers) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags)
+	// On SIGTERM the dispatcher here answers what it holds, so the REPL
+	// waits for those replies, as long as the dispatcher's own drain.
+	return runREPL(g.ctx, cl, c.Command, &c.ClientFlags, shutdownGrace, notices.set)
 }
 
 // watchHint tells how to watch the traffic with the nats CLI: the prefix's
@@ -144,4 +168,45 @@ func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// noticeWriter writes to the REPL's output above its prompt while the
+// interactive REPL runs (set), else to stderr.
+type noticeWriter struct {
+	mu sync.Mutex
+	w  io.Writer // nil = os.Stderr
+}
+
+func (n *noticeWriter) set(w io.Writer) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.w = w
+}
+
+func (n *noticeWriter) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.w == nil {
+		return os.Stderr.Write(p)
+	}
+	return n.w.Write(p)
+}
+
+// upPool names the credential of up --auth's workers, DIR/workers/up.nk,
+// and their ids (up, or up-0 to up-<n-1>).
+const upPool = "up"
+
+// upWorkers makes DIR/workers/up.nk act for n workers: up owns it, and
+// writes it again when an earlier run had another number.
+func upWorkers(dir string, n int) error {
+	if err := broker.EnsureCredentials(dir); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, broker.WorkersDir, upPool+".nk")
+	if _, replicas, err := broker.WorkerOf(path); err == nil && max(replicas, 1) == n {
+		return nil
+	}
+	_ = broker.RemoveWorker(dir, upPool)
+	_, err := broker.AddWorker(dir, upPool, n)
+	return err
 }

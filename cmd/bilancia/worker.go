@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/bilancia/bilancia/broker"
 	"github.com/bilancia/bilancia/calcworker"
 	"github.com/bilancia/bilancia/calcworker/calc"
 )
@@ -146,6 +147,39 @@ func (s *workerSet) stop(ctx context.Context, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
+// idsOfCredential takes --id and --replicas from a worker's own
+// credential (bilancia auth add-worker) where they are not given, and
+// refuses ids the credential does not act for: the broker would refuse
+// each of their messages.
+func (c *WorkerCmd) idsOfCredential() error {
+	if c.NKey == "" {
+		return nil
+	}
+	name, replicas, err := broker.WorkerOf(c.NKey)
+	if err != nil || name == "" {
+		return err
+	}
+	if c.ID == "" {
+		c.ID = name
+	}
+	if c.Replicas == 1 && replicas > 1 {
+		c.Replicas = replicas
+	}
+	if c.ID != name || c.Replicas > 1 && c.Replicas > replicas || c.Replicas == 1 && replicas > 1 {
+		return fmt.Errorf("--nkey %s acts only for worker %s: run it with --id %s --replicas %d (or fewer replicas), or make another with bilancia auth add-worker",
+			c.NKey, describeIDs(name, replicas), name, replicas)
+	}
+	return nil
+}
+
+// describeIDs names the ids of a worker credential.
+func describeIDs(name string, replicas int) string {
+	if replicas <= 1 {
+		return name
+	}
+	return fmt.Sprintf("%s-0 to %[1]s-%d", name, replicas-1)
+}
+
 // WorkerCmd runs a calc worker.
 type WorkerCmd struct {
 	NATSFlags
@@ -155,13 +189,17 @@ type WorkerCmd struct {
 	Replicas   int           `default:"1" help:"Run this many workers in this process, as <id>-0, <id>-1 and so on."`
 	DrainGrace time.Duration `default:"200ms" help:"On SIGTERM, keep serving this long after announcing draining."`
 	Pprof      string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6061 (off by default)."`
-	Metrics    string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default)."`
+	Metrics    string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
+	MetricsAuthFlags
 }
 
 func (c *WorkerCmd) Run(g *globals) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if c.Replicas < 1 || c.Replicas > 10000 {
 		return fmt.Errorf("--replicas must be between 1 and 10000")
+	}
+	if err := c.idsOfCredential(); err != nil {
+		return err
 	}
 	id := c.ID
 	if id == "" {
@@ -179,7 +217,7 @@ func (c *WorkerCmd) Run(g *globals) error {
 		return err
 	}
 	defer stopPprof()
-	ms, err := startMetrics(c.Metrics)
+	ms, err := startMetrics(c.Metrics, &c.MetricsAuthFlags)
 	if err != nil {
 		return err
 	}

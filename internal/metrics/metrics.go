@@ -4,9 +4,12 @@ package metrics
 
 import (
 	"context"
+	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,12 +29,37 @@ type Server struct {
 	gs prometheus.Gatherers // the process's, then the roles' in the order added
 }
 
-// Serve listens on addr ("host:port"; port 0 picks a free one) and serves
-// on /metrics what gs gather, and what Add adds later, with the Go
-// runtime's and the process's figures (go_*, process_*). A role whose
-// metrics fail to gather does not hide the others': the error goes to the
-// scraper, the rest is served.
+// ErrInsecure reports an endpoint that would listen beyond loopback
+// without a token, which ServeAuth refuses unless Auth.Insecure says so.
+var ErrInsecure = errors.New("metrics: listening beyond loopback without a token")
+
+// Auth is what the endpoint asks of a scraper.
+type Auth struct {
+	// Token, when set, is required as "Authorization: Bearer <Token>"
+	// (Prometheus: authorization.credentials_file); "" means none, which
+	// ServeAuth refuses beyond loopback unless Insecure.
+	Token    string
+	Insecure bool
+}
+
+// Serve is ServeAuth without a token: on loopback only.
 func Serve(addr string, gs ...prometheus.Gatherer) (*Server, error) {
+	return ServeAuth(addr, Auth{}, gs...)
+}
+
+// ServeAuth listens on addr ("host:port"; port 0 picks a free one) and
+// serves on /metrics what gs gather, and what Add adds later, with the Go
+// runtime's and the process's figures (go_*, process_*), to scrapers
+// that bring a's token. A role whose metrics fail to gather does not hide
+// the others': the error goes to the scraper, the rest is served.
+func ServeAuth(addr string, a Auth, gs ...prometheus.Gatherer) (*Server, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: address %q is not host:port", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) && a.Token == "" && !a.Insecure {
+		return nil, fmt.Errorf("%w: %s", ErrInsecure, addr)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -50,7 +78,7 @@ func Serve(addr string, gs ...prometheus.Gatherer) (*Server, error) {
 		return gs.Gather()
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(all, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("/metrics", bearer(a.Token, promhttp.HandlerFor(all, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(s.done)
@@ -96,4 +124,21 @@ func Registry(cs ...prometheus.Collector) *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(cs...)
 	return r
+}
+
+// bearer lets through only requests with "Authorization: Bearer <token>";
+// an empty token lets everything through.
+func bearer(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="bilancia metrics"`)
+			http.Error(w, "metrics: missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -2,6 +2,9 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,5 +55,44 @@ func TestServeThenAdd(t *testing.T) {
 	}
 	if _, err := metrics.Serve("127.0.0.1:99999"); err == nil {
 		t.Error("Serve on port 99999: want an error")
+	}
+}
+
+// TestServeAuth: beyond loopback the endpoint needs a token, or
+// Insecure; with a token, a scrape without it is refused.
+func TestServeAuth(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
+		if s, err := metrics.Serve(addr); !errors.Is(err, metrics.ErrInsecure) {
+			_ = s.Close(context.Background())
+			t.Errorf("Serve(%s) = %v; want %v", addr, err, metrics.ErrInsecure)
+		}
+	}
+	open, err := metrics.ServeAuth("0.0.0.0:0", metrics.Auth{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = open.Close(context.Background())
+	s, err := metrics.ServeAuth("0.0.0.0:0", metrics.Auth{Token: "s3cret-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	url := "http://127.0.0.1:" + s.Addr()[strings.LastIndex(s.Addr(), ":")+1:] + "/metrics"
+	for _, tc := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong", http.StatusUnauthorized}, {"Bearer s3cret-token", http.StatusOK}} {
+		req, _ := http.NewRequest("GET", url, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET with %q = %d; want %d", tc.auth, resp.StatusCode, tc.want)
+		}
 	}
 }
