@@ -255,7 +255,8 @@ func TestSameIDTwiceOnOneWorker(t *testing.T) {
 // gets a generated id.
 func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
-	d := startDispatcher(t, url, nil)
+	// The 5s default the checks below name, whatever the default is now.
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.RequestTimeout = 5 * time.Second })
 	// A worker of our own that answers with the headers it got.
 	wc := connect(t, url)
 	subj := wire.Subjects{}.Worker("w-echo")
