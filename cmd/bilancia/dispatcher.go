@@ -40,7 +40,7 @@ type DispatcherFlags struct {
 	Log               string        `default:"loadbalancer.log" help:"Log file (JSON lines); - for standard output. SIGUSR1 reopens it."`
 	LogRequests       bool          `default:"true" negatable:"" help:"Log every request."`
 	Pprof             string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
-	ReplyPrefix       []string      `placeholder:"PREFIX" help:"Also answer requests whose reply subject is under this inbox prefix, besides _INBOX and _INBOX_CLIENT (repeatable; never under the subject prefix or $)."`
+	ReplyPrefix       []string      `placeholder:"PREFIX" help:"Also answer requests whose reply subject is under this inbox prefix, besides _INBOX, _INBOX_CLIENT and _INBOX_WORKER (repeatable; never under the subject prefix or $)."`
 	HTTP              string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8080 (a missing host means 127.0.0.1; beyond loopback it needs --http-token-file or --http-tls-ca, or --http-insecure; up serves one by default)."`
 }
 
