@@ -43,7 +43,7 @@ const (
 // acknowledged or handed over.
 type bounces struct {
 	prefix   string          // the bounce subjects' "<inbox>."
-	handOver func(*nats.Msg) // publishes a reply on wire.Orphan
+	handOver func(*nats.Msg) // publishes a reply on wire.HandOver
 	mu       sync.Mutex
 	next     uint64 // the next reply's n; kept holds n in [oldest, next)
 	oldest   uint64
@@ -190,9 +190,10 @@ func (w *Worker) bounced(m *nats.Msg) {
 	}
 }
 
-// handOver publishes r, a reply whose dispatcher is gone, on wire.Orphan.
+// handOver publishes r, a reply whose dispatcher is gone, on the
+// worker's wire.HandOver subject.
 func (w *Worker) handOver(r *nats.Msg) {
-	out := &nats.Msg{Subject: w.subj.Orphan(), Header: r.Header, Data: r.Data}
+	out := &nats.Msg{Subject: w.subj.HandOver(w.cfg.ID), Header: r.Header, Data: r.Data}
 	if err := w.nc.PublishMsg(out); err != nil {
 		if w.cfg.OnError != nil {
 			w.cfg.OnError(fmt.Errorf("calcworker: hand over reply: %w", err))

@@ -15,7 +15,8 @@ import (
 
 // TestLongReplyIsHandedOver: the reply to a long job whose reply
 // subject nobody listens on any more (its dispatcher died) is handed
-// over on calc.orphan, whole, and so is one received but never
+// over on calc.orphan.<its id>, whole, with the client's reply subject
+// its forward named, and so is one received but never
 // acknowledged; a long job's reply acknowledged, and a short job's, are
 // not. The worker's messages keep their order, so each
 // negative case is settled by the next long job's hand-over.
@@ -25,7 +26,7 @@ func TestLongReplyIsHandedOver(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
 	w := start(t, url, calcworker.Config{ID: "w-o", Progress: 20 * time.Millisecond})
 	nc := connect(t, url)
-	orphans, err := nc.SubscribeSync(wire.Subjects{}.Orphan())
+	orphans, err := nc.SubscribeSync(wire.Subjects{}.HandOver("w-o"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +44,7 @@ func TestLongReplyIsHandedOver(t *testing.T) {
 		m.Reply = reply
 		m.Header.Set(wire.HdrRequestID, id)
 		m.Header.Set(wire.HdrProgress, "1")
+		m.Header.Set(wire.HdrClientReply, "_INBOX.client."+id)
 		m.Data = []byte(cmd)
 		if err := nc.PublishMsg(m); err != nil {
 			t.Fatal(err)
@@ -57,7 +59,8 @@ func TestLongReplyIsHandedOver(t *testing.T) {
 		if id := m.Header.Get(wire.HdrRequestID); id != want {
 			t.Fatalf("handed over %q (%s); want %s", id, m.Data, want)
 		}
-		if m.Header.Get(wire.HdrWorker) != "w-o" || len(m.Data) == 0 || m.Header.Get(wire.HdrProgress) != "" {
+		if m.Header.Get(wire.HdrWorker) != "w-o" || len(m.Data) == 0 || m.Header.Get(wire.HdrProgress) != "" ||
+			m.Header.Get(wire.HdrClientReply) != "_INBOX.client."+want {
 			t.Fatalf("handed over %v %q; want w-o's whole reply", m.Header, m.Data)
 		}
 	}

@@ -122,6 +122,11 @@ func (w *Worker) handle(j *job) {
 	out.Subject = m.Reply
 	held := time.Since(j.since)
 	if w.bounceable(j, held) {
+		// The client's reply subject goes with a reply handed over: the
+		// dispatcher answers only that client's resend with it.
+		if v := m.Header[wire.HdrClientReply]; v != nil {
+			out.Header[wire.HdrClientReply] = v[:1]
+		}
 		out.Reply = w.bounces.keep(out, j.since.Add(held))
 	}
 	w.served.Add(1)

@@ -112,6 +112,7 @@ func (d *Dispatcher) deliver(r *request, hdr nats.Header, data []byte, worker st
 	if hdr == nil {
 		hdr = nats.Header{}
 	}
+	delete(hdr, wire.HdrClientReply) // the client's own subject: for hand-overs alone
 	// Shared values: nats.go only reads them, and the relay is hot.
 	hdr[wire.HdrAttempts] = attemptsValue(attempts)
 	hdr[wire.HdrDispatcher] = d.idValue

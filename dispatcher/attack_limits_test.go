@@ -2,7 +2,6 @@ package dispatcher_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -126,23 +125,7 @@ func TestAttackInflightBytes(t *testing.T) {
 	if _, err := sink.Subscribe("calc.worker.w-sink", func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(testHeartbeat)
-		defer tick.Stop()
-		for seq := uint64(1); ; seq++ {
-			b, _ := json.Marshal(wire.Heartbeat{ID: "w-sink", State: wire.StateUp, Seq: seq, StartedAt: time.Unix(1, 0)})
-			_ = sink.Publish("calc.heartbeat.w-sink", b)
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	t.Cleanup(func() { close(stop); <-done })
+	heartbeatsUntilCleanup(t, sink, wire.Heartbeat{ID: "w-sink", State: wire.StateUp, StartedAt: time.Unix(1, 0)})
 	waitState(t, d, up("w-sink"))
 
 	evil := connect(t, url)

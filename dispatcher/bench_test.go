@@ -88,7 +88,7 @@ func BenchmarkPendingMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer sink.Unsubscribe()
-	replies, _ := nc.Subscribe("sink.>", func(*nats.Msg) {})
+	replies, _ := nc.Subscribe("_INBOX.sink.>", func(*nats.Msg) {})
 	defer replies.Unsubscribe()
 	heartbeat(b, nc, "w-sink", 1)
 	waitState(b, d, up("w-sink"))

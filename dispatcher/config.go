@@ -37,6 +37,15 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxRequestTimeout caps the deadline a client may ask for. 0 = 5m.
 	MaxRequestTimeout time.Duration
+	// MaxClientInflight bounds the requests one client may have in
+	// flight through this dispatcher, so that one client cannot hold
+	// every worker slot; beyond it, 503 at once. A client is its
+	// credential's inbox under broker --auth, else its Calc-Client, else
+	// its connection's request inbox (limits.go). 0 = no bound.
+	MaxClientInflight int
+	// MinHedge is the least Calc-Hedge-Ms a client's request is hedged
+	// at: a lower value is raised to it. 0 = 250ms.
+	MinHedge time.Duration
 	// AttemptTimeout is how long a worker that sends no progress messages
 	// (no progress_ms in its heartbeat) may stay silent before the request
 	// is also sent to the next worker (the first attempt stays open).
@@ -137,6 +146,7 @@ func DefaultConfig() Config {
 		RequestTimeout:    35 * time.Second,
 		MaxRequestTimeout: 5 * time.Minute,
 		AttemptTimeout:    time.Second,
+		MinHedge:          250 * time.Millisecond,
 		ProgressInterval:  100 * time.Millisecond,
 		MaxAttempts:       3,
 		RetryBudget:       0.2,
@@ -187,6 +197,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.RequestTimeout, def.RequestTimeout)
 	orDefault(&c.MaxRequestTimeout, def.MaxRequestTimeout)
 	orDefault(&c.AttemptTimeout, def.AttemptTimeout)
+	orDefault(&c.MinHedge, def.MinHedge)
 	orDefault(&c.ProgressInterval, def.ProgressInterval)
 	orDefault(&c.MaxAttempts, def.MaxAttempts)
 	orDefault(&c.RetryBudget, def.RetryBudget)

@@ -148,6 +148,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.metrics.init(d)
 	d.inflight.core = flight.New(flight.Config{
 		ID: cfg.ID, MaxInflight: cfg.MaxInflight, MaxInflightBytes: cfg.MaxInflightBytes, MaxAttempts: cfg.MaxAttempts,
+		MaxClientInflight: cfg.MaxClientInflight, MinHedge: cfg.MinHedge,
 		AttemptTimeout: cfg.AttemptTimeout, HedgeAfter: cfg.HedgeAfter, ProgressEvery: cfg.ProgressInterval,
 		MuteFor: cfg.DeadAfter, HoldFor: cfg.HoldFor,
 		Budget: flight.Budget(cfg.retryBudget()),
@@ -199,7 +200,7 @@ func (d *Dispatcher) Start() error {
 		cb   nats.MsgHandler
 	}{
 		{&d.subs.replies, d.inflight.inbox + ">", d.onReply}, // "<worker id>" and "t.<token>"
-		{&d.subs.orphans, d.subj.Orphan(), d.onOrphan},
+		{&d.subs.orphans, d.subj.HandOvers(), d.onOrphan},
 		{&d.subs.status, d.subj.Status(), d.onStatus},
 		{&d.subs.connect, d.subj.ClientConnect(), d.onClient},
 		{&d.subs.disconnect, d.subj.ClientDisconnect(), d.onClient},

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -118,7 +119,7 @@ func (d *Dispatcher) onHeartbeat(m *nats.Msg) {
 }
 
 func (d *Dispatcher) badHeartbeat(now time.Time, subject string, err error) {
-	if held, ok := d.guard.warn.badHeartbeat.allow(now); ok {
+	if held, ok := d.guard.warn.badHeartbeat.allow(subject[strings.LastIndexByte(subject, '.')+1:], now); ok {
 		d.log.Warn("bad heartbeat", "subject", clip(subject, maxLoggedField),
 			"error", clip(err.Error(), maxLoggedError), "held_back", held)
 	}
@@ -159,10 +160,15 @@ func (d *Dispatcher) onClient(m *nats.Msg) {
 	if len(m.Data) > maxHelloSize || json.Unmarshal(m.Data, &h) != nil {
 		return
 	}
-	msg := "client connected"
+	msg, limit := "client connected", &d.guard.warn.hello
 	if m.Subject == d.subj.ClientDisconnect() {
-		msg = "client disconnected"
+		msg, limit = "client disconnected", &d.guard.warn.goodbye
+	}
+	// Anyone may say hello, as often as it likes: a line a second per name.
+	held, ok := limit.allow(h.Name, time.Now())
+	if !ok {
+		return
 	}
 	d.log.Info(msg, "client", clip(h.Name, maxLoggedField), "claimed_host", clip(h.Host, maxLoggedField),
-		"claimed_ip", clip(h.IP, maxLoggedField), "claimed_pid", h.PID, "claimed_nats_client_id", h.ClientID)
+		"claimed_ip", clip(h.IP, maxLoggedField), "claimed_pid", h.PID, "claimed_nats_client_id", h.ClientID, "held_back", held)
 }

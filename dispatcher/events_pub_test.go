@@ -25,32 +25,10 @@ func TestEventsPublished(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.ID = "d-ev" })
-	w := startWorker(t, url, "w-ev", nil)
-	waitState(t, d, up("w-ev"))
-	if err := d.Drain("w-ev"); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Resume("w-ev"); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, d, map[string]string{"w-ev": wire.StateDown})
-	if err := d.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{
-		"calc.events.dispatcher.d-ev.start",
-		"calc.events.worker.w-ev.up",
-		"calc.events.worker.w-ev.drained",
-		"calc.events.worker.w-ev.resumed",
-		"calc.events.worker.w-ev.draining",
-		"calc.events.worker.w-ev.down",
-		"calc.events.dispatcher.d-ev.stop",
-	}
-	for _, subj := range want {
+	// Each event is awaited before the next action: a worker is up in
+	// the table a moment before its event is queued.
+	next := func(subj string) {
+		t.Helper()
 		m, err := sub.NextMsg(5 * time.Second)
 		if err != nil {
 			t.Fatalf("waiting for %s: %v", subj, err)
@@ -66,4 +44,27 @@ func TestEventsPublished(t *testing.T) {
 			t.Fatalf("event %s names worker %q", m.Data, ev.Worker)
 		}
 	}
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.ID = "d-ev" })
+	next("calc.events.dispatcher.d-ev.start")
+	w := startWorker(t, url, "w-ev", nil)
+	waitState(t, d, up("w-ev"))
+	next("calc.events.worker.w-ev.up")
+	if err := d.Drain("w-ev"); err != nil {
+		t.Fatal(err)
+	}
+	next("calc.events.worker.w-ev.drained")
+	if err := d.Resume("w-ev"); err != nil {
+		t.Fatal(err)
+	}
+	next("calc.events.worker.w-ev.resumed")
+	if err := w.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, d, map[string]string{"w-ev": wire.StateDown})
+	next("calc.events.worker.w-ev.draining")
+	next("calc.events.worker.w-ev.down")
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	next("calc.events.dispatcher.d-ev.stop")
 }

@@ -56,6 +56,9 @@ func (d *Dispatcher) onRequest(m *nats.Msg) {
 		timeout = t // clamped: a huge value is the cap, not an overflow
 	}
 	r.fr.Cost = requestCost(r)
+	if d.cfg.MaxClientInflight > 0 {
+		r.fr.Share = shareKey(r)
+	}
 	r.fr.ID, r.fr.Client, r.fr.Keyed, r.fr.Progress, r.fr.Hedge, r.fr.Timeout = r.id, r.client, keyed, progress, hedge, timeout
 	d.run(flight.Event{Kind: flight.EvRequest, Now: now.UnixNano(), Req: &r.fr})
 }

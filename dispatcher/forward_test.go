@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -254,7 +255,8 @@ func TestSameIDTwiceOnOneWorker(t *testing.T) {
 // gets a generated id.
 func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
-	d := startDispatcher(t, url, nil)
+	// The 5s default the checks below name, whatever the default is now.
+	d := startDispatcher(t, url, func(c *dispatcher.Config) { c.RequestTimeout = 5 * time.Second })
 	// A worker of our own that answers with the headers it got.
 	wc := connect(t, url)
 	subj := wire.Subjects{}.Worker("w-echo")
@@ -288,7 +290,10 @@ func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 		return got
 	}
 	// Every forward carries the time left, at most what the client gave
-	// (or the dispatcher's default), and asks for progress.
+	// (or the dispatcher's default), and asks for progress; one whose
+	// client chose its id names the client's reply subject, an inbox,
+	// whatever the client sent under that name.
+	ids := map[string]bool{"id-1": true, "id-2": true, "id-3": true, "id-4": true, "id-5": true, "id-6": true}
 	ours := func(h nats.Header, maxMS int64) nats.Header {
 		t.Helper()
 		out := nats.Header{}
@@ -301,6 +306,10 @@ func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 		}
 		delete(out, wire.HdrTimeout)
 		delete(out, wire.HdrProgress)
+		if cr := out.Get(wire.HdrClientReply); (cr != "") != (ids[out.Get(wire.HdrRequestID)]) || (cr != "" && !strings.HasPrefix(cr, "_INBOX.")) {
+			t.Fatalf("worker got %v; want %s, the client's inbox, on a forward of a request with an id of the client's", h, wire.HdrClientReply)
+		}
+		delete(out, wire.HdrClientReply)
 		return out
 	}
 	sent := nats.Header{wire.HdrRequestID: {"id-1"}, wire.HdrClient: {"alice"}, wire.HdrTimeout: {"3000"}}
@@ -327,6 +336,10 @@ func TestForwardKeepsTheClientsHeaders(t *testing.T) {
 	moreHedged := nats.Header{wire.HdrRequestID: {"id-5"}, "Traceparent": {"00-abc-def-01"}, wire.HdrHedge: {"5000"}}
 	if got := ours(ask(moreHedged), def); fmt.Sprint(got) != fmt.Sprint(nats.Header{wire.HdrRequestID: {"id-5"}, "Traceparent": {"00-abc-def-01"}}) {
 		t.Fatalf("worker got %v; want %s and Traceparent", got, wire.HdrRequestID)
+	}
+	forged := nats.Header{wire.HdrRequestID: {"id-6"}, wire.HdrClientReply: {"_INBOX_CLIENT.victim.x"}}
+	if got := ours(ask(forged), def); fmt.Sprint(got) != fmt.Sprint(nats.Header{wire.HdrRequestID: {"id-6"}}) {
+		t.Fatalf("worker got %v; want %s alone", got, wire.HdrRequestID)
 	}
 	if got := ours(ask(nil), def); len(got) != 1 || got.Get(wire.HdrRequestID) == "" {
 		t.Fatalf("worker got %v; want a generated %s alone", got, wire.HdrRequestID)

@@ -18,7 +18,7 @@ import (
 // a client sets, the request keeps their values, not the header map
 // nats.go decoded, which would be most of what a pending request holds,
 // and each forward encodes them from a pooled map instead.
-var ourHeaders = [...]string{wire.HdrRequestID, wire.HdrClient, wire.HdrTimeout, wire.HdrProgress, wire.HdrHedge}
+var ourHeaders = [...]string{wire.HdrRequestID, wire.HdrClient, wire.HdrTimeout, wire.HdrProgress, wire.HdrHedge, wire.HdrClientReply}
 
 // progressValue is Calc-Progress's value on a forward; shared, since
 // nats.go only reads it.
@@ -60,7 +60,7 @@ func newFwdHeader(r *request, leftMS int64) *fwdHeader {
 	// read only while f is held, by PublishMsg's encoding.
 	d := strconv.AppendInt(f.digits[:0], leftMS, 10)
 	left := unsafe.String(&d[0], len(d))
-	for i, v := range [len(ourHeaders)]string{r.id, r.client, left, "1", ""} { // Calc-Hedge-Ms is ours alone
+	for i, v := range [len(ourHeaders)]string{r.id, r.client, left, "1", "", clientReply(r)} { // Calc-Hedge-Ms is ours alone
 		if v == "" {
 			delete(f.h, ourHeaders[i])
 			continue
@@ -79,7 +79,22 @@ func fwdHeaderOf(r *request, leftMS int64) nats.Header {
 	h[wire.HdrTimeout] = []string{strconv.FormatInt(leftMS, 10)}
 	h[wire.HdrProgress] = progressValue
 	delete(h, wire.HdrHedge)
+	if v := clientReply(r); v != "" {
+		h[wire.HdrClientReply] = []string{v}
+	} else {
+		delete(h, wire.HdrClientReply)
+	}
 	return h
+}
+
+// clientReply is Calc-Client-Reply's value on a forward of r: its
+// client's reply subject, for a request whose client chose its id (only
+// such a request is answered with a reply handed over); "" for none.
+func clientReply(r *request) string {
+	if r.fr.Keyed {
+		return r.reply
+	}
+	return ""
 }
 
 func (f *fwdHeader) release() {

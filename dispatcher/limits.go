@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/nats-io/nats.go"
@@ -66,6 +67,27 @@ func checkHeaders(r *request, v *[len(ourHeaders)]string) *wire.Error {
 		r.id = ""
 	}
 	return wire.NewError(wire.CodeBadRequest, err.Error())
+}
+
+// shareKey is who r counts against for Config.MaxClientInflight (the
+// core holds the count, flight.Request.Share): under broker --auth, the
+// client credential whose inbox its reply subject is under
+// ("_INBOX_CLIENT.<name>"); else its Calc-Client; else the reply subject
+// less its last token (a client library's inbox for its requests, one per
+// connection).
+func shareKey(r *request) string {
+	if rest, ok := strings.CutPrefix(r.reply, wire.ClientInboxRoot+"."); ok {
+		if i := strings.IndexByte(rest, '.'); i > 0 {
+			return r.reply[:len(wire.ClientInboxRoot)+1+i]
+		}
+	}
+	if r.client != "" {
+		return "client " + r.client
+	}
+	if i := strings.LastIndexByte(r.reply, '.'); i > 0 {
+		return r.reply[:i]
+	}
+	return r.reply
 }
 
 // sideBacklog bounds the bytes waiting in each subscription that anyone

@@ -57,9 +57,23 @@ type logLimit struct{ loglimit.Limit }
 // back since the last one.
 func (l *logLimit) allow(now time.Time) (held int, ok bool) { return l.Allow(now) }
 
-// warnLimits are the rate-limited warnings, one limit per kind.
+// sourceLimit is a logLimit for each source of a kind of line (a worker
+// id, a client's name), so that one source's flood does not hide
+// another's line; the sources beyond loglimit.MaxSources share one.
+type sourceLimit struct{ loglimit.PerSource }
+
+// allow tells whether a line about src may be written at now, and how
+// many about it were held back since the last one.
+func (l *sourceLimit) allow(src string, now time.Time) (held int, ok bool) {
+	return l.Allow(src, now)
+}
+
+// warnLimits are the rate-limited lines, one limit per kind, or per kind
+// and source.
 type warnLimits struct {
-	badHeartbeat, tableFull, conflict, contradiction logLimit
+	tableFull, conflict, contradiction logLimit
+	badHeartbeat                       sourceLimit // by the id its subject names
+	hello, goodbye                     sourceLimit // by the client's claimed name
 }
 
 // boundLogger returns l with every string and error of its lines, and

@@ -1,6 +1,8 @@
 package dispatcher
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -124,7 +126,7 @@ var (
 	descSilence        = desc("bilancia_dispatcher_silence_retries_total", "Of the retries, those sent on because their worker fell silent on every request it held.")
 	descDenied         = desc("bilancia_dispatcher_retries_denied_total", "Retries after a timeout refused by the retry budget.")
 	descRedispatched   = desc("bilancia_dispatcher_redispatches_total", "Requests sent on because their worker went down.")
-	descOrphans        = desc("bilancia_dispatcher_orphan_replies_total", "Replies workers handed over because their dispatcher was gone, by outcome: relayed to a request open here, kept for its resend, answered a resend from those kept, expired unclaimed, refused (no request id or payload, a 500 or 503).", "outcome")
+	descOrphans        = desc("bilancia_dispatcher_orphan_replies_total", "Replies workers handed over because their dispatcher was gone, by outcome: relayed to a request open here, kept for its resend, answered a resend from those kept, expired unclaimed, refused (no request id, client or payload, not from the worker it names, a 500 or 503), not taken by a resend from another client (mismatched).", "outcome")
 	descRefused        = desc("bilancia_dispatcher_replies_refused_total", "Messages left unanswered because their reply subject is not an inbox, by responder.", "responder")
 	descLogDropped     = desc("bilancia_dispatcher_log_lines_dropped_total", "Request log lines dropped because the log's queue was full.")
 	descStart          = desc("bilancia_dispatcher_start_time_seconds", "When the dispatcher started, in seconds since the Unix epoch.")
@@ -137,6 +139,23 @@ var (
 	descWorkerEjected  = desc("bilancia_dispatcher_worker_ejections_total", "Times the worker was ejected.", "worker")
 	descWorkerAge      = desc("bilancia_dispatcher_worker_heartbeat_age_seconds", "Time since the worker's last heartbeat.", "worker")
 )
+
+// maxWorkerSeries bounds the workers with series of their own: those in
+// rotation first, then those down, in id order. The rest are summed under
+// worker="*" (otherWorkers, which no worker id can be), where the state
+// gauge counts them: ids made up by the thousand become no more series
+// than that.
+const maxWorkerSeries = 1000
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// otherWorkers is the worker label of the workers summed together.
+const otherWorkers = "*"
 
 // workerStates are the states of workers, each counted even when no worker is in it.
 var workerStates = [...]string{wire.StateUp, wire.StateDraining, wire.StateEjected, wire.StateDown}
@@ -175,7 +194,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		outcome string
 		n       int
 	}{{"relayed", core.OrphansRelayed}, {"kept", core.OrphansKept}, {"answered", core.OrphansAnswered},
-		{"expired", core.OrphansExpired}, {"refused", core.OrphansRefused}} {
+		{"expired", core.OrphansExpired}, {"refused", core.OrphansRefused}, {"mismatched", core.OrphansMismatched}} {
 		counter(descOrphans, uint64(c.n), c.outcome)
 	}
 	for i := range d.guard.refused.n {
@@ -187,18 +206,51 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	now := time.Now()
 	counts := make(map[string]int, len(workerStates))
-	drained := 0
-	for _, w := range d.mem.Snapshot() {
+	drained, series := 0, 0
+	var rest struct {
+		states                       map[string]int
+		forwarded, errors, ejections uint64
+		inflight                     int64
+	}
+	ws := d.mem.Snapshot()
+	// Workers in rotation first, then those down, each in id order.
+	slices.SortStableFunc(ws, func(a, b wire.WorkerStatus) int {
+		return cmp.Compare(b2i(a.State == wire.StateDown), b2i(b.State == wire.StateDown))
+	})
+	for _, w := range ws {
 		counts[w.State]++
 		if w.Drained {
 			drained++
 		}
+		if series >= maxWorkerSeries {
+			// Beyond the bound, or gone: one series for them all, so that
+			// ids made up by the thousand do not become series.
+			if rest.states == nil {
+				rest.states = make(map[string]int, len(workerStates))
+			}
+			rest.states[w.State]++
+			rest.forwarded += w.Forwarded
+			rest.errors += w.Errors
+			rest.ejections += uint64(w.Ejections)
+			rest.inflight += w.Inflight
+			continue
+		}
+		series++
 		gauge(descWorkerState, 1, w.ID, w.State)
 		counter(descWorkerForwards, w.Forwarded, w.ID)
 		counter(descWorkerErrors, w.Errors, w.ID)
 		gauge(descWorkerInflight, float64(w.Inflight), w.ID)
 		counter(descWorkerEjected, uint64(w.Ejections), w.ID)
 		gauge(descWorkerAge, now.Sub(w.LastHeartbeat).Seconds(), w.ID)
+	}
+	if rest.states != nil {
+		for s, n := range rest.states {
+			gauge(descWorkerState, float64(n), otherWorkers, s)
+		}
+		counter(descWorkerForwards, rest.forwarded, otherWorkers)
+		counter(descWorkerErrors, rest.errors, otherWorkers)
+		gauge(descWorkerInflight, float64(rest.inflight), otherWorkers)
+		counter(descWorkerEjected, rest.ejections, otherWorkers)
 	}
 	for _, s := range workerStates {
 		gauge(descWorkers, float64(counts[s]), s)

@@ -26,11 +26,13 @@ func (noPool) Inflight(*flight.Worker, int)     {}
 // and a flood of them stays within the bounds.
 func TestOrphanAccounting(t *testing.T) {
 	hand := func(c *flight.Core, id, data string) {
-		m := nats.NewMsg("x")
+		s := wire.Subjects{}
+		m := nats.NewMsg(s.HandOver("w-0123456789abcdef"))
 		m.Header.Set(wire.HdrRequestID, id)
 		m.Header.Set(wire.HdrWorker, "w-0123456789abcdef")
+		m.Header.Set(wire.HdrClientReply, "_INBOX.0123456789abcdefghijkl.1")
 		m.Data = []byte(data)
-		c.Step(orphanEvent(m, t0.UnixNano()), nil)
+		c.Step(orphanEvent(m, len(s.HandOver("")), t0.UnixNano()), nil)
 	}
 	for _, size := range []int{1, 100, 4000} {
 		c := flight.New(flight.Config{}, noPool{})

@@ -61,7 +61,7 @@ func (d *dispatcher) start() {
 	// drains of the other dispatchers (a round trip, and 100 ms more for
 	// late answers when any answered); discover; then requests.
 	n.subscribe(d.node, "calc.heartbeat.>", "")
-	n.subscribe(d.node, "calc.orphan", "")
+	n.subscribe(d.node, "calc.orphan.>", "") // calc.orphan.* in the shell: worker ids hold no dot
 	n.subscribe(d.node, d.inbox+">", "")
 	sync := 2 * d.s.hop()
 	for _, o := range d.s.dispatchers {
@@ -121,7 +121,13 @@ func (d *dispatcher) receive(m *Msg) {
 		d.s.tracef("%s: %s %s", d.id, mb.id, mb.state)
 		d.step(flight.Event{Kind: ev, W: mb.fw, Every: mb.pg, Cause: cause, NoneLive: !d.mem.anyUp()})
 	case m.Kind == KOrphan:
-		d.step(flight.Event{Kind: flight.EvOrphan, ID: m.ID, Worker: m.From, Payload: m, Code: m.Code, Size: 64})
+		// As the shell: from the worker its subject names, for the client
+		// its forward named, or refused (Size 0).
+		ev := flight.Event{Kind: flight.EvOrphan, ID: m.ID, Worker: m.From, Client: m.ClientReply, Payload: m, Code: m.Code}
+		if m.ClientReply != "" && m.Subject == "calc.orphan."+m.From {
+			ev.Size = 64
+		}
+		d.step(ev)
 	case strings.HasPrefix(m.Subject, d.inbox):
 		d.fromWorker(m, m.Subject[len(d.inbox):])
 	}
@@ -163,8 +169,12 @@ func (d *dispatcher) act(a flight.Action) {
 		if len(a.Req.Tried()) > 1 {
 			s.stats.reforwards++
 		}
-		d.publish(&Msg{Subject: "calc.worker." + a.W.ID, Reply: reply, Kind: KForward, ID: req.ID, From: d.id,
-			Work: req.Work, Arg: req.Arg, Timeout: Time(a.LeftMS) * Millisecond, WantPg: true})
+		fwd := &Msg{Subject: "calc.worker." + a.W.ID, Reply: reply, Kind: KForward, ID: req.ID, From: d.id,
+			Work: req.Work, Arg: req.Arg, Timeout: Time(a.LeftMS) * Millisecond, WantPg: true}
+		if a.Req.Keyed {
+			fwd.ClientReply = a.Req.Reply // as the shell: the client's reply subject, for a hand-over
+		}
+		d.publish(fwd)
 	case flight.ActRelay:
 		rp := a.Payload.(*Msg)
 		s.check.answered(d, a.Req, rp.Code, rp.Text, rp.Result, rp.From)

@@ -15,7 +15,7 @@
 // subjects and queue groups as NATS delivers them, "no responders"
 // included (net.go, node.go); workers as docs/protocol.md has them, with
 // their claim, heartbeats, progress messages, cancel, the hand-over of a
-// long job's reply on calc.orphan, and the drain (worker.go); the
+// long job's reply on calc.orphan.<id>, and the drain (worker.go); the
 // dispatcher shell's membership from heartbeats and its start
 // (members.go, dispatcher.go); clients and their load (client.go,
 // clientcore.go); a fault schedule drawn per seed, with its own mix of

@@ -16,8 +16,8 @@ const (
 	KRelay                 // dispatcher → client: the one reply
 	KCancel                // dispatcher → calc.worker.<id>: Calc-Cancel
 	KHeartbeat             // worker → calc.heartbeat.<id>
-	KAck                   // dispatcher → calc.orphan.<token>.<n>: the reply is relayed
-	KOrphan                // worker → calc.orphan: a reply handed over
+	KAck                   // dispatcher → the worker's bounce subject, an inbox: the reply is relayed
+	KOrphan                // worker → calc.orphan.<id>: a reply handed over
 	KNoResp                // broker → reply subject: no responders
 	KDiscover              // dispatcher → calc.discover
 	KClaim                 // worker → calc.claim.<id>: is the id live?
@@ -38,15 +38,18 @@ type Msg struct {
 	ID      string   // Calc-Request-Id
 	IDs     []string // a progress message's ids
 	From    string   // Calc-Worker or Calc-Dispatcher
-	Code    int      // an error reply's code; 0: a result
-	Text    string   // an error's message
-	Result  int64    // the result of the job
-	Work    Time     // the job: how long it computes (the payload of sleep)
-	Arg     int64    // the job's argument; the result is a function of it
-	Timeout Time     // Calc-Timeout-Ms
-	Hedge   Time     // Calc-Hedge-Ms
-	Attempt int      // Calc-Attempts
-	WantPg  bool     // Calc-Progress: 1 on a request
+	// ClientReply: Calc-Client-Reply, the client's reply subject on a
+	// forward of a keyed request, and on the reply handed over for it.
+	ClientReply string
+	Code        int    // an error reply's code; 0: a result
+	Text        string // an error's message
+	Result      int64  // the result of the job
+	Work        Time   // the job: how long it computes (the payload of sleep)
+	Arg         int64  // the job's argument; the result is a function of it
+	Timeout     Time   // Calc-Timeout-Ms
+	Hedge       Time   // Calc-Hedge-Ms
+	Attempt     int    // Calc-Attempts
+	WantPg      bool   // Calc-Progress: 1 on a request
 	// Heartbeat fields.
 	State    string // up, draining
 	Seq      uint64

@@ -7,8 +7,9 @@ import "fmt"
 // jitter, at once on discover and on reconnect), requests computed
 // concurrency at a time, progress messages for every reply subject with
 // requests held for half a progress interval, Calc-Cancel, a long job's
-// reply published with a bounce subject and handed over on calc.orphan
-// when no acknowledgement comes, and the drain. Faults: crash, hang,
+// reply published with a bounce subject (an inbox) and handed over on
+// calc.orphan.<id>, with the forward's Calc-Client-Reply, when no
+// acknowledgement comes, and the drain. Faults: crash, hang,
 // slowness, 500 to everything, restart with the same id.
 
 // job is one request a worker holds.
@@ -78,7 +79,7 @@ func (w *worker) serve() {
 	n.subscribe(w.node, "calc.claim."+w.id, "")
 	n.subscribe(w.node, w.subject(), "")
 	n.subscribe(w.node, "calc.discover", "")
-	n.subscribe(w.node, "calc.orphan."+w.token+".>", "")
+	n.subscribe(w.node, w.bounceInbox()+">", "")
 	w.heartbeat()
 }
 
@@ -230,7 +231,8 @@ func (w *worker) reply(j *job, code int, text string) {
 	}
 	if w.s.clock.now-j.arrived >= w.pg/2 {
 		w.nBounce++
-		r.Reply = fmt.Sprintf("calc.orphan.%s.%d", w.token, w.nBounce)
+		r.Reply = fmt.Sprintf("%s%d", w.bounceInbox(), w.nBounce)
+		r.ClientReply = j.m.ClientReply
 		w.bounces[r.Reply] = r
 		b := r.Reply
 		w.after(w.s.cfg.AckWait, func() {
@@ -247,9 +249,13 @@ func (w *worker) handOver(bounce string) {
 	delete(w.bounces, bounce)
 	w.s.stats.handOvers++
 	h := *r
-	h.Subject, h.Reply, h.Kind = "calc.orphan", "", KOrphan
+	h.Subject, h.Reply, h.Kind = "calc.orphan."+w.id, "", KOrphan
 	w.publish(&h)
 }
+
+// bounceInbox is the prefix of this life's bounce subjects, under an
+// inbox as the worker's are: "_INBOX.b.<token>.".
+func (w *worker) bounceInbox() string { return "_INBOX.b." + w.token + "." }
 
 // progressTick names, on each reply subject, the requests held for half
 // an interval or more.
@@ -287,7 +293,7 @@ func (w *worker) drain() {
 	w.heartbeat()
 	w.after(w.s.cfg.DrainGrace, func() {
 		w.s.net.unsubscribeAll(w.node)
-		w.s.net.subscribe(w.node, "calc.orphan."+w.token+".>", "")
+		w.s.net.subscribe(w.node, w.bounceInbox()+">", "")
 		w.exitWhenIdle()
 	})
 }

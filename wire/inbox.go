@@ -13,16 +13,19 @@ import (
 // reply subject against the inbox prefixes first, and refuses anything
 // else without publishing, as NATS's allow_responses does in the broker.
 
-// Inbox roots: nats.go's default inbox, and the one broker --auth gives
-// each client credential ("_INBOX_CLIENT.<name>").
+// Inbox roots: nats.go's default inbox, and the ones broker --auth gives
+// each client and each worker credential ("_INBOX_CLIENT.<name>",
+// "_INBOX_WORKER.<name>").
 const (
 	ServerInboxRoot = "_INBOX"
 	ClientInboxRoot = "_INBOX_CLIENT"
+	WorkerInboxRoot = "_INBOX_WORKER"
 )
 
 // DefaultInboxPrefixes are the reply subjects' prefixes every role
-// accepts: nats.go's inboxes and the clients' under broker --auth.
-var DefaultInboxPrefixes = []string{ServerInboxRoot + ".", ClientInboxRoot + "."}
+// accepts: nats.go's inboxes, and the clients' and workers' under broker
+// --auth.
+var DefaultInboxPrefixes = []string{ServerInboxRoot + ".", ClientInboxRoot + ".", WorkerInboxRoot + "."}
 
 // ErrInboxPrefix reports an inbox prefix a role refuses to reply under.
 var ErrInboxPrefix = errors.New("wire: an inbox prefix must be a literal subject outside the Bilancia prefix and the $ subjects")

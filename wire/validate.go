@@ -103,6 +103,8 @@ func headerBound(key string) int {
 		return MaxClientLen
 	case HdrTimeout, HdrHedge, HdrProgress:
 		return MaxNumberLen
+	case HdrClientReply:
+		return maxReplySubject
 	}
 	return 0
 }

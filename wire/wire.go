@@ -49,6 +49,13 @@ const (
 	// making progress (hedging), whatever the dispatcher's own setting. A
 	// dispatcher directive: it is not forwarded.
 	HdrHedge = "Calc-Hedge-Ms"
+	// HdrClientReply, on a forward of a request whose client chose its
+	// id, is the reply subject of the client's request. A worker returns
+	// it with a reply it hands over (HandOver), and a dispatcher answers
+	// with that reply only a resend to the same subject: a hand-over
+	// answers only its own client. A dispatcher sets it on every forward,
+	// whatever the client sent.
+	HdrClientReply = "Calc-Client-Reply"
 
 	HdrError     = "Nats-Service-Error"
 	HdrErrorCode = "Nats-Service-Error-Code"
@@ -104,9 +111,19 @@ func (s Subjects) Discover() string { return s.Root() + ".discover" }
 // "<inbox>.<id>".
 func (s Subjects) Claim(id string) string { return s.Root() + ".claim." + id }
 
-// Orphan is where a worker hands over a reply whose dispatcher is gone
-// (the broker said no one listens on its reply subject): every dispatcher
-// receives it and answers the client's resend of the request with it.
+// HandOver is where worker id hands over a reply whose dispatcher is gone
+// (the broker said no one listens on its reply subject, or it did not
+// acknowledge it), "<prefix>.orphan.<id>": every dispatcher receives it
+// (HandOvers) and answers the client's resend of the request with it. The
+// subject names the worker, so that the broker can hold each worker's
+// credential to its own, and a dispatcher takes a hand-over only from the
+// worker its Calc-Worker names.
+func (s Subjects) HandOver(id string) string { return s.Root() + ".orphan." + id }
+func (s Subjects) HandOvers() string         { return s.Root() + ".orphan.*" }
+
+// Orphan is where workers handed over replies before HandOver named the
+// worker; dispatchers no longer take them there. The broker's worker
+// permissions still name it.
 func (s Subjects) Orphan() string { return s.Root() + ".orphan" }
 
 // Bounces matched the reply subjects workers gave long jobs' replies

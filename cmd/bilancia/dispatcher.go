@@ -28,17 +28,19 @@ type DispatcherFlags struct {
 	MaxRequestTimeout time.Duration `default:"5m" help:"Cap on the deadline a client asks for (Calc-Timeout-Ms); a longer one is cut to it."`
 	AttemptTimeout    time.Duration `default:"1s" help:"Also try the next worker when one that sends no progress messages is silent this long."`
 	HedgeAfter        time.Duration `help:"Also try the next worker when one still making progress has held a request this long (0 = never)."`
+	MinHedge          time.Duration `default:"250ms" help:"Least hedge a client may ask for with Calc-Hedge-Ms; a lower one is raised to it."`
 	HoldFor           time.Duration `help:"When every live worker falls silent at once (a partition?), hold requests this long before answering 503 (default 2 × dead-after; negative = never)."`
 	MaxAttempts       int           `default:"3" help:"Workers tried per request on silence, hedges or 5xx."`
 	MaxInflight       int           `default:"10000" help:"Requests in flight before answering 503."`
 	MaxInflightBytes  int64         `default:"268435456" help:"Bytes of requests in flight (payloads, headers, overhead) before answering 503."`
+	MaxClientInflight int           `help:"Requests one client may have in flight through this dispatcher before answering it 503 (0 = no bound)."`
 	Strategy          string        `default:"round-robin" enum:"round-robin,peak-ewma,least-inflight" help:"Balancing strategy: round-robin (cyclic, passing over slow, failing and full workers), peak-ewma (two random draws, the lower latency × pending wins) or least-inflight."`
 	EjectAfter        int           `default:"5" help:"Eject a worker after this many timeouts or 5xx in a row (-1 = never)."`
 	EjectFor          time.Duration `default:"5s" help:"Base ejection time; it grows with each ejection."`
 	Log               string        `default:"loadbalancer.log" help:"Log file (JSON lines); - for standard output. SIGUSR1 reopens it."`
 	LogRequests       bool          `default:"true" negatable:"" help:"Log every request."`
 	Pprof             string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (off by default)."`
-	ReplyPrefix       []string      `placeholder:"PREFIX" help:"Also answer requests whose reply subject is under this inbox prefix, besides _INBOX and _INBOX_CLIENT (repeatable; never under the subject prefix or $)."`
+	ReplyPrefix       []string      `placeholder:"PREFIX" help:"Also answer requests whose reply subject is under this inbox prefix, besides _INBOX, _INBOX_CLIENT and _INBOX_WORKER (repeatable; never under the subject prefix or $)."`
 	HTTP              string        `name:"http" placeholder:"ADDR" help:"Serve the live dashboard on this address, e.g. 127.0.0.1:8080 (a missing host means 127.0.0.1; beyond loopback it needs --http-token-file or --http-tls-ca, or --http-insecure; up serves one by default)."`
 }
 
@@ -56,6 +58,8 @@ func (f *DispatcherFlags) config(d *dispatcher.Config) {
 	d.MaxAttempts = f.MaxAttempts
 	d.MaxInflight = f.MaxInflight
 	d.MaxInflightBytes = f.MaxInflightBytes
+	d.MaxClientInflight = f.MaxClientInflight
+	d.MinHedge = f.MinHedge
 	d.Strategy = f.Strategy
 	d.Outlier = dispatcher.OutlierConfig{Consecutive: f.EjectAfter, BaseEjection: f.EjectFor}
 	d.LogRequests = f.LogRequests

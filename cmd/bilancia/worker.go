@@ -41,6 +41,9 @@ type workerPlan struct {
 	connect func() (*nats.Conn, error)
 	oneConn bool
 	metrics *calcworker.Metrics // nil: none
+	// inboxPrefixes: the reply subjects' prefixes accepted beyond
+	// wire.DefaultInboxPrefixes (calcworker.Config.InboxPrefixes).
+	inboxPrefixes []string
 }
 
 // workerSet is workers started by startWorkers, with what they own.
@@ -97,7 +100,7 @@ func (f *WorkerFlags) startWorkers(p workerPlan) (*workerSet, error) {
 		}
 		w, err := calcworker.New(calcworker.Config{
 			Conn: nc, ID: id, Prefix: p.prefix, Heartbeat: p.heartbeat, Concurrency: f.Concurrency, Progress: f.Progress,
-			ServeDirect: f.ServeDirect, DrainGrace: p.drainGrace, Shared: s.shared, Metrics: p.metrics, ClaimWait: claimWait,
+			ServeDirect: f.ServeDirect, InboxPrefixes: p.inboxPrefixes, DrainGrace: p.drainGrace, Shared: s.shared, Metrics: p.metrics, ClaimWait: claimWait,
 			FailRate: f.FailRate,
 			Env:      calc.Env{MaxSleep: f.MaxSleep, MaxSpin: f.MaxSpin, Delay: f.Delay},
 			OnError:  func(err error) { p.log.Warn(err.Error()) },
@@ -186,12 +189,13 @@ func describeIDs(name string, replicas int) string {
 type WorkerCmd struct {
 	NATSFlags
 	WorkerFlags
-	ID         string        `help:"Worker id (default: w- and 16 random hex digits). A live worker's id is refused."`
-	Heartbeat  time.Duration `default:"1s" help:"Heartbeat interval (jittered by 10%)."`
-	Replicas   int           `default:"1" help:"Run this many workers in this process, as <id>-0, <id>-1 and so on."`
-	DrainGrace time.Duration `default:"200ms" help:"On SIGTERM, keep serving this long after announcing draining."`
-	Pprof      string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6061 (off by default)."`
-	Metrics    string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
+	ID          string        `help:"Worker id (default: w- and 16 random hex digits). A live worker's id is refused."`
+	Heartbeat   time.Duration `default:"1s" help:"Heartbeat interval (jittered by 10%)."`
+	Replicas    int           `default:"1" help:"Run this many workers in this process, as <id>-0, <id>-1 and so on."`
+	DrainGrace  time.Duration `default:"200ms" help:"On SIGTERM, keep serving this long after announcing draining."`
+	ReplyPrefix []string      `placeholder:"PREFIX" help:"Also answer requests whose reply subject is under this inbox prefix, besides _INBOX, _INBOX_CLIENT and _INBOX_WORKER (repeatable; never under the subject prefix or $)."`
+	Pprof       string        `help:"Serve Go's pprof profiles on this address, e.g. 127.0.0.1:6061 (off by default)."`
+	Metrics     string        `placeholder:"ADDR" help:"Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (off by default; beyond loopback it needs --metrics-token-file or --metrics-insecure)."`
 	MetricsAuthFlags
 }
 
@@ -232,7 +236,7 @@ func (c *WorkerCmd) Run(g *globals) error {
 	ws, err := c.startWorkers(workerPlan{
 		ids: ids, prefix: c.Prefix, heartbeat: c.Heartbeat, drainGrace: c.DrainGrace, log: log,
 		connect: func() (*nats.Conn, error) { return c.connect("bilancia-worker "+id, log) },
-		oneConn: true, metrics: wm,
+		oneConn: true, metrics: wm, inboxPrefixes: c.ReplyPrefix,
 	})
 	if err != nil {
 		return err

@@ -13,6 +13,11 @@ type Config struct {
 	// MaxInflightBytes bounds what the requests in flight cost, each its
 	// Request.Cost; past it, 503 at once. 0 = no bound.
 	MaxInflightBytes int64
+	// MaxClientInflight bounds the requests of one client (its
+	// Request.Share) in flight, so that one client cannot hold every
+	// worker slot; past it, that client is answered 503 at once. 0 = no
+	// bound.
+	MaxClientInflight int
 	// MaxAttempts bounds the workers tried for one request because of
 	// timeouts and faults. 0 = 1.
 	MaxAttempts int
@@ -23,6 +28,9 @@ type Config struct {
 	// progress also goes to the next worker. 0 = never (unless the
 	// request asks, Request.Hedge).
 	HedgeAfter time.Duration
+	// MinHedge is the least hedge a client may ask for (Request.Hedge):
+	// a lower one is raised to it. 0 = no floor.
+	MinHedge time.Duration
 	// ProgressEvery is how often a client that asked for progress
 	// messages gets one. 0 = never.
 	ProgressEvery time.Duration
@@ -134,6 +142,7 @@ type Request struct {
 	Hedge    time.Duration // the client's Calc-Hedge-Ms; 0 = Config.HedgeAfter
 	Timeout  time.Duration // the request's time, from now; capped by the shell
 	Cost     int64         // what it costs the shell in memory while in flight
+	Share    string        // the client it counts against for MaxClientInflight; "" none
 	Ref      any
 	// ----
 	state    ReqState

@@ -14,6 +14,7 @@ const (
 // Counts are the core's counters since New.
 type Counts struct {
 	Retries, Denied, Redispatched, Silenced, Joined   int
+	ShareRefused                                      int // answered 503 past MaxClientInflight
 	OrphansKept, OrphansRelayed, OrphansAnswered      int
 	OrphansRefused, OrphansExpired, OrphansMismatched int
 }
@@ -32,6 +33,7 @@ type Core struct {
 	pending map[uint64]*Attempt
 	shared  map[attemptKey]*Attempt // attempts on their worker's shared reply subject
 	byID    map[string]*Request     // open keyed requests, for their resends
+	shares  map[string]int          // open requests by Request.Share, with MaxClientInflight
 	orphans orphanStore
 	timers  schedule
 	holdEnd timer // armed while a hold runs
@@ -64,7 +66,7 @@ func New(cfg Config, pool Pool) *Core {
 		cfg.OrphanMax = DefaultOrphanMax
 	}
 	c := &Core{cfg: cfg, pool: pool, pending: make(map[uint64]*Attempt),
-		shared: make(map[attemptKey]*Attempt), byID: make(map[string]*Request)}
+		shared: make(map[attemptKey]*Attempt), byID: make(map[string]*Request), shares: make(map[string]int)}
 	c.holdEnd.idx = -1
 	c.orphans.keep, c.orphans.maxBytes, c.orphans.max = int64(cfg.OrphanKeep), cfg.OrphanBytes, cfg.OrphanMax
 	c.orphans.due.idx = -1
@@ -158,10 +160,11 @@ func (c *Core) pick(r *Request, now int64) *Worker {
 	return w
 }
 
-// hedgeOf is when r is hedged: its client's, or the configured; 0 never.
+// hedgeOf is when r is hedged: its client's, at least MinHedge, or the
+// configured; 0 never.
 func (c *Core) hedgeOf(r *Request) time.Duration {
 	if r.Hedge > 0 {
-		return r.Hedge
+		return clientHedge(r.Hedge, c.cfg.MinHedge)
 	}
 	return c.cfg.HedgeAfter
 }

@@ -144,8 +144,9 @@ func (c *Core) deadline(r *Request, now int64) {
 }
 
 // orphan takes a reply handed over by worker ev.Worker. The request open
-// here under its id, if that worker was tried for it, is answered with it;
-// otherwise it is kept for the request's resend. A 500 or 503 is refused:
+// here under its id, if it is for the client the hand-over names
+// (ev.Client, its reply subject; "" names none), is answered with it;
+// otherwise it is kept for the resend of that client's request. A 500 or 503 is refused:
 // another worker may do better, and the resend finds one.
 func (c *Core) orphan(ev Event, now int64) {
 	if ev.ID == "" || ev.Size == 0 || ev.Code == CodeInternal || ev.Code == CodeUnavailable {

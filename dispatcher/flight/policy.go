@@ -60,6 +60,19 @@ func watchAt(sent, heard int64, silence, hedge, attemptTimeout time.Duration, he
 	return at
 }
 
+// clientHedge is the hedge of a request whose client asked for h (> 0):
+// at least floor, so that a client cannot have each of its requests sent
+// to several workers at once. Hedges also draw on the retry budget.
+func clientHedge(h, floor time.Duration) time.Duration {
+	return max(h, floor)
+}
+
+// overShare tells whether a client with n requests open may not open
+// another under the bound max (0: no bound).
+func overShare(n, max int) bool {
+	return max > 0 && n >= max
+}
+
 // hedgeDue tells whether an attempt sent at sent, alive, is hedged at now.
 func hedgeDue(now, sent int64, hedge time.Duration, hedged bool) bool {
 	return hedge > 0 && !hedged && now >= sent+int64(hedge)

@@ -143,3 +143,23 @@ func TestQuietAndMute(t *testing.T) {
 		t.Error("heard, still mute")
 	}
 }
+
+// A client's hedge is raised to the floor, never lowered to it; with no
+// floor it stands.
+func TestClientHedge(t *testing.T) {
+	for _, tc := range []struct{ h, floor, want time.Duration }{
+		{time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond},
+		{time.Second, 250 * time.Millisecond, time.Second},
+		{time.Millisecond, 0, time.Millisecond},
+	} {
+		if got := clientHedge(tc.h, tc.floor); got != tc.want {
+			t.Errorf("clientHedge(%v, %v) = %v; want %v", tc.h, tc.floor, got, tc.want)
+		}
+	}
+	c := New(Config{HedgeAfter: time.Second, MinHedge: 250 * time.Millisecond}, &testPool{})
+	for _, tc := range []struct{ asked, want time.Duration }{{0, time.Second}, {time.Millisecond, 250 * time.Millisecond}} {
+		if got := c.hedgeOf(&Request{Hedge: tc.asked}); got != tc.want {
+			t.Errorf("hedgeOf(Hedge %v) = %v; want %v", tc.asked, got, tc.want)
+		}
+	}
+}

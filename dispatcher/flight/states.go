@@ -16,7 +16,8 @@ type ReqState uint8
 //	                              (503); a resend of a
 //	                              request open here (joined: that one
 //	                              answers both); a resend of a request
-//	                              whose reply was handed over (relayed)
+//	                              whose reply was handed over (relayed);
+//	                              its client over MaxClientInflight (503)
 //	new      open     arrive      then sendOn
 //	open     open     sendOn      a worker picked: one more attempt
 //	open     parked   hold        no worker left and no attempt alive,
@@ -62,8 +63,9 @@ func (c *Core) arrive(r *Request, now int64) {
 	}
 	r.deadline = now + int64(r.Timeout)
 	r.tried, r.open = r.triedBuf[:0], r.openBuf[:0]
+	var o *Request
 	if r.Keyed {
-		o := c.byID[r.ID]
+		o = c.byID[r.ID]
 		if o != nil && o.Reply == r.Reply && !c.cfg.Bugs.ResendForwarded {
 			// A resend of a request open here: that one answers both.
 			r.state = ReqDone
@@ -83,11 +85,24 @@ func (c *Core) arrive(r *Request, now int64) {
 				return
 			}
 		}
+	}
+	// One client's share: a resend joined or answered above takes no slot.
+	if r.Share != "" && overShare(c.shares[r.Share], c.cfg.MaxClientInflight) {
+		r.state = ReqDone
+		c.counts.ShareRefused++
+		c.emit(Action{Kind: ActError, Req: r, Code: CodeUnavailable,
+			Msg: fmt.Sprintf("client %s has %d requests in flight at dispatcher %s, the most one client may", r.Share, c.cfg.MaxClientInflight, c.cfg.ID)})
+		return
+	}
+	if r.Keyed {
 		if o != nil {
 			r.Keyed = false // another client's id: served on its own
 		} else {
 			c.byID[r.ID] = r
 		}
+	}
+	if c.counted(r) {
+		c.shares[r.Share]++
 	}
 	r.state = ReqOpen
 	r.idx = len(c.reqs)
@@ -137,6 +152,9 @@ func (c *Core) hold(r *Request, now int64) {
 		c.finish(r, Action{Kind: ActError, Code: CodeUnavailable, Msg: msg})
 	}
 }
+
+// counted tells whether r, open, counts in its client's share.
+func (c *Core) counted(r *Request) bool { return r.Share != "" && c.cfg.MaxClientInflight > 0 }
 
 func (c *Core) park(r *Request) {
 	if r.state != ReqOpen {
@@ -233,6 +251,11 @@ func (c *Core) finish(r *Request, a Action) {
 		c.nRetrying--
 	}
 	c.bytes -= r.Cost
+	if c.counted(r) {
+		if c.shares[r.Share]--; c.shares[r.Share] <= 0 {
+			delete(c.shares, r.Share)
+		}
+	}
 	last := c.reqs[len(c.reqs)-1]
 	c.reqs[r.idx], last.idx = last, r.idx
 	c.reqs[len(c.reqs)-1] = nil

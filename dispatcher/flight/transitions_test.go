@@ -354,3 +354,26 @@ func TestOrphanAnswersItsOwnClientOnly(t *testing.T) {
 		t.Fatalf("other %v, mismatched %d; want open, 1", other.State(), g.c.Counts().OrphansMismatched)
 	}
 }
+
+// One client's share: past MaxClientInflight its requests are answered
+// 503 at once, another client's are not, a resend of one it holds joins
+// it all the same, and a request answered frees its slot.
+func TestClientShare(t *testing.T) {
+	a := &Worker{ID: "a"}
+	g := newRig(t, Config{MaxAttempts: 1, MaxClientInflight: 2}, a)
+	of := func(id, share string) *Request {
+		r := req(id, time.Minute)
+		r.Share = share
+		return r
+	}
+	g.want(g.step(Event{Kind: EvRequest, Req: of("h-1", "hog")}), "forward h-1 to a")
+	g.want(g.step(Event{Kind: EvRequest, Req: of("h-2", "hog")}), "forward h-2 to a")
+	g.want(g.step(Event{Kind: EvRequest, Req: of("h-3", "hog")}), "error h-3 503")
+	g.want(g.step(Event{Kind: EvRequest, Req: of("o-1", "other")}), "forward o-1 to a")
+	g.want(g.step(Event{Kind: EvRequest, Req: of("h-1", "hog")}), "") // joined
+	g.want(g.step(Event{Kind: EvReply, Token: 1, Payload: "5"}), "success a; relay h-1 from a after 1")
+	g.want(g.step(Event{Kind: EvRequest, Req: of("h-4", "hog")}), "forward h-4 to a")
+	if n := g.c.Counts().ShareRefused; n != 1 || len(g.c.shares) != 2 || g.c.shares["hog"] != 2 {
+		t.Fatalf("refused %d, shares %v; want 1, hog 2 and other 1", n, g.c.shares)
+	}
+}
