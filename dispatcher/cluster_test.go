@@ -122,3 +122,60 @@ func TestClusterNodeLoss(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRediscoverAfterReconnect: a dispatcher whose broker goes away asks
+// every worker to heartbeat at once from the broker it moves to, instead
+// of waiting for their next heartbeats.
+func TestRediscoverAfterReconnect(t *testing.T) {
+	a := startNode(t, "A")
+	b := startNode(t, "B", a.ClusterURL())
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if a.NumRoutes() != 1 || b.NumRoutes() != 1 {
+			return fmt.Errorf("routes not formed yet")
+		}
+		return nil
+	})
+	var asked atomic.Int64
+	watch := clusterConn(t, b.ClientURL())
+	if _, err := watch.Subscribe("calc.discover", func(*nats.Msg) { asked.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Until A has heard of the watcher's interest on B.
+	probe := clusterConn(t, a.ClientURL())
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if err := probe.Publish("calc.discover", nil); err != nil {
+			return err
+		}
+		if asked.Load() == 0 {
+			return fmt.Errorf("a discover from A not seen on B yet")
+		}
+		return nil
+	})
+	probe.Close()
+	base := asked.Load()
+	d, err := dispatcher.New(dispatcher.Config{Conn: clusterConn(t, a.ClientURL(), b.ClientURL()), ID: "d-r", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if asked.Load() <= base {
+			return fmt.Errorf("discover seen %d times; want once more, at start", asked.Load()-base)
+		}
+		return nil
+	})
+	started := asked.Load()
+	a.Shutdown()
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if asked.Load() <= started {
+			return fmt.Errorf("no discover after the reconnect")
+		}
+		return nil
+	})
+}

@@ -83,7 +83,10 @@ type Dispatcher struct {
 	guard  guard             // rate-limited warnings, the status reply's cache
 	subs   subscriptions
 	quit   chan struct{}
-	wg     sync.WaitGroup
+	// stopRediscover ends the asking for heartbeats again when the
+	// connection comes back (rediscover).
+	stopRediscover func()
+	wg             sync.WaitGroup
 
 	metrics metrics // metrics.go
 
@@ -234,6 +237,7 @@ func (d *Dispatcher) Start() error {
 		d.unsubscribe()
 		return fmt.Errorf("dispatcher: discover: %w", err)
 	}
+	d.stopRediscover = natsutil.OnReconnect(d.nc, d.rediscover)
 	if err := subscribe(&d.subs.requests, d.nc, d.cfg.Subject, wire.DispatcherQueue, d.onRequest); err != nil {
 		d.unsubscribe()
 		return err
@@ -257,6 +261,16 @@ func (d *Dispatcher) Start() error {
 		"queue", wire.DispatcherQueue, "strategy", d.cfg.Strategy, "max_inflight", d.cfg.MaxInflight,
 		"request_timeout", d.cfg.RequestTimeout.String(), "dead_after", d.cfg.DeadAfter.String())
 	return nil
+}
+
+// rediscover asks every worker to heartbeat at once, when the connection
+// came back after it was lost (perhaps to another broker of the cluster):
+// heartbeats missed meanwhile would otherwise leave workers taken for down
+// or silent until their next one.
+func (d *Dispatcher) rediscover() {
+	if err := d.nc.Publish(d.subj.Discover(), nil); err != nil {
+		d.log.Warn("discover after reconnect", "error", err)
+	}
 }
 
 func (d *Dispatcher) unsubscribe() {
@@ -295,6 +309,9 @@ wait:
 	}
 	close(d.quit)
 	d.wg.Wait()
+	if d.stopRediscover != nil {
+		d.stopRediscover()
+	}
 	// Drain the rest, so that what already reached the broker for us (a
 	// worker's last "draining" heartbeat, a late reply) is still heard.
 	for _, sub := range d.subs.all() {
