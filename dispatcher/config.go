@@ -27,6 +27,11 @@ type Config struct {
 	// Conn, so that they can be read in batches (PacedDialer) without
 	// delaying requests. The dispatcher does not close it.
 	HeartbeatConn *nats.Conn
+	// SideConn, if set, carries what anyone may flood and no request waits
+	// on (hand-overs, status requests, hellos) instead of Conn, so that a
+	// flood of them cannot slow the request path, nor get Conn cut off by
+	// the broker as a slow consumer. The dispatcher does not close it.
+	SideConn *nats.Conn
 	// Heartbeat is the workers' heartbeat interval. 0 = 1s.
 	Heartbeat time.Duration
 	// DeadAfter marks a silent worker down. 0 = 3 × Heartbeat.
@@ -134,7 +139,7 @@ type OutlierConfig struct {
 const deadAfterBeats = 3
 
 // DefaultConfig returns the settings for a real run: every default in one
-// place. Conn must still be set; ID, Subject, HeartbeatConn and the
+// place. Conn must still be set; ID, Subject, HeartbeatConn, SideConn and the
 // loggers are derived from the other fields by New when left empty.
 func DefaultConfig() Config {
 	const heartbeat = time.Second
@@ -188,6 +193,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HeartbeatConn == nil {
 		c.HeartbeatConn = c.Conn
+	}
+	if c.SideConn == nil {
+		c.SideConn = c.Conn
 	}
 	orDefault(&c.Heartbeat, def.Heartbeat)
 	orDefault(&c.DeadAfter, deadAfterBeats*c.Heartbeat)

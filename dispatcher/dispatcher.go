@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -197,26 +198,30 @@ func (d *Dispatcher) Start() error {
 	if err := subscribe(&d.subs.heartbeats, d.cfg.HeartbeatConn, d.subj.Heartbeats(), "", d.onHeartbeat); err != nil {
 		return err
 	}
+	side := d.cfg.SideConn
 	for _, s := range []struct {
 		to   *subscription
+		nc   *nats.Conn
 		subj string
 		cb   nats.MsgHandler
 	}{
-		{&d.subs.replies, d.inflight.inbox + ">", d.onReply}, // "<worker id>" and "t.<token>"
-		{&d.subs.orphans, d.subj.HandOvers(), d.onOrphan},
-		{&d.subs.status, d.subj.Status(), d.onStatus},
-		{&d.subs.connect, d.subj.ClientConnect(), d.onClient},
-		{&d.subs.disconnect, d.subj.ClientDisconnect(), d.onClient},
+		{&d.subs.replies, d.nc, d.inflight.inbox + ">", d.onReply}, // "<worker id>" and "t.<token>"
+		{&d.subs.orphans, side, d.subj.HandOvers(), d.onOrphan},
+		{&d.subs.status, side, d.subj.Status(), d.onStatus},
+		{&d.subs.connect, side, d.subj.ClientConnect(), d.onClient},
+		{&d.subs.disconnect, side, d.subj.ClientDisconnect(), d.onClient},
 	} {
-		if err := subscribe(s.to, d.nc, s.subj, "", s.cb); err != nil {
+		if err := subscribe(s.to, s.nc, s.subj, "", s.cb); err != nil {
 			d.unsubscribe()
 			return err
 		}
 	}
 	d.limitSideBacklogs()
 	conns := []*nats.Conn{d.nc}
-	if d.cfg.HeartbeatConn != d.nc {
-		conns = append(conns, d.cfg.HeartbeatConn)
+	for _, nc := range []*nats.Conn{d.cfg.HeartbeatConn, side} {
+		if !slices.Contains(conns, nc) {
+			conns = append(conns, nc)
+		}
 	}
 	for _, nc := range conns {
 		if err := nc.Flush(); err != nil {

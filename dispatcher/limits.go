@@ -90,17 +90,22 @@ func shareKey(r *request) string {
 	return r.reply
 }
 
-// sideBacklog bounds the bytes waiting in each subscription that anyone
-// may flood and that no request waits on (hand-overs, status requests,
-// hellos); beyond it the client library drops messages as a slow
-// consumer's, where the request subscriptions buffer bursts.
-const sideBacklog = 8 << 20
+// sideBacklog and sideBacklogMsgs bound what waits in each subscription
+// that anyone may flood and that no request waits on (hand-overs, status
+// requests, hellos); beyond them the client library drops messages as a
+// slow consumer's, where the request subscriptions buffer bursts. Bytes
+// alone would not do: the library counts a message's payload and headers,
+// not the decoded message it keeps, several times larger for small ones.
+const (
+	sideBacklog     = 8 << 20
+	sideBacklogMsgs = 4096
+)
 
 // limitSideBacklogs applies sideBacklog; Start calls it once subscribed.
 func (d *Dispatcher) limitSideBacklogs() {
 	for _, s := range []subscription{d.subs.orphans, d.subs.status, d.subs.connect, d.subs.disconnect} {
 		if s.Subscription != nil {
-			_ = s.SetPendingLimits(-1, sideBacklog)
+			_ = s.SetPendingLimits(sideBacklogMsgs, sideBacklog)
 		}
 	}
 }

@@ -141,6 +141,12 @@ func (f *DispatcherFlags) startDispatcher(nf *NATSFlags, inproc nats.InProcessCo
 		// a large fleet, reading them one by one is most of an idle
 		// dispatcher's CPU.
 		cfg.HeartbeatConn, err = connect("bilancia-dispatcher-heartbeats", nats.SetCustomDialer(dispatcher.PacedDialer{}))
+		if err == nil {
+			// Hand-overs, status requests and hellos on a third: a
+			// flood of them cannot slow requests, nor get the request
+			// connection cut off as a slow consumer.
+			cfg.SideConn, err = connect("bilancia-dispatcher-side")
+		}
 	}
 	if err == nil {
 		r.Dispatcher, err = dispatcher.New(cfg)
