@@ -20,14 +20,7 @@ import (
 // against the heap), and a client's request is served meanwhile.
 func TestAttackHandOverFlood(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
-	dial := func() *nats.Conn {
-		nc, err := nats.Connect(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
+	dial := dialer(t, url)
 	d, err := New(Config{Conn: dial(), ID: "d-flood", Heartbeat: 100 * time.Millisecond, DeadAfter: time.Second})
 	if err != nil {
 		t.Fatal(err)

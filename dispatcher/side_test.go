@@ -13,14 +13,7 @@ import (
 // and bounded in messages as well as bytes.
 func TestSideSubscriptions(t *testing.T) {
 	url := brokertest.Run(t).ClientURL()
-	dial := func() *nats.Conn {
-		nc, err := nats.Connect(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
+	dial := dialer(t, url)
 	main, side := dial(), dial()
 	d, err := New(Config{Conn: main, SideConn: side, ID: "d-side"})
 	if err != nil {
@@ -41,5 +34,19 @@ func TestSideSubscriptions(t *testing.T) {
 	}
 	if d.subs.replies.nc != main || d.subs.requests.nc != main {
 		t.Error("requests or replies not on Conn")
+	}
+}
+
+// dialer returns a function that connects to url, each connection closed
+// when the test ends.
+func dialer(t testing.TB, url string) func() *nats.Conn {
+	return func() *nats.Conn {
+		t.Helper()
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
 	}
 }
